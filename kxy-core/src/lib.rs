@@ -1,0 +1,28 @@
+//! kxy-core: the rules of kxy that do not depend on where data lives or how
+//! requests arrive. Nothing in this crate performs I/O, so every rule here is
+//! testable in isolation and shared verbatim by the server and the clients.
+//!
+//! # Layout
+//!
+//! - [`key`]: [`SegmentKey`], the validated identity of a counter
+//!   (system, database, table, field) and its injective storage name.
+//! - [`segment`]: [`Segment`], an inclusive ID range, and the checked `i64`
+//!   arithmetic that carves segments out of a counter.
+//! - [`request`]: [`SegmentCount`] and [`AllocationLimits`], validation of how
+//!   many IDs one allocation may ask for.
+//! - [`mask`]: the masking rule that shows a secret without revealing it.
+
+pub mod key;
+pub mod mask;
+pub mod request;
+pub mod segment;
+
+pub use key::{
+    ALLOWED_CHARACTERS, Identifier, IdentifierError, KeyPart, MAX_IDENTIFIER_LEN, SegmentKey,
+};
+pub use mask::mask_secret;
+pub use request::{
+    AllocationLimits, InvalidStart, MAX_COUNTER_START, SegmentCount, SegmentCountError,
+    counter_start,
+};
+pub use segment::{Exhausted, Segment};

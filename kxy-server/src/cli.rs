@@ -1,0 +1,289 @@
+//! The `kxy-server` command line.
+//!
+//! With no subcommand it serves. `counters add` and `counters list` work on
+//! the same store the server would use, so a counter can be registered before
+//! the first request (the HTTP admin routes come with access control). Every
+//! flag has an environment variable, for containers and service managers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kxy_core::{AllocationLimits, SegmentKey};
+use serde::Serialize;
+
+use crate::Error;
+use crate::app::{AppState, router, serve};
+use crate::segments::SegmentService;
+use crate::store::{self, MissingCounter, Registration, StoreConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kxy-server",
+    version,
+    about = "kxy: distributed ID segment allocation"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Where counters live. Global, so they may follow a subcommand too.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The store backend.
+    #[arg(long, env = "KXY_STORE", value_enum, default_value_t = StoreKind::Embedded, global = true)]
+    pub store: StoreKind,
+    /// Directory of the embedded store's file.
+    #[arg(long, env = "KXY_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    /// Redis URL for `--store redis`, e.g. redis://:password@host:6379/0.
+    #[arg(
+        long,
+        env = "KXY_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        global = true
+    )]
+    pub redis_url: String,
+    /// Prefix of every Redis key; `kxy:id` is the seed's layout.
+    #[arg(
+        long,
+        env = "KXY_REDIS_PREFIX",
+        default_value = "kxy:id",
+        global = true
+    )]
+    pub redis_prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// A crash-safe file under --data-dir; one server process.
+    Embedded,
+    /// Redis at --redis-url; any number of server processes.
+    Redis,
+}
+
+impl StoreArgs {
+    pub fn config(&self) -> StoreConfig {
+        match self.store {
+            StoreKind::Embedded => StoreConfig::Embedded {
+                data_dir: self.data_dir.clone(),
+            },
+            StoreKind::Redis => StoreConfig::Redis {
+                url: self.redis_url.clone(),
+                prefix: self.redis_prefix.clone(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (logged at start).
+    #[arg(long, env = "KXY_BIND", default_value = "127.0.0.1:5801")]
+    pub bind: SocketAddr,
+    /// Largest segment_count one request may ask for.
+    #[arg(long, env = "KXY_MAX_SEGMENT", default_value_t = AllocationLimits::DEFAULT_MAX_SEGMENT)]
+    pub max_segment: i64,
+    /// Create unregistered counters on first allocation (development only:
+    /// a store that lost its data would silently restart counters at 1).
+    #[arg(
+        long,
+        env = "KXY_AUTO_CREATE",
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub auto_create: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register and inspect counters.
+    #[command(subcommand)]
+    Counters(CountersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CountersCommand {
+    /// Register a counter whose first ID will be START + 1. Re-running with a
+    /// higher START raises it; a lower one changes nothing.
+    Add(CounterAdd),
+    /// List registered counters and the next ID each hands out.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CounterAdd {
+    #[arg(long)]
+    pub system: String,
+    #[arg(long)]
+    pub db: String,
+    #[arg(long)]
+    pub table: String,
+    #[arg(long)]
+    pub field: String,
+    /// The highest ID already in use (0 for a new counter).
+    #[arg(long, allow_negative_numbers = true)]
+    pub start: i64,
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let limits = AllocationLimits::new(cli.serve.max_segment)
+        .map_err(|e| Error::Startup(format!("--max-segment: {e}")))?;
+    let missing = if cli.serve.auto_create {
+        MissingCounter::Create
+    } else {
+        MissingCounter::Refuse
+    };
+    let store = store::open(&cli.store.config()).await?;
+    let segments = Arc::new(SegmentService::new(store, limits, missing));
+    match cli.command {
+        None => run_server(&cli.serve, segments).await,
+        Some(Command::Counters(CountersCommand::Add(add))) => add_counter(&segments, &add).await,
+        Some(Command::Counters(CountersCommand::List { json })) => {
+            list_counters(&segments, json).await
+        }
+    }
+}
+
+async fn run_server(args: &ServeArgs, segments: Arc<SegmentService>) -> Result<(), Error> {
+    let store = Arc::clone(segments.store());
+    if let Err(e) = store.ping().await {
+        // Serve anyway: /health reports it and the store may come back.
+        tracing::warn!("store not reachable at start: {e}");
+    }
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .map_err(|e| Error::Startup(format!("cannot listen on {}: {e}", args.bind)))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::Startup(format!("cannot read the bound address: {e}")))?;
+    tracing::info!(
+        "kxy-server {} listening on http://{address} (store: {} at {}, auto-create: {})",
+        env!("CARGO_PKG_VERSION"),
+        store.backend(),
+        store.location(),
+        args.auto_create,
+    );
+    let app = router(AppState { segments });
+    serve(listener, app, shutdown_signal())
+        .await
+        .map_err(|e| Error::Startup(format!("server error: {e}")))?;
+    tracing::info!("kxy-server stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn add_counter(segments: &SegmentService, add: &CounterAdd) -> Result<(), Error> {
+    let key = SegmentKey::new(&add.system, &add.db, &add.table, &add.field)?;
+    let next = |current: i64| current.saturating_add(1);
+    match segments.register(&key, add.start).await? {
+        Registration::Created => println!(
+            "registered {key} at {}; the first ID handed out will be {}",
+            add.start,
+            next(add.start)
+        ),
+        Registration::Raised { from } => println!(
+            "raised {key} from {from} to {}; the next ID handed out will be {}",
+            add.start,
+            next(add.start)
+        ),
+        Registration::Unchanged { current } => println!(
+            "{key} already stands at {current} (next ID {}); left unchanged, \
+             because counters never move backwards",
+            next(current)
+        ),
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct CounterRow<'a> {
+    system_code: &'a str,
+    db_name: &'a str,
+    table_name: &'a str,
+    field_name: &'a str,
+    current: i64,
+    next_id: Option<i64>,
+}
+
+async fn list_counters(segments: &SegmentService, json: bool) -> Result<(), Error> {
+    let counters = segments.counters().await?;
+    let rows: Vec<CounterRow> = counters
+        .iter()
+        .map(|c| CounterRow {
+            system_code: c.key.system_code(),
+            db_name: c.key.db_name(),
+            table_name: c.key.table_name(),
+            field_name: c.key.field_name(),
+            current: c.current,
+            next_id: c.current.checked_add(1),
+        })
+        .collect();
+    if json {
+        let text = serde_json::to_string_pretty(&rows)
+            .map_err(|e| Error::Startup(format!("cannot write JSON: {e}")))?;
+        println!("{text}");
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no counters registered");
+        return Ok(());
+    }
+    let width = counters
+        .iter()
+        .map(|c| c.key.storage_name().len())
+        .max()
+        .unwrap_or(0)
+        .max("COUNTER".len());
+    println!(
+        "{:<width$}  {:>20}  {:>20}",
+        "COUNTER", "CURRENT", "NEXT ID"
+    );
+    for (counter, row) in counters.iter().zip(&rows) {
+        let next = row
+            .next_id
+            .map_or("exhausted".to_owned(), |n| n.to_string());
+        println!(
+            "{:<width$}  {:>20}  {:>20}",
+            counter.key.storage_name(),
+            row.current,
+            next
+        );
+    }
+    Ok(())
+}

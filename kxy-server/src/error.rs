@@ -1,0 +1,112 @@
+//! The server's one error type, and the only place that decides an error's
+//! HTTP status, envelope `code` and message.
+//!
+//! Every failure a request can meet ends up as an [`Error`]; its
+//! `IntoResponse` writes the seed's envelope (`code`, `msg`, `data`,
+//! `traceId`) with a fitting status. Envelope codes are the HTTP status times
+//! 100 plus a reason, so a client can branch on either; the README lists
+//! them.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use kxy_core::{IdentifierError, InvalidStart, SegmentCountError};
+
+use crate::envelope::Envelope;
+use crate::store::StoreError;
+
+/// Why a request (or a CLI command) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The body is not the JSON the endpoint takes: syntax, a missing or
+    /// unknown field, or a value of the wrong type.
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
+    #[error("request body is too large; the limit is {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error(transparent)]
+    InvalidIdentifier(#[from] IdentifierError),
+    #[error(transparent)]
+    InvalidCount(#[from] SegmentCountError),
+    #[error(transparent)]
+    InvalidStart(#[from] InvalidStart),
+    #[error("no route for {method} {path}")]
+    RouteNotFound { method: String, path: String },
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Bad configuration or a failure to start: reported by the CLI, never
+    /// sent over HTTP.
+    #[error("{0}")]
+    Startup(String),
+    /// A bug: a handler panicked. The message stays in the logs.
+    #[error("internal error; the server log has details under this trace id")]
+    Internal,
+}
+
+impl Error {
+    /// The HTTP status and envelope code for this error.
+    pub fn status_and_code(&self) -> (StatusCode, i64) {
+        use StatusCode as S;
+        match self {
+            Error::InvalidBody(_) => (S::BAD_REQUEST, 40001),
+            Error::InvalidIdentifier(_) | Error::InvalidCount(_) | Error::InvalidStart(_) => {
+                (S::BAD_REQUEST, 40002)
+            }
+            Error::RouteNotFound { .. } => (S::NOT_FOUND, 40400),
+            Error::Store(StoreError::NotRegistered { .. }) => (S::NOT_FOUND, 40401),
+            Error::MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, 40500),
+            Error::Store(StoreError::Exhausted { .. }) => (S::CONFLICT, 40901),
+            Error::BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, 41300),
+            Error::UnsupportedMediaType(_) => (S::UNSUPPORTED_MEDIA_TYPE, 41500),
+            Error::Internal | Error::Startup(_) => (S::INTERNAL_SERVER_ERROR, 50000),
+            Error::Store(StoreError::Corrupt { .. }) => (S::INTERNAL_SERVER_ERROR, 50001),
+            Error::Store(StoreError::Unavailable { .. }) => (S::SERVICE_UNAVAILABLE, 50301),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let msg = self.to_string();
+        if status.is_server_error() {
+            tracing::warn!(code, "{msg}");
+        } else {
+            tracing::debug!(code, "{msg}");
+        }
+        Envelope::<()>::failure(status, code, msg).into_response()
+    }
+}
+
+impl From<JsonRejection> for Error {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Error::BodyTooLarge {
+                limit: crate::app::BODY_LIMIT,
+            },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Error::UnsupportedMediaType(format!(
+                "{}; send the body as JSON",
+                rejection.body_text()
+            )),
+            _ => Error::InvalidBody(strip_axum_preamble(&rejection.body_text())),
+        }
+    }
+}
+
+/// axum prefixes serde's message with a sentence about deserializing; the
+/// part after it (`segment_count: invalid type ...`) is what names the field.
+fn strip_axum_preamble(text: &str) -> String {
+    const PREAMBLES: [&str; 2] = [
+        "Failed to deserialize the JSON body into the target type: ",
+        "Failed to parse the request body as JSON: ",
+    ];
+    PREAMBLES
+        .iter()
+        .find_map(|p| text.strip_prefix(p))
+        .unwrap_or(text)
+        .to_owned()
+}

@@ -1,0 +1,27 @@
+//! Request extractors that answer bad input in the envelope.
+//!
+//! axum's own `Json` rejects with a plain-text body; [`ApiJson`] turns the
+//! same rejection into an [`Error`], so a malformed body gets the envelope, a
+//! 4xx status and serde's message naming the offending field.
+
+use axum::Json;
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+
+/// A JSON body of type `T`, or an [`Error`] that says what is wrong with it.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(value) = Json::<T>::from_request(request, state).await?;
+        Ok(ApiJson(value))
+    }
+}

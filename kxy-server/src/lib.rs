@@ -1,0 +1,25 @@
+//! kxy-server: hands out ID segments over HTTP, atomically and durably, from
+//! an embedded file store or from Redis.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the `kxy-server` command line: flags, environment variables and
+//!   the `counters` subcommands.
+//! - [`app`]: shared state, the router and serving it.
+//! - [`routes`]: one module per API area, thin handlers.
+//! - [`segments`]: the allocation service, where the server's policy lives.
+//! - [`store`]: the [`store::Store`] trait and its embedded and Redis backends.
+//! - [`envelope`]: the `{code, msg, data, traceId}` response shape and trace ids.
+//! - [`extract`]: request extractors that answer bad input in that envelope.
+//! - [`error`]: the crate's one error type and its HTTP mapping.
+
+pub mod app;
+pub mod cli;
+pub mod envelope;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod segments;
+pub mod store;
+
+pub use error::Error;

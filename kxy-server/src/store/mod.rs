@@ -1,0 +1,127 @@
+//! The store: where counters live, behind one trait.
+//!
+//! Everything the server knows about counters goes through [`Store`], so the
+//! HTTP layer and the CLI never care which backend holds the data. Two
+//! backends exist:
+//!
+//! - [`embedded`]: a crash-safe `redb` file under the data directory, the
+//!   default, so the server runs with nothing else installed. One process
+//!   owns the file.
+//! - [`redis`]: for several server instances sharing one Redis, with the
+//!   seed's key layout so data from the Python service stays usable.
+//!
+//! Both uphold the guarantee the rest of kxy relies on: a counter's segments
+//! never overlap, and an allocation is durable in the backend before its
+//! segment is returned.
+
+pub mod embedded;
+pub mod redis;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use kxy_core::{Exhausted, Segment, SegmentCount, SegmentKey};
+
+/// What to do when asked to allocate from a counter that was never registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingCounter {
+    /// Refuse with [`StoreError::NotRegistered`]: the production default, so
+    /// a store that lost its data cannot silently restart a counter at 1.
+    Refuse,
+    /// Create the counter at 0 and hand out IDs from 1 (development only).
+    Create,
+}
+
+/// The result of registering a counter at a starting value.
+///
+/// Registration never moves a counter backwards: registering below the
+/// current value leaves it unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// The counter did not exist and now stands at the requested value.
+    Created,
+    /// The counter existed below the requested value and was raised to it.
+    Raised { from: i64 },
+    /// The counter already stood at or above the requested value.
+    Unchanged { current: i64 },
+}
+
+/// A counter and the highest ID it has handed out (or reserved at
+/// registration); the next ID it hands out is `current + 1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterState {
+    pub key: SegmentKey,
+    pub current: i64,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "counter {key} is not registered; register it first (kxy-server counters add), \
+         or run the server with --auto-create for development"
+    )]
+    NotRegistered { key: SegmentKey },
+    #[error("counter {key}: {source}")]
+    Exhausted { key: SegmentKey, source: Exhausted },
+    #[error("counter {key} holds {value:?}, which is not a valid counter value")]
+    Corrupt { key: SegmentKey, value: String },
+    #[error("the {backend} store is unavailable: {reason}")]
+    Unavailable {
+        backend: &'static str,
+        reason: String,
+    },
+}
+
+/// The operations the server needs from a backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A short name for logs and `/health`: `embedded` or `redis`.
+    fn backend(&self) -> &'static str;
+
+    /// Where the data lives, for people: a file path or a Redis URL without
+    /// its password.
+    fn location(&self) -> String;
+
+    /// Checks that the backend answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Takes the next `count` IDs of the counter, atomically and durably.
+    async fn allocate(
+        &self,
+        key: &SegmentKey,
+        count: SegmentCount,
+        missing: MissingCounter,
+    ) -> Result<Segment, StoreError>;
+
+    /// Registers the counter so that its first ID is `start + 1`, or raises
+    /// it to `start` if it stands lower; never lowers it. `start` must have
+    /// passed [`kxy_core::counter_start`].
+    async fn register(&self, key: &SegmentKey, start: i64) -> Result<Registration, StoreError>;
+
+    /// Every registered counter, ordered by key.
+    async fn counters(&self) -> Result<Vec<CounterState>, StoreError>;
+}
+
+/// Which backend to open, with its settings.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Embedded {
+        data_dir: PathBuf,
+    },
+    Redis {
+        url: String,
+        /// Prepended to every key, `kxy:id` by default (the seed's layout);
+        /// lets several deployments or test runs share one Redis.
+        prefix: String,
+    },
+}
+
+/// Opens the configured backend.
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match config {
+        StoreConfig::Embedded { data_dir } => Arc::new(embedded::EmbeddedStore::open(data_dir)?),
+        StoreConfig::Redis { url, prefix } => Arc::new(redis::RedisStore::open(url, prefix)?),
+    })
+}
