@@ -1,0 +1,18 @@
+//! Harness for kxy's end-to-end tests: real processes, real stores.
+//!
+//! The tests start the `kxy-server` binary the way a user does, talk to it
+//! over HTTP and kill it when a test calls for a crash. Redis tests use the
+//! machine's Redis (each under its own key prefix, removed afterwards) or,
+//! when they stop and restart Redis, a `redis-server` of their own on a free
+//! port, so no test disturbs the shared one.
+//!
+//! # Layout
+//!
+//! - [`server`]: finding, starting and stopping `kxy-server`, and running its CLI.
+//! - [`redis_env`]: the shared Redis (or a clear skip/failure when absent),
+//!   private `redis-server` processes, and unique key prefixes.
+//! - [`api`]: a small HTTP helper for the allocation endpoint and envelope.
+
+pub mod api;
+pub mod redis_env;
+pub mod server;

@@ -1,0 +1,125 @@
+//! Starting `kxy-server` as a child process.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The `kxy-server` binary: `$KXY_SERVER_BIN`, or the one built next to this
+/// test executable (`target/<profile>/kxy-server`).
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("KXY_SERVER_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current test executable");
+    // target/<profile>/deps/<test> → target/<profile>/kxy-server
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let binary = profile_dir.join(format!("kxy-server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} does not exist: build it first with `cargo build -p kxy-server` \
+         (the README's test command does this), or set KXY_SERVER_BIN",
+        binary.display()
+    );
+    binary
+}
+
+/// Runs a `kxy-server` CLI command to completion.
+pub fn run_cli(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .envs(envs.iter().copied())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run kxy-server")
+}
+
+/// A running `kxy-server`. Killed (SIGKILL) when dropped.
+pub struct ServerProcess {
+    child: Child,
+    base_url: String,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServerProcess {
+    /// Starts the server with `args` (plus `--bind 127.0.0.1:0`) and waits
+    /// until it logs the address it listens on.
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> ServerProcess {
+        let mut child = Command::new(binary())
+            .args(["--bind", "127.0.0.1:0"])
+            .args(args)
+            .envs(envs.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kxy-server");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (address_tx, address_rx) = mpsc::channel();
+        let sink = Arc::clone(&logs);
+        // Keeps draining stderr for the process's life so it never blocks.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let address = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = address_tx.send(address);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        match address_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(address) => ServerProcess {
+                child,
+                base_url: format!("http://{address}"),
+                logs,
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "kxy-server did not start within 30 s; its log:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            }
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Everything the server has logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// SIGKILL: the process gets no chance to flush or clean up.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill kxy-server");
+        self.child.wait().expect("reap kxy-server");
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns whether it exited 0.
+    pub fn terminate(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "send SIGTERM");
+        self.child.wait().expect("wait for kxy-server").success()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,65 @@
+//! What callers see when Redis goes away and comes back empty.
+
+use std::time::{Duration, Instant};
+
+use kxy_e2e::api::{Answer, allocate, get};
+use kxy_e2e::redis_env::PrivateRedis;
+use kxy_e2e::server::{ServerProcess, run_cli};
+
+fn register(url: &str, start: &str) {
+    let out = run_cli(
+        &[
+            "--store", "redis", "--redis-url", url, "counters", "add", "--system", "sys", "--db",
+            "db", "--table", "orders", "--field", "id", "--start", start,
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Polls until the allocation answers something other than 503.
+async fn allocate_until_reachable(http: &reqwest::Client, base: &str) -> Answer {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = allocate(http, base, "orders", "id", 10).await.unwrap();
+        if answer.status != 503 || Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_gives_503_and_a_redis_that_lost_its_data_refuses() {
+    let mut redis = PrivateRedis::start();
+    let url = redis.url();
+    register(&url, "500");
+    let server = ServerProcess::start(&["--store", "redis", "--redis-url", &url], &[]);
+    let http = reqwest::Client::new();
+    let base = server.base_url();
+
+    let segment = allocate(&http, base, "orders", "id", 10).await.unwrap().segment();
+    assert_eq!((segment.start, segment.end), (501, 510));
+
+    redis.stop();
+    let answer = allocate(&http, base, "orders", "id", 10).await.unwrap();
+    assert_eq!((answer.status, answer.code()), (503, 50301), "{:?}", answer.body);
+    assert!(answer.msg().contains("redis store is unavailable"), "{}", answer.msg());
+    let health = get(&http, base, "/health").await.unwrap();
+    assert_eq!(health.status, 503);
+    assert_eq!(health.body["data"]["store"]["reachable"], false);
+
+    // Redis comes back without its data (no persistence): the counter is
+    // gone, and kxy refuses instead of restarting it at 1.
+    redis.restart();
+    let answer = allocate_until_reachable(&http, base).await;
+    assert_eq!((answer.status, answer.code()), (404, 40401), "{:?}", answer.body);
+    assert!(answer.msg().contains("not registered"), "{}", answer.msg());
+    assert_eq!(get(&http, base, "/health").await.unwrap().status, 200);
+
+    // The operator re-registers above the last ID handed out; allocation goes on.
+    register(&url, "510");
+    let segment = allocate(&http, base, "orders", "id", 10).await.unwrap().segment();
+    assert_eq!((segment.start, segment.end), (511, 520));
+    assert!(!server.logs().contains("panicked"), "{}", server.logs());
+}
