@@ -1,0 +1,192 @@
+//! The contract every store backend keeps, checked against the real embedded
+//! file store and the real Redis with the same code.
+
+use std::sync::Arc;
+
+use kxy_core::{AllocationLimits, Segment, SegmentCount, SegmentKey};
+use kxy_e2e::api::assert_disjoint;
+use kxy_e2e::redis_env::KeyPrefix;
+use kxy_e2e::require_redis;
+use kxy_server::store::{self, MissingCounter, Registration, Store, StoreConfig, StoreError};
+
+fn key(table: &str) -> SegmentKey {
+    SegmentKey::new("sys", "db", table, "id").unwrap()
+}
+
+fn count(n: i64) -> SegmentCount {
+    AllocationLimits { max_segment: i64::MAX }.segment_count(n).unwrap()
+}
+
+async fn registration_and_allocation(store: &dyn Store) {
+    let orders = key("orders");
+    let refused = store.allocate(&orders, count(10), MissingCounter::Refuse).await;
+    assert!(matches!(refused, Err(StoreError::NotRegistered { .. })), "{refused:?}");
+
+    assert_eq!(store.register(&orders, 1000).await.unwrap(), Registration::Created);
+    let first = store.allocate(&orders, count(10), MissingCounter::Refuse).await.unwrap();
+    assert_eq!(first, Segment { start: 1001, end: 1010 });
+    let second = store.allocate(&orders, count(1), MissingCounter::Refuse).await.unwrap();
+    assert_eq!(second, Segment { start: 1011, end: 1011 });
+
+    // Registration never moves a counter backwards, only up.
+    assert_eq!(
+        store.register(&orders, 5).await.unwrap(),
+        Registration::Unchanged { current: 1011 }
+    );
+    assert_eq!(
+        store.register(&orders, 1011).await.unwrap(),
+        Registration::Unchanged { current: 1011 }
+    );
+    assert_eq!(
+        store.register(&orders, 5000).await.unwrap(),
+        Registration::Raised { from: 1011 }
+    );
+    let raised = store.allocate(&orders, count(2), MissingCounter::Refuse).await.unwrap();
+    assert_eq!(raised, Segment { start: 5001, end: 5002 });
+
+    // Auto-creation starts a counter at 1 and only when asked.
+    let fresh = store.allocate(&key("fresh"), count(3), MissingCounter::Create).await.unwrap();
+    assert_eq!(fresh, Segment { start: 1, end: 3 });
+
+    let listed = store.counters().await.unwrap();
+    let names: Vec<(String, i64)> = listed.iter().map(|c| (c.key.storage_name(), c.current)).collect();
+    assert_eq!(
+        names,
+        vec![("sys:db:fresh:id".to_owned(), 3), ("sys:db:orders:id".to_owned(), 5002)]
+    );
+    store.ping().await.unwrap();
+}
+
+async fn exact_near_the_top_and_exhaustion(store: &dyn Store) {
+    let big = key("big");
+    // Above 2^53, where a double (Lua's number) would round.
+    let start = (1i64 << 53) + 1;
+    store.register(&big, start).await.unwrap();
+    let segment = store.allocate(&big, count(1), MissingCounter::Refuse).await.unwrap();
+    assert_eq!(segment, Segment { start: start + 1, end: start + 1 });
+
+    let top = key("top");
+    store.register(&top, i64::MAX - 10).await.unwrap();
+    let last = store.allocate(&top, count(10), MissingCounter::Refuse).await.unwrap();
+    assert_eq!(last, Segment { start: i64::MAX - 9, end: i64::MAX });
+    let err = store.allocate(&top, count(1), MissingCounter::Refuse).await.unwrap_err();
+    assert!(matches!(err, StoreError::Exhausted { .. }), "{err:?}");
+    assert!(err.to_string().contains("counter sys:db:top:id"), "{err}");
+    // Exhaustion changed nothing.
+    let current = store.counters().await.unwrap().into_iter().find(|c| c.key == top).unwrap();
+    assert_eq!(current.current, i64::MAX);
+}
+
+async fn concurrent_allocations_are_disjoint_and_gapless(store: Arc<dyn Store>) {
+    let hot = key("hot");
+    store.register(&hot, 0).await.unwrap();
+    let mut tasks = Vec::new();
+    for task in 0..200i64 {
+        let store = Arc::clone(&store);
+        let hot = hot.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..10 {
+                let n = (task * 31 + i) % 97 + 1;
+                let s = store.allocate(&hot, count(n), MissingCounter::Refuse).await.unwrap();
+                assert_eq!(s.len(), n as u64);
+                got.push(s);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    assert_disjoint(&all);
+    let total: u64 = all.iter().map(Segment::len).sum();
+    assert_eq!(all.iter().map(|s| s.end).max(), Some(total as i64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::Embedded { data_dir: dir.path().to_owned() };
+    let store = store::open(&config).await.unwrap();
+    registration_and_allocation(store.as_ref()).await;
+    exact_near_the_top_and_exhaustion(store.as_ref()).await;
+    concurrent_allocations_are_disjoint_and_gapless(Arc::clone(&store)).await;
+    assert_eq!(store.backend(), "embedded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_store_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::Embedded { data_dir: dir.path().to_owned() };
+    {
+        let store = store::open(&config).await.unwrap();
+        store.register(&key("orders"), 0).await.unwrap();
+        store.allocate(&key("orders"), count(100), MissingCounter::Refuse).await.unwrap();
+        // While open, a second handle on the same directory is refused.
+        let second = store::open(&config).await;
+        assert!(
+            matches!(&second, Err(StoreError::Unavailable { reason, .. }) if reason.contains("in use")),
+            "{:?}",
+            second.err()
+        );
+    }
+    let store = store::open(&config).await.unwrap();
+    let next = store.allocate(&key("orders"), count(1), MissingCounter::Refuse).await.unwrap();
+    assert_eq!(next, Segment { start: 101, end: 101 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_keeps_the_contract() {
+    let url = require_redis!();
+    let prefix = KeyPrefix::new(&url, "store_contract");
+    let config = StoreConfig::Redis { url: url.clone(), prefix: prefix.as_str().to_owned() };
+    let store = store::open(&config).await.unwrap();
+    registration_and_allocation(store.as_ref()).await;
+    exact_near_the_top_and_exhaustion(store.as_ref()).await;
+    concurrent_allocations_are_disjoint_and_gapless(Arc::clone(&store)).await;
+    assert_eq!(store.backend(), "redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_uses_the_seed_key_layout() {
+    let url = require_redis!();
+    let prefix = KeyPrefix::new(&url, "layout");
+    let config = StoreConfig::Redis { url: url.clone(), prefix: prefix.as_str().to_owned() };
+    let store = store::open(&config).await.unwrap();
+    store.register(&SegmentKey::new("crm", "main", "orders", "id").unwrap(), 41).await.unwrap();
+
+    // Read back with a plain client, as the Python service would have written it.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let raw: String = redis::cmd("GET")
+        .arg(format!("{}:segment:crm:main:orders:id", prefix.as_str()))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(raw, "41");
+
+    // A value the seed's service left behind is picked up as is.
+    let _: () = redis::cmd("SET")
+        .arg(format!("{}:segment:crm:main:users:id", prefix.as_str()))
+        .arg("777")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let users = SegmentKey::new("crm", "main", "users", "id").unwrap();
+    let next = store.allocate(&users, count(3), MissingCounter::Refuse).await.unwrap();
+    assert_eq!(next, Segment { start: 778, end: 780 });
+
+    // A value that is not a number is reported, not treated as 0.
+    let _: () = redis::cmd("SET")
+        .arg(format!("{}:segment:crm:main:junk:id", prefix.as_str()))
+        .arg("not-a-number")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let junk = SegmentKey::new("crm", "main", "junk", "id").unwrap();
+    let err = store.allocate(&junk, count(1), MissingCounter::Refuse).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    let err = store.register(&junk, 5).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+}
