@@ -14,19 +14,49 @@ fn key(table: &str) -> SegmentKey {
 }
 
 fn count(n: i64) -> SegmentCount {
-    AllocationLimits { max_segment: i64::MAX }.segment_count(n).unwrap()
+    AllocationLimits {
+        max_segment: i64::MAX,
+    }
+    .segment_count(n)
+    .unwrap()
 }
 
 async fn registration_and_allocation(store: &dyn Store) {
     let orders = key("orders");
-    let refused = store.allocate(&orders, count(10), MissingCounter::Refuse).await;
-    assert!(matches!(refused, Err(StoreError::NotRegistered { .. })), "{refused:?}");
+    let refused = store
+        .allocate(&orders, count(10), MissingCounter::Refuse)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::NotRegistered { .. })),
+        "{refused:?}"
+    );
 
-    assert_eq!(store.register(&orders, 1000).await.unwrap(), Registration::Created);
-    let first = store.allocate(&orders, count(10), MissingCounter::Refuse).await.unwrap();
-    assert_eq!(first, Segment { start: 1001, end: 1010 });
-    let second = store.allocate(&orders, count(1), MissingCounter::Refuse).await.unwrap();
-    assert_eq!(second, Segment { start: 1011, end: 1011 });
+    assert_eq!(
+        store.register(&orders, 1000).await.unwrap(),
+        Registration::Created
+    );
+    let first = store
+        .allocate(&orders, count(10), MissingCounter::Refuse)
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        Segment {
+            start: 1001,
+            end: 1010
+        }
+    );
+    let second = store
+        .allocate(&orders, count(1), MissingCounter::Refuse)
+        .await
+        .unwrap();
+    assert_eq!(
+        second,
+        Segment {
+            start: 1011,
+            end: 1011
+        }
+    );
 
     // Registration never moves a counter backwards, only up.
     assert_eq!(
@@ -41,18 +71,36 @@ async fn registration_and_allocation(store: &dyn Store) {
         store.register(&orders, 5000).await.unwrap(),
         Registration::Raised { from: 1011 }
     );
-    let raised = store.allocate(&orders, count(2), MissingCounter::Refuse).await.unwrap();
-    assert_eq!(raised, Segment { start: 5001, end: 5002 });
+    let raised = store
+        .allocate(&orders, count(2), MissingCounter::Refuse)
+        .await
+        .unwrap();
+    assert_eq!(
+        raised,
+        Segment {
+            start: 5001,
+            end: 5002
+        }
+    );
 
     // Auto-creation starts a counter at 1 and only when asked.
-    let fresh = store.allocate(&key("fresh"), count(3), MissingCounter::Create).await.unwrap();
+    let fresh = store
+        .allocate(&key("fresh"), count(3), MissingCounter::Create)
+        .await
+        .unwrap();
     assert_eq!(fresh, Segment { start: 1, end: 3 });
 
     let listed = store.counters().await.unwrap();
-    let names: Vec<(String, i64)> = listed.iter().map(|c| (c.key.storage_name(), c.current)).collect();
+    let names: Vec<(String, i64)> = listed
+        .iter()
+        .map(|c| (c.key.storage_name(), c.current))
+        .collect();
     assert_eq!(
         names,
-        vec![("sys:db:fresh:id".to_owned(), 3), ("sys:db:orders:id".to_owned(), 5002)]
+        vec![
+            ("sys:db:fresh:id".to_owned(), 3),
+            ("sys:db:orders:id".to_owned(), 5002)
+        ]
     );
     store.ping().await.unwrap();
 }
@@ -62,18 +110,45 @@ async fn exact_near_the_top_and_exhaustion(store: &dyn Store) {
     // Above 2^53, where a double (Lua's number) would round.
     let start = (1i64 << 53) + 1;
     store.register(&big, start).await.unwrap();
-    let segment = store.allocate(&big, count(1), MissingCounter::Refuse).await.unwrap();
-    assert_eq!(segment, Segment { start: start + 1, end: start + 1 });
+    let segment = store
+        .allocate(&big, count(1), MissingCounter::Refuse)
+        .await
+        .unwrap();
+    assert_eq!(
+        segment,
+        Segment {
+            start: start + 1,
+            end: start + 1
+        }
+    );
 
     let top = key("top");
     store.register(&top, i64::MAX - 10).await.unwrap();
-    let last = store.allocate(&top, count(10), MissingCounter::Refuse).await.unwrap();
-    assert_eq!(last, Segment { start: i64::MAX - 9, end: i64::MAX });
-    let err = store.allocate(&top, count(1), MissingCounter::Refuse).await.unwrap_err();
+    let last = store
+        .allocate(&top, count(10), MissingCounter::Refuse)
+        .await
+        .unwrap();
+    assert_eq!(
+        last,
+        Segment {
+            start: i64::MAX - 9,
+            end: i64::MAX
+        }
+    );
+    let err = store
+        .allocate(&top, count(1), MissingCounter::Refuse)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Exhausted { .. }), "{err:?}");
     assert!(err.to_string().contains("counter sys:db:top:id"), "{err}");
     // Exhaustion changed nothing.
-    let current = store.counters().await.unwrap().into_iter().find(|c| c.key == top).unwrap();
+    let current = store
+        .counters()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.key == top)
+        .unwrap();
     assert_eq!(current.current, i64::MAX);
 }
 
@@ -88,7 +163,10 @@ async fn concurrent_allocations_are_disjoint_and_gapless(store: Arc<dyn Store>) 
             let mut got = Vec::new();
             for i in 0..10 {
                 let n = (task * 31 + i) % 97 + 1;
-                let s = store.allocate(&hot, count(n), MissingCounter::Refuse).await.unwrap();
+                let s = store
+                    .allocate(&hot, count(n), MissingCounter::Refuse)
+                    .await
+                    .unwrap();
                 assert_eq!(s.len(), n as u64);
                 got.push(s);
             }
@@ -107,7 +185,9 @@ async fn concurrent_allocations_are_disjoint_and_gapless(store: Arc<dyn Store>) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_store_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
-    let config = StoreConfig::Embedded { data_dir: dir.path().to_owned() };
+    let config = StoreConfig::Embedded {
+        data_dir: dir.path().to_owned(),
+    };
     let store = store::open(&config).await.unwrap();
     registration_and_allocation(store.as_ref()).await;
     exact_near_the_top_and_exhaustion(store.as_ref()).await;
@@ -118,11 +198,16 @@ async fn embedded_store_keeps_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_store_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
-    let config = StoreConfig::Embedded { data_dir: dir.path().to_owned() };
+    let config = StoreConfig::Embedded {
+        data_dir: dir.path().to_owned(),
+    };
     {
         let store = store::open(&config).await.unwrap();
         store.register(&key("orders"), 0).await.unwrap();
-        store.allocate(&key("orders"), count(100), MissingCounter::Refuse).await.unwrap();
+        store
+            .allocate(&key("orders"), count(100), MissingCounter::Refuse)
+            .await
+            .unwrap();
         // While open, a second handle on the same directory is refused.
         let second = store::open(&config).await;
         assert!(
@@ -132,15 +217,27 @@ async fn embedded_store_survives_reopening() {
         );
     }
     let store = store::open(&config).await.unwrap();
-    let next = store.allocate(&key("orders"), count(1), MissingCounter::Refuse).await.unwrap();
-    assert_eq!(next, Segment { start: 101, end: 101 });
+    let next = store
+        .allocate(&key("orders"), count(1), MissingCounter::Refuse)
+        .await
+        .unwrap();
+    assert_eq!(
+        next,
+        Segment {
+            start: 101,
+            end: 101
+        }
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_store_keeps_the_contract() {
     let url = require_redis!();
     let prefix = KeyPrefix::new(&url, "store_contract");
-    let config = StoreConfig::Redis { url: url.clone(), prefix: prefix.as_str().to_owned() };
+    let config = StoreConfig::Redis {
+        url: url.clone(),
+        prefix: prefix.as_str().to_owned(),
+    };
     let store = store::open(&config).await.unwrap();
     registration_and_allocation(store.as_ref()).await;
     exact_near_the_top_and_exhaustion(store.as_ref()).await;
@@ -152,9 +249,15 @@ async fn redis_store_keeps_the_contract() {
 async fn redis_uses_the_seed_key_layout() {
     let url = require_redis!();
     let prefix = KeyPrefix::new(&url, "layout");
-    let config = StoreConfig::Redis { url: url.clone(), prefix: prefix.as_str().to_owned() };
+    let config = StoreConfig::Redis {
+        url: url.clone(),
+        prefix: prefix.as_str().to_owned(),
+    };
     let store = store::open(&config).await.unwrap();
-    store.register(&SegmentKey::new("crm", "main", "orders", "id").unwrap(), 41).await.unwrap();
+    store
+        .register(&SegmentKey::new("crm", "main", "orders", "id").unwrap(), 41)
+        .await
+        .unwrap();
 
     // Read back with a plain client, as the Python service would have written it.
     let client = redis::Client::open(url.as_str()).unwrap();
@@ -174,8 +277,17 @@ async fn redis_uses_the_seed_key_layout() {
         .await
         .unwrap();
     let users = SegmentKey::new("crm", "main", "users", "id").unwrap();
-    let next = store.allocate(&users, count(3), MissingCounter::Refuse).await.unwrap();
-    assert_eq!(next, Segment { start: 778, end: 780 });
+    let next = store
+        .allocate(&users, count(3), MissingCounter::Refuse)
+        .await
+        .unwrap();
+    assert_eq!(
+        next,
+        Segment {
+            start: 778,
+            end: 780
+        }
+    );
 
     // A value that is not a number is reported, not treated as 0.
     let _: () = redis::cmd("SET")
@@ -185,7 +297,10 @@ async fn redis_uses_the_seed_key_layout() {
         .await
         .unwrap();
     let junk = SegmentKey::new("crm", "main", "junk", "id").unwrap();
-    let err = store.allocate(&junk, count(1), MissingCounter::Refuse).await.unwrap_err();
+    let err = store
+        .allocate(&junk, count(1), MissingCounter::Refuse)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     let err = store.register(&junk, 5).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");

@@ -12,7 +12,9 @@ pub struct Answer {
 
 impl Answer {
     pub fn code(&self) -> i64 {
-        self.body["code"].as_i64().expect("envelope has an integer code")
+        self.body["code"]
+            .as_i64()
+            .expect("envelope has an integer code")
     }
 
     pub fn msg(&self) -> &str {
@@ -55,13 +57,21 @@ pub async fn post_json(
     path: &str,
     body: &Value,
 ) -> Result<Answer, reqwest::Error> {
-    let response = http.post(format!("{base_url}{path}")).json(body).send().await?;
+    let response = http
+        .post(format!("{base_url}{path}"))
+        .json(body)
+        .send()
+        .await?;
     let status = response.status().as_u16();
     let body = response.json().await?;
     Ok(Answer { status, body })
 }
 
-pub async fn get(http: &reqwest::Client, base_url: &str, path: &str) -> Result<Answer, reqwest::Error> {
+pub async fn get(
+    http: &reqwest::Client,
+    base_url: &str,
+    path: &str,
+) -> Result<Answer, reqwest::Error> {
     let response = http.get(format!("{base_url}{path}")).send().await?;
     let status = response.status().as_u16();
     let body = response.json().await?;

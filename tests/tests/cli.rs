@@ -6,8 +6,20 @@ use serde_json::Value;
 fn add(data_dir: &str, table: &str, start: &str) -> (bool, String, String) {
     let out = run_cli(
         &[
-            "--data-dir", data_dir, "counters", "add", "--system", "crm", "--db", "main",
-            "--table", table, "--field", "id", "--start", start,
+            "--data-dir",
+            data_dir,
+            "counters",
+            "add",
+            "--system",
+            "crm",
+            "--db",
+            "main",
+            "--table",
+            table,
+            "--field",
+            "id",
+            "--start",
+            start,
         ],
         &[],
     );
@@ -31,10 +43,16 @@ fn add_and_list_counters() {
     );
     let (ok, stdout, _) = add(data_dir, "orders", "7");
     assert!(ok);
-    assert!(stdout.contains("already stands at 41 (next ID 42); left unchanged"), "{stdout}");
+    assert!(
+        stdout.contains("already stands at 41 (next ID 42); left unchanged"),
+        "{stdout}"
+    );
     let (ok, stdout, _) = add(data_dir, "orders", "100");
     assert!(ok);
-    assert!(stdout.contains("raised crm:main:orders:id from 41 to 100"), "{stdout}");
+    assert!(
+        stdout.contains("raised crm:main:orders:id from 41 to 100"),
+        "{stdout}"
+    );
     assert!(add(data_dir, "users", "0").0);
 
     let out = run_cli(&["--data-dir", data_dir, "counters", "list", "--json"], &[]);
@@ -60,25 +78,40 @@ fn bad_arguments_are_explained() {
 
     let (ok, _, stderr) = add(data_dir, "bad:name", "0");
     assert!(!ok);
-    assert!(stderr.contains("table_name contains ':' at position 3"), "{stderr}");
+    assert!(
+        stderr.contains("table_name contains ':' at position 3"),
+        "{stderr}"
+    );
     let (ok, _, stderr) = add(data_dir, "orders", "-1");
     assert!(!ok);
-    assert!(stderr.contains("start must be between 0 and 9223372036854775806; got -1"), "{stderr}");
+    assert!(
+        stderr.contains("start must be between 0 and 9223372036854775806; got -1"),
+        "{stderr}"
+    );
     let (ok, _, stderr) = add(data_dir, "orders", "abc");
     assert!(!ok);
-    assert!(stderr.contains("invalid value 'abc' for '--start"), "{stderr}");
+    assert!(
+        stderr.contains("invalid value 'abc' for '--start"),
+        "{stderr}"
+    );
 
     let out = run_cli(&["--auto-create", "maybe"], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'maybe'"));
-    let out = run_cli(&["--max-segment", "0", "counters", "list"], &[("KXY_DATA_DIR", data_dir)]);
+    let out = run_cli(
+        &["--max-segment", "0", "counters", "list"],
+        &[("KXY_DATA_DIR", data_dir)],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--max-segment"));
     let out = run_cli(&["--store", "etcd", "counters", "list"], &[]);
     assert_eq!(out.status.code(), Some(2));
     // Nothing was registered by any of it.
     let out = run_cli(&["--data-dir", data_dir, "counters", "list"], &[]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no counters registered");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "no counters registered"
+    );
 }
 
 #[test]
@@ -88,7 +121,10 @@ fn the_embedded_store_belongs_to_one_process() {
     let _server = ServerProcess::start(&["--data-dir", data_dir], &[]);
     let (ok, _, stderr) = add(data_dir, "orders", "0");
     assert!(!ok);
-    assert!(stderr.contains("is in use by another kxy-server process"), "{stderr}");
+    assert!(
+        stderr.contains("is in use by another kxy-server process"),
+        "{stderr}"
+    );
 
     let out = run_cli(&["--data-dir", data_dir, "--bind", "127.0.0.1:1"], &[]);
     assert!(!out.status.success());

@@ -11,12 +11,28 @@ use kxy_e2e::server::{ServerProcess, run_cli};
 fn register(data_dir: &str, table: &str, start: &str) {
     let out = run_cli(
         &[
-            "--data-dir", data_dir, "counters", "add", "--system", "sys", "--db", "db", "--table",
-            table, "--field", "id", "--start", start,
+            "--data-dir",
+            data_dir,
+            "counters",
+            "add",
+            "--system",
+            "sys",
+            "--db",
+            "db",
+            "--table",
+            table,
+            "--field",
+            "id",
+            "--start",
+            start,
         ],
         &[],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -31,13 +47,24 @@ async fn sigkill_mid_load_then_restart_never_reissues_an_id() {
         .await
         .unwrap()
         .segment();
-    assert_eq!(first, Segment { start: 1001, end: 1100 }, "first ID is start + 1");
+    assert_eq!(
+        first,
+        Segment {
+            start: 1001,
+            end: 1100
+        },
+        "first ID is start + 1"
+    );
 
     // 16 callers allocate as fast as they can while the server is killed.
     let acknowledged = Arc::new(Mutex::new(vec![first]));
     let mut callers = Vec::new();
     for _ in 0..16 {
-        let (http, url, acknowledged) = (http.clone(), server.base_url().to_owned(), Arc::clone(&acknowledged));
+        let (http, url, acknowledged) = (
+            http.clone(),
+            server.base_url().to_owned(),
+            Arc::clone(&acknowledged),
+        );
         callers.push(tokio::spawn(async move {
             while let Ok(answer) = allocate(&http, &url, "orders", "id", 7).await {
                 acknowledged.lock().unwrap().push(answer.segment());
@@ -50,7 +77,11 @@ async fn sigkill_mid_load_then_restart_never_reissues_an_id() {
         caller.await.unwrap();
     }
     let before: Vec<Segment> = acknowledged.lock().unwrap().clone();
-    assert!(before.len() > 20, "load ran before the kill ({} segments)", before.len());
+    assert!(
+        before.len() > 20,
+        "load ran before the kill ({} segments)",
+        before.len()
+    );
     let highest_before = before.iter().map(|s| s.end).max().unwrap();
 
     let server = ServerProcess::start(&["--data-dir", data_dir], &[]);
@@ -82,11 +113,17 @@ async fn sigterm_stops_cleanly_and_the_counter_continues() {
     let http = reqwest::Client::new();
 
     let server = ServerProcess::start(&["--data-dir", data_dir], &[]);
-    let first = allocate(&http, server.base_url(), "users", "id", 10).await.unwrap().segment();
+    let first = allocate(&http, server.base_url(), "users", "id", 10)
+        .await
+        .unwrap()
+        .segment();
     assert_eq!(first, Segment { start: 1, end: 10 });
     assert!(server.terminate(), "kxy-server exits 0 on SIGTERM");
 
     let server = ServerProcess::start(&["--data-dir", data_dir], &[]);
-    let next = allocate(&http, server.base_url(), "users", "id", 10).await.unwrap().segment();
+    let next = allocate(&http, server.base_url(), "users", "id", 10)
+        .await
+        .unwrap()
+        .segment();
     assert_eq!(next, Segment { start: 11, end: 20 });
 }

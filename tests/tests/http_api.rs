@@ -11,12 +11,28 @@ fn registered_server(extra: &[&str], envs: &[(&str, &str)]) -> (tempfile::TempDi
     let data_dir = dir.path().to_str().unwrap().to_owned();
     let out = run_cli(
         &[
-            "--data-dir", &data_dir, "counters", "add", "--system", "sys", "--db", "db",
-            "--table", "orders", "--field", "id", "--start", "0",
+            "--data-dir",
+            &data_dir,
+            "counters",
+            "add",
+            "--system",
+            "sys",
+            "--db",
+            "db",
+            "--table",
+            "orders",
+            "--field",
+            "id",
+            "--start",
+            "0",
         ],
         &[],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut args = vec!["--data-dir", data_dir.as_str()];
     args.extend_from_slice(extra);
     let server = ServerProcess::start(&args, envs);
@@ -51,8 +67,16 @@ async fn success_uses_the_seed_envelope_with_a_trace_id() {
     );
 
     // Without a caller id the server makes one, in the header and the body.
-    let answer = allocate(&http, server.base_url(), "orders", "id", 5).await.unwrap();
-    assert_eq!(answer.segment(), Segment { start: 10001, end: 10005 });
+    let answer = allocate(&http, server.base_url(), "orders", "id", 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.segment(),
+        Segment {
+            start: 10001,
+            end: 10005
+        }
+    );
     assert_eq!(answer.body["traceId"].as_str().unwrap().len(), 32);
 }
 
@@ -77,26 +101,102 @@ async fn bad_input_is_refused_with_the_field_named_and_changes_nothing() {
     };
     let cases: Vec<(Value, u16, i64, &str)> = vec![
         (without("db_name"), 400, 40001, "missing field `db_name`"),
-        (without("segment_count"), 400, 40001, "missing field `segment_count`"),
-        (with("segment_cnt", json!(5)), 400, 40001, "unknown field `segment_cnt`"),
-        (with("segment_count", json!("10")), 400, 40001, "segment_count: invalid type"),
-        (with("segment_count", json!(1.5)), 400, 40001, "segment_count: invalid type"),
-        (with("segment_count", json!(1e30)), 400, 40001, "segment_count"),
-        (with("table_name", json!(7)), 400, 40001, "table_name: invalid type"),
-        (with("segment_count", json!(0)), 400, 40002, "segment_count must be between 1 and 1000; got 0"),
-        (with("segment_count", json!(-5)), 400, 40002, "segment_count must be between 1 and 1000; got -5"),
-        (with("segment_count", json!(1001)), 400, 40002, "segment_count must be between 1 and 1000; got 1001"),
-        (with("system_code", json!("")), 400, 40002, "system_code must not be empty"),
-        (with("system_code", json!("a:b")), 400, 40002, "system_code contains ':' at position 1"),
-        (with("field_name", json!("id; DROP")), 400, 40002, "field_name contains ';'"),
-        (with("db_name", json!("x".repeat(129))), 400, 40002, "db_name is 129 characters long"),
+        (
+            without("segment_count"),
+            400,
+            40001,
+            "missing field `segment_count`",
+        ),
+        (
+            with("segment_cnt", json!(5)),
+            400,
+            40001,
+            "unknown field `segment_cnt`",
+        ),
+        (
+            with("segment_count", json!("10")),
+            400,
+            40001,
+            "segment_count: invalid type",
+        ),
+        (
+            with("segment_count", json!(1.5)),
+            400,
+            40001,
+            "segment_count: invalid type",
+        ),
+        (
+            with("segment_count", json!(1e30)),
+            400,
+            40001,
+            "segment_count",
+        ),
+        (
+            with("table_name", json!(7)),
+            400,
+            40001,
+            "table_name: invalid type",
+        ),
+        (
+            with("segment_count", json!(0)),
+            400,
+            40002,
+            "segment_count must be between 1 and 1000; got 0",
+        ),
+        (
+            with("segment_count", json!(-5)),
+            400,
+            40002,
+            "segment_count must be between 1 and 1000; got -5",
+        ),
+        (
+            with("segment_count", json!(1001)),
+            400,
+            40002,
+            "segment_count must be between 1 and 1000; got 1001",
+        ),
+        (
+            with("system_code", json!("")),
+            400,
+            40002,
+            "system_code must not be empty",
+        ),
+        (
+            with("system_code", json!("a:b")),
+            400,
+            40002,
+            "system_code contains ':' at position 1",
+        ),
+        (
+            with("field_name", json!("id; DROP")),
+            400,
+            40002,
+            "field_name contains ';'",
+        ),
+        (
+            with("db_name", json!("x".repeat(129))),
+            400,
+            40002,
+            "db_name is 129 characters long",
+        ),
         (json!([1, 2]), 400, 40001, "invalid type"),
         (json!(null), 400, 40001, "invalid type"),
     ];
     for (body, status, code, message) in cases {
-        let answer = post_json(&http, base, "/api/segment/allocate", &body).await.unwrap();
-        assert_eq!((answer.status, answer.code()), (status, code), "{body}: {:?}", answer.body);
-        assert!(answer.msg().contains(message), "{body}: {:?} lacks {message:?}", answer.msg());
+        let answer = post_json(&http, base, "/api/segment/allocate", &body)
+            .await
+            .unwrap();
+        assert_eq!(
+            (answer.status, answer.code()),
+            (status, code),
+            "{body}: {:?}",
+            answer.body
+        );
+        assert!(
+            answer.msg().contains(message),
+            "{body}: {:?} lacks {message:?}",
+            answer.msg()
+        );
         assert_eq!(answer.body["data"], Value::Null);
     }
 
@@ -134,17 +234,29 @@ async fn bad_input_is_refused_with_the_field_named_and_changes_nothing() {
 async fn unregistered_counters_are_refused_unless_auto_create() {
     let (_dir, server) = registered_server(&[], &[]);
     let http = reqwest::Client::new();
-    let answer = allocate(&http, server.base_url(), "invoices", "id", 10).await.unwrap();
+    let answer = allocate(&http, server.base_url(), "invoices", "id", 10)
+        .await
+        .unwrap();
     assert_eq!((answer.status, answer.code()), (404, 40401));
-    assert!(answer.msg().contains("counter sys:db:invoices:id is not registered"));
+    assert!(
+        answer
+            .msg()
+            .contains("counter sys:db:invoices:id is not registered")
+    );
     drop(server);
 
     // The environment form of --auto-create, and of --max-segment.
-    let (_dir, server) =
-        registered_server(&[], &[("KXY_AUTO_CREATE", "true"), ("KXY_MAX_SEGMENT", "50")]);
-    let answer = allocate(&http, server.base_url(), "invoices", "id", 50).await.unwrap();
+    let (_dir, server) = registered_server(
+        &[],
+        &[("KXY_AUTO_CREATE", "true"), ("KXY_MAX_SEGMENT", "50")],
+    );
+    let answer = allocate(&http, server.base_url(), "invoices", "id", 50)
+        .await
+        .unwrap();
     assert_eq!(answer.segment(), Segment { start: 1, end: 50 });
-    let answer = allocate(&http, server.base_url(), "invoices", "id", 51).await.unwrap();
+    let answer = allocate(&http, server.base_url(), "invoices", "id", 51)
+        .await
+        .unwrap();
     assert_eq!((answer.status, answer.code()), (400, 40002));
 }
 
@@ -160,6 +272,8 @@ async fn routes_methods_and_health() {
 
     let missing = get(&http, server.base_url(), "/api/nothing").await.unwrap();
     assert_eq!((missing.status, missing.code()), (404, 40400));
-    let wrong_method = get(&http, server.base_url(), "/api/segment/allocate").await.unwrap();
+    let wrong_method = get(&http, server.base_url(), "/api/segment/allocate")
+        .await
+        .unwrap();
     assert_eq!((wrong_method.status, wrong_method.code()), (405, 40500));
 }

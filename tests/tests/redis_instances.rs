@@ -15,17 +15,32 @@ const ALLOCATIONS: usize = 20_000;
 async fn two_instances_64_callers_20000_allocations_never_overlap() {
     let url = require_redis!();
     let prefix = KeyPrefix::new(&url, "two_instances");
-    let store = ["--store", "redis", "--redis-url", &url, "--redis-prefix", prefix.as_str()];
+    let store = [
+        "--store",
+        "redis",
+        "--redis-url",
+        &url,
+        "--redis-prefix",
+        prefix.as_str(),
+    ];
     let mut add = store.to_vec();
     add.extend([
         "counters", "add", "--system", "sys", "--db", "db", "--table", "orders", "--field", "id",
         "--start", "0",
     ]);
     let out = run_cli(&add, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    let servers = [ServerProcess::start(&store, &[]), ServerProcess::start(&store, &[])];
-    let urls: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.base_url().to_owned()).collect());
+    let servers = [
+        ServerProcess::start(&store, &[]),
+        ServerProcess::start(&store, &[]),
+    ];
+    let urls: Arc<Vec<String>> =
+        Arc::new(servers.iter().map(|s| s.base_url().to_owned()).collect());
     let http = reqwest::Client::new();
 
     let mut callers = Vec::new();
@@ -41,7 +56,11 @@ async fn two_instances_64_callers_20000_allocations_never_overlap() {
                     .await
                     .expect("request")
                     .segment();
-                assert_eq!(segment.len(), size as u64, "{segment:?} has the requested size");
+                assert_eq!(
+                    segment.len(),
+                    size as u64,
+                    "{segment:?} has the requested size"
+                );
                 got.push(segment);
             }
             got

@@ -9,12 +9,30 @@ use kxy_e2e::server::{ServerProcess, run_cli};
 fn register(url: &str, start: &str) {
     let out = run_cli(
         &[
-            "--store", "redis", "--redis-url", url, "counters", "add", "--system", "sys", "--db",
-            "db", "--table", "orders", "--field", "id", "--start", start,
+            "--store",
+            "redis",
+            "--redis-url",
+            url,
+            "counters",
+            "add",
+            "--system",
+            "sys",
+            "--db",
+            "db",
+            "--table",
+            "orders",
+            "--field",
+            "id",
+            "--start",
+            start,
         ],
         &[],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Polls until the allocation answers something other than 503.
@@ -38,13 +56,25 @@ async fn outage_gives_503_and_a_redis_that_lost_its_data_refuses() {
     let http = reqwest::Client::new();
     let base = server.base_url();
 
-    let segment = allocate(&http, base, "orders", "id", 10).await.unwrap().segment();
+    let segment = allocate(&http, base, "orders", "id", 10)
+        .await
+        .unwrap()
+        .segment();
     assert_eq!((segment.start, segment.end), (501, 510));
 
     redis.stop();
     let answer = allocate(&http, base, "orders", "id", 10).await.unwrap();
-    assert_eq!((answer.status, answer.code()), (503, 50301), "{:?}", answer.body);
-    assert!(answer.msg().contains("redis store is unavailable"), "{}", answer.msg());
+    assert_eq!(
+        (answer.status, answer.code()),
+        (503, 50301),
+        "{:?}",
+        answer.body
+    );
+    assert!(
+        answer.msg().contains("redis store is unavailable"),
+        "{}",
+        answer.msg()
+    );
     let health = get(&http, base, "/health").await.unwrap();
     assert_eq!(health.status, 503);
     assert_eq!(health.body["data"]["store"]["reachable"], false);
@@ -53,13 +83,21 @@ async fn outage_gives_503_and_a_redis_that_lost_its_data_refuses() {
     // gone, and kxy refuses instead of restarting it at 1.
     redis.restart();
     let answer = allocate_until_reachable(&http, base).await;
-    assert_eq!((answer.status, answer.code()), (404, 40401), "{:?}", answer.body);
+    assert_eq!(
+        (answer.status, answer.code()),
+        (404, 40401),
+        "{:?}",
+        answer.body
+    );
     assert!(answer.msg().contains("not registered"), "{}", answer.msg());
     assert_eq!(get(&http, base, "/health").await.unwrap().status, 200);
 
     // The operator re-registers above the last ID handed out; allocation goes on.
     register(&url, "510");
-    let segment = allocate(&http, base, "orders", "id", 10).await.unwrap().segment();
+    let segment = allocate(&http, base, "orders", "id", 10)
+        .await
+        .unwrap()
+        .segment();
     assert_eq!((segment.start, segment.end), (511, 520));
     assert!(!server.logs().contains("panicked"), "{}", server.logs());
 }
