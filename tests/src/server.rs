@@ -123,3 +123,20 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Registers counter `sys:db:<table>:id` at `start` with `counters add` on
+/// the store that `store_args` select, and asserts that it succeeded.
+pub fn register_counter(store_args: &[&str], table: &str, start: i64) {
+    let start = start.to_string();
+    let mut args = store_args.to_vec();
+    args.extend([
+        "counters", "add", "--system", "sys", "--db", "db", "--table", table, "--field", "id",
+        "--start", &start,
+    ]);
+    let out = run_cli(&args, &[]);
+    assert!(
+        out.status.success(),
+        "counters add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

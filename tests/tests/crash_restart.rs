@@ -6,40 +6,13 @@ use std::time::Duration;
 
 use kxy_core::Segment;
 use kxy_e2e::api::{allocate, assert_disjoint};
-use kxy_e2e::server::{ServerProcess, run_cli};
-
-fn register(data_dir: &str, table: &str, start: &str) {
-    let out = run_cli(
-        &[
-            "--data-dir",
-            data_dir,
-            "counters",
-            "add",
-            "--system",
-            "sys",
-            "--db",
-            "db",
-            "--table",
-            table,
-            "--field",
-            "id",
-            "--start",
-            start,
-        ],
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use kxy_e2e::server::{ServerProcess, register_counter};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_mid_load_then_restart_never_reissues_an_id() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
-    register(data_dir, "orders", "1000");
+    register_counter(&["--data-dir", data_dir], "orders", 1000);
     let http = reqwest::Client::new();
 
     let server = ServerProcess::start(&["--data-dir", data_dir], &[]);
@@ -109,7 +82,7 @@ async fn sigkill_mid_load_then_restart_never_reissues_an_id() {
 async fn sigterm_stops_cleanly_and_the_counter_continues() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
-    register(data_dir, "users", "0");
+    register_counter(&["--data-dir", data_dir], "users", 0);
     let http = reqwest::Client::new();
 
     let server = ServerProcess::start(&["--data-dir", data_dir], &[]);

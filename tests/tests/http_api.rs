@@ -3,36 +3,13 @@
 
 use kxy_core::Segment;
 use kxy_e2e::api::{allocate, get, post_json};
-use kxy_e2e::server::{ServerProcess, run_cli};
+use kxy_e2e::server::{ServerProcess, register_counter};
 use serde_json::{Value, json};
 
 fn registered_server(extra: &[&str], envs: &[(&str, &str)]) -> (tempfile::TempDir, ServerProcess) {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap().to_owned();
-    let out = run_cli(
-        &[
-            "--data-dir",
-            &data_dir,
-            "counters",
-            "add",
-            "--system",
-            "sys",
-            "--db",
-            "db",
-            "--table",
-            "orders",
-            "--field",
-            "id",
-            "--start",
-            "0",
-        ],
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    register_counter(&["--data-dir", &data_dir], "orders", 0);
     let mut args = vec!["--data-dir", data_dir.as_str()];
     args.extend_from_slice(extra);
     let server = ServerProcess::start(&args, envs);

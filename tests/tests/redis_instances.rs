@@ -6,7 +6,7 @@ use kxy_core::Segment;
 use kxy_e2e::api::{allocate, assert_disjoint};
 use kxy_e2e::redis_env::KeyPrefix;
 use kxy_e2e::require_redis;
-use kxy_e2e::server::{ServerProcess, run_cli};
+use kxy_e2e::server::{ServerProcess, register_counter};
 
 const CALLERS: usize = 64;
 const ALLOCATIONS: usize = 20_000;
@@ -23,17 +23,7 @@ async fn two_instances_64_callers_20000_allocations_never_overlap() {
         "--redis-prefix",
         prefix.as_str(),
     ];
-    let mut add = store.to_vec();
-    add.extend([
-        "counters", "add", "--system", "sys", "--db", "db", "--table", "orders", "--field", "id",
-        "--start", "0",
-    ]);
-    let out = run_cli(&add, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    register_counter(&store, "orders", 0);
 
     let servers = [
         ServerProcess::start(&store, &[]),

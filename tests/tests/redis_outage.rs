@@ -4,36 +4,7 @@ use std::time::{Duration, Instant};
 
 use kxy_e2e::api::{Answer, allocate, get};
 use kxy_e2e::redis_env::PrivateRedis;
-use kxy_e2e::server::{ServerProcess, run_cli};
-
-fn register(url: &str, start: &str) {
-    let out = run_cli(
-        &[
-            "--store",
-            "redis",
-            "--redis-url",
-            url,
-            "counters",
-            "add",
-            "--system",
-            "sys",
-            "--db",
-            "db",
-            "--table",
-            "orders",
-            "--field",
-            "id",
-            "--start",
-            start,
-        ],
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use kxy_e2e::server::{ServerProcess, register_counter};
 
 /// Polls until the allocation answers something other than 503.
 async fn allocate_until_reachable(http: &reqwest::Client, base: &str) -> Answer {
@@ -51,7 +22,7 @@ async fn allocate_until_reachable(http: &reqwest::Client, base: &str) -> Answer 
 async fn outage_gives_503_and_a_redis_that_lost_its_data_refuses() {
     let mut redis = PrivateRedis::start();
     let url = redis.url();
-    register(&url, "500");
+    register_counter(&["--store", "redis", "--redis-url", &url], "orders", 500);
     let server = ServerProcess::start(&["--store", "redis", "--redis-url", &url], &[]);
     let http = reqwest::Client::new();
     let base = server.base_url();
@@ -93,7 +64,7 @@ async fn outage_gives_503_and_a_redis_that_lost_its_data_refuses() {
     assert_eq!(get(&http, base, "/health").await.unwrap().status, 200);
 
     // The operator re-registers above the last ID handed out; allocation goes on.
-    register(&url, "510");
+    register_counter(&["--store", "redis", "--redis-url", &url], "orders", 510);
     let segment = allocate(&http, base, "orders", "id", 10)
         .await
         .unwrap()
