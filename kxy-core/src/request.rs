@@ -56,6 +56,17 @@ impl SegmentCount {
     pub fn get(self) -> i64 {
         self.0
     }
+
+    /// The combined size of several requests, for a store that serves them
+    /// with one allocation; `None` if it would not fit an `i64`. Not bound by
+    /// [`AllocationLimits`]: each part was checked on its own.
+    pub fn total(counts: impl IntoIterator<Item = SegmentCount>) -> Option<SegmentCount> {
+        counts
+            .into_iter()
+            .try_fold(0i64, |sum, c| sum.checked_add(c.0))
+            .filter(|&sum| sum >= 1)
+            .map(SegmentCount)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +114,15 @@ mod tests {
                 format!("segment_count must be between 1 and 100; got {bad}")
             );
         }
+    }
+
+    #[test]
+    fn totals() {
+        let limits = AllocationLimits::new(i64::MAX).unwrap();
+        let c = |n| limits.segment_count(n).unwrap();
+        assert_eq!(SegmentCount::total([c(1), c(2), c(3)]), Some(c(6)));
+        assert_eq!(SegmentCount::total([c(i64::MAX), c(1)]), None);
+        assert_eq!(SegmentCount::total([]), None);
     }
 
     #[test]

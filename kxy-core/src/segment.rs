@@ -55,6 +55,24 @@ impl Segment {
         (start >= 1).then_some(Segment { start, end })
     }
 
+    /// Cuts the segment into consecutive pieces of the given sizes, in order,
+    /// for handing one allocation out to several requests. `None` unless the
+    /// sizes add up to exactly the segment's length.
+    pub fn split(self, counts: &[SegmentCount]) -> Option<Vec<Segment>> {
+        let mut pieces = Vec::with_capacity(counts.len());
+        let mut next = self.start;
+        for count in counts {
+            let end = next.checked_add(count.get() - 1)?;
+            if end > self.end {
+                return None;
+            }
+            pieces.push(Segment { start: next, end });
+            // Past the last piece this may pass i64::MAX; only then is it unused.
+            next = end.wrapping_add(1);
+        }
+        (next.wrapping_sub(1) == self.end).then_some(pieces)
+    }
+
     /// How many IDs the segment holds.
     pub fn len(&self) -> u64 {
         // start <= end, so this cannot underflow; the +1 cannot overflow u64.
@@ -152,7 +170,49 @@ mod tests {
         assert_eq!(serde_json::from_str::<Segment>(&json).unwrap(), s);
     }
 
+    #[test]
+    fn split_hands_out_consecutive_pieces() {
+        let s = Segment { start: 11, end: 20 };
+        let pieces = s.split(&[count(3), count(1), count(6)]).unwrap();
+        assert_eq!(
+            pieces,
+            vec![
+                Segment { start: 11, end: 13 },
+                Segment { start: 14, end: 14 },
+                Segment { start: 15, end: 20 }
+            ]
+        );
+        assert_eq!(s.split(&[count(3)]), None, "sizes must cover the segment");
+        assert_eq!(s.split(&[count(8), count(3)]), None, "nor exceed it");
+        let top = Segment {
+            start: i64::MAX - 1,
+            end: i64::MAX,
+        };
+        assert_eq!(top.split(&[count(1), count(1)]).unwrap()[1].end, i64::MAX);
+    }
+
     proptest! {
+        /// Splitting a segment yields pieces of exactly the requested sizes
+        /// that are disjoint and together are the whole segment.
+        #[test]
+        fn split_is_an_exact_partition(
+            start in 1i64..1_000_000,
+            sizes in proptest::collection::vec(1i64..1000, 1..40),
+        ) {
+            let counts: Vec<SegmentCount> = sizes.iter().map(|&n| count(n)).collect();
+            let total = SegmentCount::total(counts.iter().copied()).unwrap();
+            let whole = Segment::after(start - 1, total).unwrap();
+            let pieces = whole.split(&counts).unwrap();
+            prop_assert_eq!(pieces.first().unwrap().start, whole.start);
+            prop_assert_eq!(pieces.last().unwrap().end, whole.end);
+            for (piece, n) in pieces.iter().zip(&sizes) {
+                prop_assert_eq!(piece.len(), *n as u64);
+            }
+            for pair in pieces.windows(2) {
+                prop_assert_eq!(pair[0].end + 1, pair[1].start);
+            }
+        }
+
         /// Carving segments one after another out of a counter never yields
         /// two that overlap, and each has exactly the requested size.
         #[test]

@@ -7,6 +7,12 @@ use clap::Parser;
 use kxy_server::cli::{Cli, run};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: a request allocates and frees
+/// many small buffers across threads, where glibc's malloc showed up as
+/// ~15% of the server's CPU under load (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -7,6 +7,8 @@ use kxy_core::{AllocationLimits, Segment, SegmentCount, SegmentKey};
 use kxy_e2e::api::assert_disjoint;
 use kxy_e2e::redis_env::KeyPrefix;
 use kxy_e2e::require_redis;
+use kxy_server::store::coalesce::Coalescing;
+use kxy_server::store::redis as redis_store;
 use kxy_server::store::{self, MissingCounter, Registration, Store, StoreConfig, StoreError};
 
 fn key(table: &str) -> SegmentKey {
@@ -304,4 +306,125 @@ async fn redis_uses_the_seed_key_layout() {
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     let err = store.register(&junk, 5).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+}
+
+/// The real Redis store, with a count of the allocation calls that reach it.
+struct CountingCalls {
+    inner: redis_store::RedisStore,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Store for CountingCalls {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn allocate(
+        &self,
+        key: &SegmentKey,
+        count: SegmentCount,
+        missing: MissingCounter,
+    ) -> Result<Segment, StoreError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.allocate(key, count, missing).await
+    }
+    async fn register(&self, key: &SegmentKey, start: i64) -> Result<Registration, StoreError> {
+        self.inner.register(key, start).await
+    }
+    async fn counters(&self) -> Result<Vec<store::CounterState>, StoreError> {
+        self.inner.counters().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_allocations_of_one_counter_are_coalesced() {
+    let url = require_redis!();
+    let prefix = KeyPrefix::new(&url, "coalesce");
+    let counting = CountingCalls {
+        inner: redis_store::RedisStore::open(&url, prefix.as_str()).unwrap(),
+        calls: Default::default(),
+    };
+    let store = Arc::new(Coalescing::new(counting));
+    store.register(&key("busy"), 0).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for i in 0..300i64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let n = i % 13 + 1;
+            let s = store
+                .allocate(&key("busy"), count(n), MissingCounter::Refuse)
+                .await
+                .unwrap();
+            assert_eq!(s.len(), n as u64);
+            s
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.push(task.await.unwrap());
+    }
+    assert_disjoint(&all);
+    let total: u64 = all.iter().map(Segment::len).sum();
+    assert_eq!(all.iter().map(|s| s.end).max(), Some(total as i64));
+    let calls = store_calls(&store);
+    assert!(
+        calls < 300,
+        "300 concurrent allocations took {calls} store calls"
+    );
+
+    // Unregistered: every waiter of a merged call gets the refusal.
+    let mut refused = Vec::new();
+    for _ in 0..20 {
+        let store = Arc::clone(&store);
+        refused.push(tokio::spawn(async move {
+            store
+                .allocate(&key("nobody"), count(5), MissingCounter::Refuse)
+                .await
+        }));
+    }
+    for r in refused {
+        assert!(matches!(
+            r.await.unwrap(),
+            Err(StoreError::NotRegistered { .. })
+        ));
+    }
+
+    // Two requests that fit one at a time but not together: one is served.
+    let nearly_full = key("nearly_full");
+    store.register(&nearly_full, i64::MAX - 10).await.unwrap();
+    let (a, b) = tokio::join!(
+        store.allocate(&nearly_full, count(6), MissingCounter::Refuse),
+        store.allocate(&nearly_full, count(6), MissingCounter::Refuse),
+    );
+    let served: Vec<Segment> = [&a, &b]
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
+    assert_eq!(served.len(), 1, "{a:?} {b:?}");
+    assert_eq!(
+        served[0],
+        Segment {
+            start: i64::MAX - 9,
+            end: i64::MAX - 4
+        }
+    );
+    assert!(
+        [a, b]
+            .iter()
+            .any(|r| matches!(r, Err(StoreError::Exhausted { .. })))
+    );
+}
+
+fn store_calls(store: &Coalescing<CountingCalls>) -> usize {
+    store
+        .inner()
+        .calls
+        .load(std::sync::atomic::Ordering::SeqCst)
 }

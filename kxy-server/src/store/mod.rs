@@ -10,10 +10,14 @@
 //! - [`redis`]: for several server instances sharing one Redis, with the
 //!   seed's key layout so data from the Python service stays usable.
 //!
+//! Redis calls pass through [`coalesce`], which merges concurrent
+//! allocations of one counter into one call.
+//!
 //! Both uphold the guarantee the rest of kxy relies on: a counter's segments
 //! never overlap, and an allocation is durable in the backend before its
 //! segment is returned.
 
+pub mod coalesce;
 pub mod embedded;
 pub mod redis;
 
@@ -56,7 +60,7 @@ pub struct CounterState {
 }
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error(
         "counter {key} is not registered; register it first (kxy-server counters add), \
@@ -122,6 +126,9 @@ pub enum StoreConfig {
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match config {
         StoreConfig::Embedded { data_dir } => Arc::new(embedded::EmbeddedStore::open(data_dir)?),
-        StoreConfig::Redis { url, prefix } => Arc::new(redis::RedisStore::open(url, prefix)?),
+        // The embedded store batches in its writer thread already.
+        StoreConfig::Redis { url, prefix } => Arc::new(coalesce::Coalescing::new(
+            redis::RedisStore::open(url, prefix)?,
+        )),
     })
 }

@@ -1,0 +1,187 @@
+//! Coalescing: concurrent allocations of one counter share one store call.
+//!
+//! When many requests hit the same counter at once (a busy table), sending
+//! each to Redis separately costs one script run and its syscalls per
+//! request. [`Coalescing`] keeps at most one call in flight per counter:
+//! requests that arrive meanwhile wait in that counter's queue, and when the
+//! call returns, the whole queue is served by one allocation of the summed
+//! size, cut into consecutive pieces in arrival order. An idle counter pays
+//! nothing extra (its first request is sent at once); a busy one sends one
+//! call per round trip instead of one per request.
+//!
+//! Store calls run in a spawned task, not in the request's future, so a
+//! caller that disconnects cannot leave a counter's queue without a worker.
+//! IDs of a caller that left are simply never used (a gap, never a repeat).
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use kxy_core::{Segment, SegmentCount, SegmentKey};
+use tokio::sync::oneshot;
+
+use super::{CounterState, MissingCounter, Registration, Store, StoreError};
+
+/// A [`Store`] that merges concurrent allocations per counter; every other
+/// operation goes straight to the inner store.
+pub struct Coalescing<S> {
+    shared: Arc<Shared<S>>,
+}
+
+struct Shared<S> {
+    inner: S,
+    /// A counter has an entry exactly while a worker task serves it; the
+    /// entry holds the requests the worker has not taken yet. A std mutex:
+    /// it is held only to push or take, never across an `.await`.
+    queues: Mutex<HashMap<SegmentKey, Vec<Waiter>>>,
+}
+
+struct Waiter {
+    count: SegmentCount,
+    missing: MissingCounter,
+    reply: oneshot::Sender<Result<Segment, StoreError>>,
+}
+
+impl<S: Store> Coalescing<S> {
+    pub fn new(inner: S) -> Self {
+        Coalescing {
+            shared: Arc::new(Shared {
+                inner,
+                queues: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.shared.inner
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for Coalescing<S> {
+    fn backend(&self) -> &'static str {
+        self.shared.inner.backend()
+    }
+
+    fn location(&self) -> String {
+        self.shared.inner.location()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.shared.inner.ping().await
+    }
+
+    async fn allocate(
+        &self,
+        key: &SegmentKey,
+        count: SegmentCount,
+        missing: MissingCounter,
+    ) -> Result<Segment, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let waiter = Waiter {
+            count,
+            missing,
+            reply,
+        };
+        let start_worker = match self.shared.queues.lock().unwrap().entry(key.clone()) {
+            Entry::Occupied(mut queue) => {
+                queue.get_mut().push(waiter);
+                false
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(vec![waiter]);
+                true
+            }
+        };
+        if start_worker {
+            tokio::spawn(Arc::clone(&self.shared).serve(key.clone()));
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable {
+                backend: self.backend(),
+                reason: "the allocation task stopped".into(),
+            })
+        })
+    }
+
+    async fn register(&self, key: &SegmentKey, start: i64) -> Result<Registration, StoreError> {
+        self.shared.inner.register(key, start).await
+    }
+
+    async fn counters(&self) -> Result<Vec<CounterState>, StoreError> {
+        self.shared.inner.counters().await
+    }
+}
+
+impl<S: Store> Shared<S> {
+    /// The worker of one counter: serves its queue batch by batch until it
+    /// finds it empty, then removes the entry (under the lock, so a request
+    /// arriving at that moment starts a new worker).
+    async fn serve(self: Arc<Self>, key: SegmentKey) {
+        loop {
+            let batch = {
+                let mut queues = self.queues.lock().unwrap();
+                let queue = queues.get_mut(&key).expect("a served counter has a queue");
+                if queue.is_empty() {
+                    queues.remove(&key);
+                    return;
+                }
+                std::mem::take(queue)
+            };
+            // The server applies one policy to all requests, but keep the
+            // two kinds apart in case a caller mixes them.
+            let (create, refuse): (Vec<Waiter>, Vec<Waiter>) = batch
+                .into_iter()
+                .partition(|w| w.missing == MissingCounter::Create);
+            self.allocate_together(&key, create, MissingCounter::Create)
+                .await;
+            self.allocate_together(&key, refuse, MissingCounter::Refuse)
+                .await;
+        }
+    }
+
+    /// One store call for all `waiters`, each answered with its own piece.
+    async fn allocate_together(
+        &self,
+        key: &SegmentKey,
+        waiters: Vec<Waiter>,
+        missing: MissingCounter,
+    ) {
+        if waiters.is_empty() {
+            return;
+        }
+        let counts: Vec<SegmentCount> = waiters.iter().map(|w| w.count).collect();
+        let total = SegmentCount::total(counts.iter().copied());
+        let result = match total {
+            Some(total) if waiters.len() > 1 => self.inner.allocate(key, total, missing).await,
+            // One request, or a sum too large to take at once.
+            _ => return self.allocate_each(key, waiters, missing).await,
+        };
+        match result {
+            Ok(whole) => match whole.split(&counts) {
+                Some(pieces) => {
+                    for (waiter, piece) in waiters.into_iter().zip(pieces) {
+                        let _ = waiter.reply.send(Ok(piece));
+                    }
+                }
+                None => unreachable!("the store returned a segment of the summed size"),
+            },
+            // Together they do not fit below i64::MAX, but some may alone.
+            Err(StoreError::Exhausted { .. }) => self.allocate_each(key, waiters, missing).await,
+            Err(e) => {
+                for waiter in waiters {
+                    let _ = waiter.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    async fn allocate_each(&self, key: &SegmentKey, waiters: Vec<Waiter>, missing: MissingCounter) {
+        for waiter in waiters {
+            let result = self.inner.allocate(key, waiter.count, missing).await;
+            let _ = waiter.reply.send(result);
+        }
+    }
+}
