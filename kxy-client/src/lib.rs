@@ -1,9 +1,43 @@
-//! kxy-client: the Rust client of kxy.
+//! kxy-client: IDs from a kxy server, handed out in-process at memory speed.
 //!
-//! It will hold `SegmentClient` (HTTP allocation against one or more servers)
-//! and `IdGenerator` (a double-buffered local cache of segments that hands
-//! out IDs without touching the network). Those arrive with the client issue
-//! (#3); until then this crate re-exports the shared types so dependants can
-//! name them.
+//! Asking a server for every ID costs a network round trip each. Instead, a
+//! generator takes *segments* (ranges of IDs that belong to it alone) and
+//! hands out their IDs with one atomic add, fetching the next segment in the
+//! background before the current one runs out.
+//!
+//! ```no_run
+//! use kxy_client::{ClientConfig, GeneratorConfig, IdGenerator, SegmentClient, SegmentKey};
+//!
+//! let client = SegmentClient::new(ClientConfig::new(["http://127.0.0.1:5801"])?)?;
+//! let key = SegmentKey::new("my-system", "my_database", "users", "id").unwrap();
+//! let ids = IdGenerator::new(client, key, GeneratorConfig::new(10_000)?);
+//! let id = ids.next_id()?;
+//! # Ok::<(), kxy_client::ClientError>(())
+//! ```
+//!
+//! # Layout
+//!
+//! - [`config`]: [`ClientConfig`], base URLs, timeout, headers, API key.
+//! - [`client`]: [`SegmentClient`] (async) and [`BlockingSegmentClient`]:
+//!   one allocation per call, with failover across base URLs.
+//! - [`generator`]: [`IdGenerator`], the double-buffered, adaptive,
+//!   lock-free cache of segments; [`GeneratorConfig`].
+//! - [`factory`]: [`IdGeneratorFactory`], one generator per table.
+//! - [`runtime`]: the background runtime for blocking calls and prefetches.
+//! - [`fork`]: what a forked child must do before it hands out IDs.
+//! - [`error`]: [`ClientError`], what can go wrong.
 
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod factory;
+pub mod fork;
+pub mod generator;
+pub mod runtime;
+
+pub use client::{BlockingSegmentClient, SegmentClient};
+pub use config::ClientConfig;
+pub use error::ClientError;
+pub use factory::IdGeneratorFactory;
+pub use generator::{GeneratorConfig, IdGenerator};
 pub use kxy_core::{Segment, SegmentKey};

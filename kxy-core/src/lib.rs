@@ -10,12 +10,14 @@
 //!   arithmetic that carves segments out of a counter.
 //! - [`request`]: [`SegmentCount`] and [`AllocationLimits`], validation of how
 //!   many IDs one allocation may ask for.
+//! - [`step`]: [`StepPolicy`], how a client sizes the segments it asks for.
 //! - [`mask`]: the masking rule that shows a secret without revealing it.
 
 pub mod key;
 pub mod mask;
 pub mod request;
 pub mod segment;
+pub mod step;
 
 pub use key::{
     ALLOWED_CHARACTERS, Identifier, IdentifierError, KeyPart, MAX_IDENTIFIER_LEN, SegmentKey,
@@ -26,3 +28,4 @@ pub use request::{
     counter_start,
 };
 pub use segment::{Exhausted, Segment};
+pub use step::{StepPolicy, StepPolicyError};
