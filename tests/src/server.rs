@@ -50,8 +50,13 @@ impl ServerProcess {
     /// Starts the server with `args` (plus `--bind 127.0.0.1:0`) and waits
     /// until it logs the address it listens on.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> ServerProcess {
+        Self::start_on("127.0.0.1:0", args, envs)
+    }
+
+    /// As [`Self::start`], on a given address (to restart on the same port).
+    pub fn start_on(bind: &str, args: &[&str], envs: &[(&str, &str)]) -> ServerProcess {
         let mut child = Command::new(binary())
-            .args(["--bind", "127.0.0.1:0"])
+            .args(["--bind", bind])
             .args(args)
             .envs(envs.iter().copied())
             .env("RUST_LOG", "info")
@@ -95,6 +100,11 @@ impl ServerProcess {
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn address(&self) -> &str {
+        self.base_url.trim_start_matches("http://")
     }
 
     /// Everything the server has logged so far.

@@ -256,6 +256,18 @@ impl IdGenerator {
         }
     }
 
+    /// How many IDs are buffered: what is left of the current segment plus
+    /// the prefetched one, if it has arrived.
+    pub fn buffered(&self) -> u64 {
+        let next = self.shared.lock().next.map_or(0, |s| s.len());
+        self.shared.cursor.remaining() + next
+    }
+
+    /// The size the next fetch will ask for (it adapts to the rate of use).
+    pub fn next_request_size(&self) -> i64 {
+        self.shared.lock().size
+    }
+
     /// A generator for the same counter with the same settings and a new
     /// client and cache, for a process that was forked (see [`crate::fork`]).
     pub fn rebuilt(&self) -> Result<IdGenerator, ClientError> {
