@@ -246,3 +246,9 @@ impl BlockingSegmentClient {
         &self.client
     }
 }
+
+impl From<SegmentClient> for BlockingSegmentClient {
+    fn from(client: SegmentClient) -> Self {
+        BlockingSegmentClient { client }
+    }
+}

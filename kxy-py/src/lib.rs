@@ -1,13 +1,36 @@
-//! kxy-py: the native module behind the Python package `kxy_open_id_client`.
+//! kxy-py: the native module `kxy_open_id_client._native`.
 //!
-//! A thin pyo3 layer over `kxy-client`: no logic lives here. The generator
-//! and client bindings arrive with the client issue (#3); the module exists
-//! now so the workspace builds as laid out in the design.
+//! A thin pyo3 layer over `kxy-client`, in the manner of tiktoken: every
+//! method converts arguments, calls Rust (releasing the GIL whenever it may
+//! wait on the network) and maps errors to the exception classes defined in
+//! `kxy_open_id_client.exceptions`. The public classes are Python subclasses
+//! of these, in `kxy_open_id_client/client.py`.
+//!
+//! # Layout
+//!
+//! - [`errors`]: `ClientError` → the Python client's exception hierarchy.
+//! - [`swap`]: a pointer that can be replaced in a forked child.
+//! - [`classes`]: `NativeSegmentClient`, `NativeIdGenerator`.
+
+mod classes;
+mod errors;
+mod swap;
 
 use pyo3::prelude::*;
 
 #[pymodule(gil_used = false)]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add_class::<classes::NativeSegmentClient>()?;
+    module.add_class::<classes::NativeIdGenerator>()?;
+    module.add_function(wrap_pyfunction!(after_fork_in_child, module)?)?;
     Ok(())
+}
+
+/// Called in a forked child before anything else uses kxy: forgets the
+/// background runtime inherited from the parent. The Python package then
+/// rebuilds every live client and generator.
+#[pyfunction]
+fn after_fork_in_child() {
+    kxy_client::fork::after_fork_in_child();
 }

@@ -1,0 +1,48 @@
+//! Rust errors as the Python client's exceptions.
+//!
+//! The hierarchy is the one `kxy-open-id-client` users catch today:
+//! `OpenIdAPIError(code, msg, trace_id)` for a refusal by the server,
+//! `OpenIdTimeoutError` and `OpenIdConnectionError` for the network, all
+//! under `OpenIdClientError`. Invalid arguments are `ValueError`, as the
+//! original's request validation raised. The classes live in Python
+//! (`kxy_open_id_client.exceptions`), so users can subclass and pickle them.
+
+use kxy_client::ClientError;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+pub fn to_py(py: Python<'_>, error: ClientError) -> PyErr {
+    if let ClientError::InvalidArgument(msg) = &error {
+        return PyValueError::new_err(msg.clone());
+    }
+    let exceptions = match py.import("kxy_open_id_client.exceptions") {
+        Ok(module) => module,
+        Err(e) => return e,
+    };
+    let raise = |class: &str, args: Bound<'_, pyo3::types::PyTuple>| -> PyErr {
+        match exceptions.getattr(class).and_then(|c| c.call1(args)) {
+            Ok(instance) => PyErr::from_value(instance),
+            Err(e) => e,
+        }
+    };
+    let message = error.to_string();
+    match error.root() {
+        ClientError::Api {
+            code,
+            msg,
+            trace_id,
+            ..
+        } => match (code, msg.as_str(), trace_id.clone()).into_pyobject(py) {
+            Ok(args) => raise("OpenIdAPIError", args),
+            Err(e) => e,
+        },
+        ClientError::Timeout { .. } => match (message,).into_pyobject(py) {
+            Ok(args) => raise("OpenIdTimeoutError", args),
+            Err(e) => e,
+        },
+        _ => match (message,).into_pyobject(py) {
+            Ok(args) => raise("OpenIdConnectionError", args),
+            Err(e) => e,
+        },
+    }
+}
