@@ -1,0 +1,78 @@
+"""Errors as kxy's package raises them: the server's reason, not just a status."""
+
+from __future__ import annotations
+
+import pickle
+import socket
+import threading
+
+import pytest
+from kxy_open_id_client import (
+    IdGenerator,
+    OpenIdAPIError,
+    OpenIdClientError,
+    OpenIdConnectionError,
+    OpenIdTimeoutError,
+    SegmentClient,
+)
+
+from kxy_server import KxyServer
+
+
+def test_a_refusal_is_an_api_error_with_code_message_and_trace_id(kxy: KxyServer) -> None:
+    client = SegmentClient(kxy.base_url)
+    with pytest.raises(OpenIdAPIError) as raised:
+        client.allocate_segment("my-system", "my_database", "never_registered", "id", 10)
+    error = raised.value
+    assert error.code == 40401
+    assert "not registered" in error.msg
+    assert error.trace_id is not None and len(error.trace_id) == 32
+    assert isinstance(error, OpenIdClientError)
+    assert str(error).startswith("API Error 40401: counter my-system:my_database:never_registered:id")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.code, copy.msg, copy.trace_id) == (error.code, error.msg, error.trace_id)
+
+
+def test_a_generator_raises_the_refusal_at_once(kxy: KxyServer) -> None:
+    ids = IdGenerator(SegmentClient(kxy.base_url), "my-system", "my_database", "nobody", "id", max_wait=30)
+    with pytest.raises(OpenIdAPIError) as raised:
+        ids.next_id()
+    assert raised.value.code == 40401
+
+
+def test_invalid_arguments_are_value_errors_and_send_nothing(kxy: KxyServer) -> None:
+    client = SegmentClient(kxy.base_url)
+    with pytest.raises(ValueError, match="db_name contains ':'"):
+        client.allocate_segment("my-system", "my:database", "users", "id")
+    with pytest.raises(ValueError, match="segment_count must be at least 1"):
+        client.allocate_segment("my-system", "my_database", "users", "id", 0)
+    with pytest.raises(ValueError, match="not an http"):
+        SegmentClient("localhost:5801")
+    with pytest.raises(ValueError, match="timeout"):
+        SegmentClient(kxy.base_url, timeout=0)
+    with pytest.raises(ValueError, match="n must be at least 1"):
+        IdGenerator(client, "my-system", "my_database", "users", "id").next_ids(0)
+    assert client.allocate_segment("my-system", "my_database", "users", "id", 1).start == 1
+
+
+def test_no_server_is_a_connection_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = SegmentClient(f"http://127.0.0.1:{port}", timeout=2.0)
+    with pytest.raises(OpenIdConnectionError, match="Connection refused"):
+        client.allocate_segment("my-system", "my_database", "users", "id")
+
+
+def test_a_silent_server_is_a_timeout() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    client = SegmentClient(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=0.3)
+    try:
+        with pytest.raises(OpenIdTimeoutError):
+            client.allocate_segment("my-system", "my_database", "users", "id")
+    finally:
+        listener.close()

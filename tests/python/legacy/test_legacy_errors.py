@@ -1,0 +1,60 @@
+"""How the published client 0.2.1 meets kxy-server's refusals.
+
+kxy answers errors with a fitting HTTP status. Client 0.2.1 calls
+``raise_for_status()`` before reading the envelope, so its users see every
+refusal as ``OpenIdConnectionError("HTTP error <status>: ...")`` rather
+than ``OpenIdAPIError`` (see the README, "HTTP status and the Python
+client"). kxy's own package raises ``OpenIdAPIError`` instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from kxy_open_id_client import OpenIdAPIError, OpenIdClientError, SegmentClient
+from kxy_open_id_client.exceptions import OpenIdConnectionError
+
+from kxy_server import ROOT, KxyServer
+
+
+def test_unregistered_counter_is_refused_with_http_404(kxy: KxyServer) -> None:
+    client = SegmentClient(base_url=kxy.base_url)
+    with pytest.raises(OpenIdConnectionError, match="HTTP error 404") as raised:
+        client.allocate_segment("my-system", "my_database", "never_registered", "id", 10)
+    assert isinstance(raised.value, OpenIdClientError)
+    assert not isinstance(raised.value, OpenIdAPIError)
+
+
+def test_invalid_names_and_sizes_are_refused_with_http_400(kxy: KxyServer) -> None:
+    client = SegmentClient(base_url=kxy.base_url)
+    with pytest.raises(OpenIdConnectionError, match="HTTP error 400"):
+        client.allocate_segment("my-system", "my:database", "users", "id", 10)
+    # The client allows up to 2^63-1; the server's --max-segment (1e9) does not.
+    with pytest.raises(OpenIdConnectionError, match="HTTP error 400"):
+        client.allocate_segment("my-system", "my_database", "users", "id", 10**12)
+    # Nothing was taken by the refused calls.
+    assert client.allocate_segment("my-system", "my_database", "users", "id", 1).start == 1
+
+
+def test_server_down_is_a_connection_error(kxy: KxyServer) -> None:
+    client = SegmentClient(base_url=kxy.base_url, timeout=2.0)
+    kxy.stop()
+    with pytest.raises(OpenIdConnectionError, match="Failed to connect"):
+        client.allocate_segment("my-system", "my_database", "users", "id", 10)
+
+
+def test_the_readme_example_runs(kxy: KxyServer) -> None:
+    example = ROOT / "examples" / "python" / "legacy_client_quickstart.py"
+    result = subprocess.run(
+        [sys.executable, str(example)],
+        env={**os.environ, "KXY_URL": kxy.base_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Allocated IDs: 1 to 10000" in result.stdout
+    assert "Generated IDs: [10001, 10002, 10003]" in result.stdout
