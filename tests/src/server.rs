@@ -8,22 +8,28 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The `kxy-server` binary: `$KXY_SERVER_BIN`, or the one built next to this
-/// test executable (`target/<profile>/kxy-server`).
+/// test executable.
 pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("KXY_SERVER_BIN") {
         return PathBuf::from(path);
     }
+    workspace_binary("kxy-server")
+}
+
+/// A binary of this workspace built in the same profile as this test
+/// executable: `target/<profile>/<name>`.
+pub fn workspace_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current test executable");
-    // target/<profile>/deps/<test> → target/<profile>/kxy-server
+    // target/<profile>/deps/<test> → target/<profile>/<name>
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("test executable lives in target/<profile>/deps");
-    let binary = profile_dir.join(format!("kxy-server{}", std::env::consts::EXE_SUFFIX));
+    let binary = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.exists(),
-        "{} does not exist: build it first with `cargo build -p kxy-server` \
-         (the README's test command does this), or set KXY_SERVER_BIN",
+        "{} does not exist: build it first with `cargo build --workspace --bins` \
+         (the README's test command does this)",
         binary.display()
     );
     binary
