@@ -58,19 +58,27 @@ fn bench(c: &mut Criterion) {
                     black_box(counter.fetch_add(1, Ordering::Relaxed));
                 })
             }),
-            ("uuid_v7", Arc::new(|| {
-                black_box(uuid::Uuid::now_v7());
-            })),
-            ("ulid", Arc::new(|| {
-                black_box(ulid::Ulid::new());
-            })),
+            (
+                "uuid_v7",
+                Arc::new(|| {
+                    black_box(uuid::Uuid::now_v7());
+                }),
+            ),
+            (
+                "ulid",
+                Arc::new(|| {
+                    black_box(ulid::Ulid::new());
+                }),
+            ),
         ];
         for (name, op) in contenders {
             if threads == 1 {
                 group.bench_function(name, |b| b.iter(|| op()));
             } else {
                 let op = Arc::new(move || op());
-                group.bench_function(name, |b| b.iter_custom(|iters| on_threads(threads, iters, Arc::clone(&op))));
+                group.bench_function(name, |b| {
+                    b.iter_custom(|iters| on_threads(threads, iters, Arc::clone(&op)))
+                });
             }
         }
         group.finish();

@@ -44,3 +44,19 @@ fn the_rust_quickstart_runs() {
         "first id: 1\na batch: 2 to 1001\n"
     );
 }
+
+#[test]
+fn the_readme_shows_the_examples_as_they_are() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for example in [
+        "examples/rust/quickstart.rs",
+        "examples/python/quickstart.py",
+    ] {
+        let code = std::fs::read_to_string(root.join(example)).unwrap();
+        assert!(
+            readme.contains(&code),
+            "README.md does not show {example} as it is"
+        );
+    }
+}
