@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+/// One ID source under test.
+type Op = Arc<dyn Fn() + Send + Sync>;
+
 /// Runs `op` `iters` times in total, split over `threads` threads started
 /// together; returns the wall time.
 fn on_threads<F>(threads: u64, iters: u64, op: Arc<F>) -> Duration
@@ -45,7 +48,7 @@ fn bench(c: &mut Criterion) {
     for threads in [1u64, 2] {
         let mut group = c.benchmark_group(format!("ids_{threads}_thread"));
         group.throughput(Throughput::Elements(1));
-        let contenders: Vec<(&str, Arc<dyn Fn() + Send + Sync>)> = vec![
+        let contenders: Vec<(&str, Op)> = vec![
             ("kxy_next_id", {
                 let ids = ids.clone();
                 Arc::new(move || {
