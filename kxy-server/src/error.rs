@@ -64,6 +64,8 @@ impl Error {
             Error::UnsupportedMediaType(_) => (S::UNSUPPORTED_MEDIA_TYPE, 41500),
             Error::Internal | Error::Startup(_) => (S::INTERNAL_SERVER_ERROR, 50000),
             Error::Store(StoreError::Corrupt { .. }) => (S::INTERNAL_SERVER_ERROR, 50001),
+            // Record names are chosen by the server; a bad one is a bug.
+            Error::Store(StoreError::InvalidName(_)) => (S::INTERNAL_SERVER_ERROR, 50000),
             Error::Store(StoreError::Unavailable { .. }) => (S::SERVICE_UNAVAILABLE, 50301),
         }
     }

@@ -2,6 +2,7 @@
 //! file store and the real Redis with the same code.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kxy_core::{AllocationLimits, Segment, SegmentCount, SegmentKey};
 use kxy_e2e::api::assert_disjoint;
@@ -9,7 +10,9 @@ use kxy_e2e::redis_env::KeyPrefix;
 use kxy_e2e::require_redis;
 use kxy_server::store::coalesce::Coalescing;
 use kxy_server::store::redis as redis_store;
-use kxy_server::store::{self, MissingCounter, Registration, Store, StoreConfig, StoreError};
+use kxy_server::store::{
+    self, Expect, Mark, MissingCounter, Record, Registration, Store, StoreConfig, StoreError,
+};
 
 fn key(table: &str) -> SegmentKey {
     SegmentKey::new("sys", "db", table, "id").unwrap()
@@ -184,6 +187,129 @@ async fn concurrent_allocations_are_disjoint_and_gapless(store: Arc<dyn Store>) 
     assert_eq!(all.iter().map(|s| s.end).max(), Some(total as i64));
 }
 
+async fn records_and_marks(store: &dyn Store) {
+    // Unique creation, compare-and-set, listing, deletion.
+    assert_eq!(
+        store
+            .put_record("users", "u1", r#"{"n":1}"#, Expect::Absent)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store
+            .put_record("users", "u1", r#"{"n":2}"#, Expect::Absent)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .put_record("users", "u1", r#"{"n":2}"#, Expect::Version(7))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .put_record("users", "u1", r#"{"n":2}"#, Expect::Version(1))
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        store
+            .put_record("users", "u1", "{}", Expect::Version(1))
+            .await
+            .unwrap(),
+        None,
+        "stale"
+    );
+    assert_eq!(
+        store
+            .put_record("users", "u2", r#"{"n":"a:b"}"#, Expect::Any)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store
+            .put_record("roles", "u1", "{}", Expect::Any)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    let got = store.record("users", "u1").await.unwrap().unwrap();
+    assert_eq!((got.value.as_str(), got.version), (r#"{"n":2}"#, 2));
+    assert_eq!(store.record("users", "nobody").await.unwrap(), None);
+    let listed: Vec<(String, String)> = store
+        .records("users")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, r)| (id, r.value))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("u1".into(), r#"{"n":2}"#.into()),
+            ("u2".into(), r#"{"n":"a:b"}"#.into())
+        ],
+        "only this collection, ordered by id, values intact"
+    );
+    assert!(
+        !store
+            .delete_record("users", "u1", Expect::Version(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .delete_record("users", "u1", Expect::Version(2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_record("users", "u1", Expect::Any)
+            .await
+            .unwrap()
+    );
+    assert!(store.record("users", "u1").await.unwrap().is_none());
+    assert!(matches!(
+        store
+            .put_record("users", "bad\u{1f}id", "{}", Expect::Any)
+            .await,
+        Err(StoreError::InvalidName(_))
+    ));
+
+    // Marks count hits within a window that starts at the first hit.
+    let window = Duration::from_millis(400);
+    assert_eq!(store.mark("fail:alice").await.unwrap(), None);
+    for expected in 1..=3 {
+        assert_eq!(
+            store.hit_mark("fail:alice", window).await.unwrap(),
+            expected
+        );
+    }
+    let mark = store.mark("fail:alice").await.unwrap().unwrap();
+    assert_eq!(mark.count, 3);
+    assert!(mark.expires_in <= window && mark.expires_in > Duration::ZERO);
+    store
+        .set_mark("lock:alice", Duration::from_secs(60))
+        .await
+        .unwrap();
+    store.clear_mark("lock:alice").await.unwrap();
+    assert_eq!(store.mark("lock:alice").await.unwrap(), None);
+    tokio::time::sleep(window + Duration::from_millis(100)).await;
+    assert_eq!(store.mark("fail:alice").await.unwrap(), None, "expired");
+    assert_eq!(
+        store.hit_mark("fail:alice", window).await.unwrap(),
+        1,
+        "a new window"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_store_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
@@ -194,6 +320,7 @@ async fn embedded_store_keeps_the_contract() {
     registration_and_allocation(store.as_ref()).await;
     exact_near_the_top_and_exhaustion(store.as_ref()).await;
     concurrent_allocations_are_disjoint_and_gapless(Arc::clone(&store)).await;
+    records_and_marks(store.as_ref()).await;
     assert_eq!(store.backend(), "embedded");
 }
 
@@ -244,6 +371,7 @@ async fn redis_store_keeps_the_contract() {
     registration_and_allocation(store.as_ref()).await;
     exact_near_the_top_and_exhaustion(store.as_ref()).await;
     concurrent_allocations_are_disjoint_and_gapless(Arc::clone(&store)).await;
+    records_and_marks(store.as_ref()).await;
     assert_eq!(store.backend(), "redis");
 }
 
@@ -339,6 +467,36 @@ impl Store for CountingCalls {
     }
     async fn counters(&self) -> Result<Vec<store::CounterState>, StoreError> {
         self.inner.counters().await
+    }
+    async fn record(&self, c: &str, id: &str) -> Result<Option<Record>, StoreError> {
+        self.inner.record(c, id).await
+    }
+    async fn put_record(
+        &self,
+        c: &str,
+        id: &str,
+        v: &str,
+        e: Expect,
+    ) -> Result<Option<u64>, StoreError> {
+        self.inner.put_record(c, id, v, e).await
+    }
+    async fn delete_record(&self, c: &str, id: &str, e: Expect) -> Result<bool, StoreError> {
+        self.inner.delete_record(c, id, e).await
+    }
+    async fn records(&self, c: &str) -> Result<Vec<(String, Record)>, StoreError> {
+        self.inner.records(c).await
+    }
+    async fn hit_mark(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        self.inner.hit_mark(key, window).await
+    }
+    async fn set_mark(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.inner.set_mark(key, ttl).await
+    }
+    async fn mark(&self, key: &str) -> Result<Option<Mark>, StoreError> {
+        self.inner.mark(key).await
+    }
+    async fn clear_mark(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.clear_mark(key).await
     }
 }
 

@@ -21,7 +21,9 @@ use async_trait::async_trait;
 use kxy_core::{Segment, SegmentCount, SegmentKey};
 use tokio::sync::oneshot;
 
-use super::{CounterState, MissingCounter, Registration, Store, StoreError};
+use std::time::Duration;
+
+use super::{CounterState, Expect, Mark, MissingCounter, Record, Registration, Store, StoreError};
 
 /// A [`Store`] that merges concurrent allocations per counter; every other
 /// operation goes straight to the inner store.
@@ -112,6 +114,55 @@ impl<S: Store> Store for Coalescing<S> {
 
     async fn counters(&self) -> Result<Vec<CounterState>, StoreError> {
         self.shared.inner.counters().await
+    }
+
+    async fn record(&self, collection: &str, id: &str) -> Result<Option<Record>, StoreError> {
+        self.shared.inner.record(collection, id).await
+    }
+
+    async fn put_record(
+        &self,
+        collection: &str,
+        id: &str,
+        value: &str,
+        expect: Expect,
+    ) -> Result<Option<u64>, StoreError> {
+        self.shared
+            .inner
+            .put_record(collection, id, value, expect)
+            .await
+    }
+
+    async fn delete_record(
+        &self,
+        collection: &str,
+        id: &str,
+        expect: Expect,
+    ) -> Result<bool, StoreError> {
+        self.shared
+            .inner
+            .delete_record(collection, id, expect)
+            .await
+    }
+
+    async fn records(&self, collection: &str) -> Result<Vec<(String, Record)>, StoreError> {
+        self.shared.inner.records(collection).await
+    }
+
+    async fn hit_mark(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        self.shared.inner.hit_mark(key, window).await
+    }
+
+    async fn set_mark(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.shared.inner.set_mark(key, ttl).await
+    }
+
+    async fn mark(&self, key: &str) -> Result<Option<Mark>, StoreError> {
+        self.shared.inner.mark(key).await
+    }
+
+    async fn clear_mark(&self, key: &str) -> Result<(), StoreError> {
+        self.shared.inner.clear_mark(key).await
     }
 }
 

@@ -19,13 +19,18 @@
 
 pub mod coalesce;
 pub mod embedded;
+pub mod records;
 pub mod redis;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use kxy_core::{Exhausted, Segment, SegmentCount, SegmentKey};
+
+pub use records::{Expect, Mark, Record};
 
 /// What to do when asked to allocate from a counter that was never registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +81,8 @@ pub enum StoreError {
         backend: &'static str,
         reason: String,
     },
+    #[error("invalid record name {0:?}")]
+    InvalidName(String),
 }
 
 /// The operations the server needs from a backend.
@@ -106,6 +113,43 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every registered counter, ordered by key.
     async fn counters(&self) -> Result<Vec<CounterState>, StoreError>;
+
+    /// The record `id` of `collection`, if any.
+    async fn record(&self, collection: &str, id: &str) -> Result<Option<Record>, StoreError>;
+
+    /// Writes the record if `expect` holds; returns its new version, or
+    /// `None` if the condition failed (nothing was written).
+    async fn put_record(
+        &self,
+        collection: &str,
+        id: &str,
+        value: &str,
+        expect: Expect,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// Deletes the record if `expect` holds; returns whether one was deleted.
+    async fn delete_record(
+        &self,
+        collection: &str,
+        id: &str,
+        expect: Expect,
+    ) -> Result<bool, StoreError>;
+
+    /// Every record of `collection`, ordered by id.
+    async fn records(&self, collection: &str) -> Result<Vec<(String, Record)>, StoreError>;
+
+    /// Counts one more hit on the mark `key` and returns the count. A new
+    /// mark expires `window` after its first hit; hits do not extend it.
+    async fn hit_mark(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
+
+    /// Sets the mark `key` to count 1, expiring after `ttl` (replacing any).
+    async fn set_mark(&self, key: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    /// The mark `key`, unless absent or expired.
+    async fn mark(&self, key: &str) -> Result<Option<Mark>, StoreError>;
+
+    /// Removes the mark `key`.
+    async fn clear_mark(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// Which backend to open, with its settings.

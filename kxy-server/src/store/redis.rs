@@ -25,7 +25,8 @@ use kxy_core::{Segment, SegmentCount, SegmentKey};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError, Script};
 
-use super::{CounterState, MissingCounter, Registration, Store, StoreError};
+use super::records::check_name;
+use super::{CounterState, Expect, Mark, MissingCounter, Record, Registration, Store, StoreError};
 
 const BACKEND: &str = "redis";
 
@@ -74,6 +75,42 @@ end
 return {'unchanged', cur}
 "#;
 
+/// KEYS[1]: the collection's hash. ARGV: id, JSON, expected version
+/// (`any`, `absent` or a number). Fields hold `version:json`. Replies the
+/// new version, or nil if the expectation failed.
+const PUT_RECORD: &str = r#"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local ver = 0
+if cur then ver = tonumber(string.match(cur, '^(%d+):')) or 0 end
+if ARGV[3] == 'absent' then
+  if cur then return false end
+elseif ARGV[3] ~= 'any' then
+  if (not cur) or tostring(ver) ~= ARGV[3] then return false end
+end
+ver = ver + 1
+redis.call('HSET', KEYS[1], ARGV[1], ver .. ':' .. ARGV[2])
+return ver
+"#;
+
+/// KEYS[1]: the collection's hash. ARGV: id, expected version (`any` or a
+/// number). Replies 1 if deleted, 0 if absent or the expectation failed.
+const DELETE_RECORD: &str = r#"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return 0 end
+if ARGV[2] ~= 'any' and string.match(cur, '^(%d+):') ~= ARGV[2] then return 0 end
+return redis.call('HDEL', KEYS[1], ARGV[1])
+"#;
+
+/// KEYS[1]: the mark. ARGV[1]: window in milliseconds. The window starts at
+/// the first hit; later hits do not extend it.
+const HIT_MARK: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n
+"#;
+
 /// A handle to counters in Redis; cheap to share.
 pub struct RedisStore {
     connection: ConnectionManager,
@@ -81,8 +118,14 @@ pub struct RedisStore {
     display_url: String,
     /// `{prefix}:segment:`, prepended to storage names.
     key_prefix: String,
+    /// `{prefix}`, for records (`{prefix}:rec:{collection}`) and marks
+    /// (`{prefix}:mark:{key}`).
+    prefix: String,
     allocate: Script,
     register: Script,
+    put_record: Script,
+    delete_record: Script,
+    hit_mark: Script,
 }
 
 impl RedisStore {
@@ -104,14 +147,28 @@ impl RedisStore {
         Ok(RedisStore {
             connection,
             key_prefix: format!("{prefix}:segment:"),
+            prefix: prefix.to_owned(),
             display_url,
             allocate: Script::new(ALLOCATE),
             register: Script::new(REGISTER),
+            put_record: Script::new(PUT_RECORD),
+            delete_record: Script::new(DELETE_RECORD),
+            hit_mark: Script::new(HIT_MARK),
         })
     }
 
     fn redis_key(&self, key: &SegmentKey) -> String {
         format!("{}{}", self.key_prefix, key.storage_name())
+    }
+
+    fn collection_key(&self, collection: &str) -> Result<String, StoreError> {
+        named(collection)?;
+        Ok(format!("{}:rec:{collection}", self.prefix))
+    }
+
+    fn mark_key(&self, key: &str) -> Result<String, StoreError> {
+        named(key)?;
+        Ok(format!("{}:mark:{key}", self.prefix))
     }
 
     fn failure(&self, e: RedisError) -> StoreError {
@@ -261,6 +318,147 @@ impl Store for RedisStore {
         counters.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(counters)
     }
+
+    async fn record(&self, collection: &str, id: &str) -> Result<Option<Record>, StoreError> {
+        named(id)?;
+        let mut connection = self.connection.clone();
+        let raw: Option<String> = connection
+            .hget(self.collection_key(collection)?, id)
+            .await
+            .map_err(|e| self.failure(e))?;
+        raw.map(|raw| parse_record(&raw)).transpose()
+    }
+
+    async fn put_record(
+        &self,
+        collection: &str,
+        id: &str,
+        value: &str,
+        expect: Expect,
+    ) -> Result<Option<u64>, StoreError> {
+        named(id)?;
+        let mut connection = self.connection.clone();
+        self.put_record
+            .key(self.collection_key(collection)?)
+            .arg(id)
+            .arg(value)
+            .arg(expectation(expect))
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.failure(e))
+    }
+
+    async fn delete_record(
+        &self,
+        collection: &str,
+        id: &str,
+        expect: Expect,
+    ) -> Result<bool, StoreError> {
+        named(id)?;
+        if expect == Expect::Absent {
+            return Ok(false);
+        }
+        let mut connection = self.connection.clone();
+        let deleted: i64 = self
+            .delete_record
+            .key(self.collection_key(collection)?)
+            .arg(id)
+            .arg(expectation(expect))
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.failure(e))?;
+        Ok(deleted == 1)
+    }
+
+    async fn records(&self, collection: &str) -> Result<Vec<(String, Record)>, StoreError> {
+        let mut connection = self.connection.clone();
+        let all: Vec<(String, String)> = connection
+            .hgetall(self.collection_key(collection)?)
+            .await
+            .map_err(|e| self.failure(e))?;
+        let mut records = all
+            .into_iter()
+            .map(|(id, raw)| Ok((id, parse_record(&raw)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        records.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(records)
+    }
+
+    async fn hit_mark(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        let mut connection = self.connection.clone();
+        self.hit_mark
+            .key(self.mark_key(key)?)
+            .arg(window.as_millis().max(1) as u64)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.failure(e))
+    }
+
+    async fn set_mark(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("SET")
+            .arg(self.mark_key(key)?)
+            .arg(1)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(|e| self.failure(e))
+    }
+
+    async fn mark(&self, key: &str) -> Result<Option<Mark>, StoreError> {
+        let key = self.mark_key(key)?;
+        let mut connection = self.connection.clone();
+        let (count, ttl_ms): (Option<u64>, i64) = redis::pipe()
+            .get(&key)
+            .pttl(&key)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| self.failure(e))?;
+        Ok(count.filter(|_| ttl_ms > 0).map(|count| Mark {
+            count,
+            expires_in: Duration::from_millis(ttl_ms as u64),
+        }))
+    }
+
+    async fn clear_mark(&self, key: &str) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        connection
+            .del::<_, ()>(self.mark_key(key)?)
+            .await
+            .map_err(|e| self.failure(e))
+    }
+}
+
+fn named(name: &str) -> Result<(), StoreError> {
+    if check_name(name) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidName(name.to_owned()))
+    }
+}
+
+fn expectation(expect: Expect) -> String {
+    match expect {
+        Expect::Any => "any".into(),
+        Expect::Absent => "absent".into(),
+        Expect::Version(v) => v.to_string(),
+    }
+}
+
+/// `version:json` → a record.
+fn parse_record(raw: &str) -> Result<Record, StoreError> {
+    raw.split_once(':')
+        .and_then(|(version, value)| {
+            Some(Record {
+                version: version.parse().ok()?,
+                value: value.to_owned(),
+            })
+        })
+        .ok_or_else(|| StoreError::Unavailable {
+            backend: BACKEND,
+            reason: "a record in Redis is not in kxy's version:json form".into(),
+        })
 }
 
 /// The key prefix may hold only characters that are neither glob patterns
