@@ -1,0 +1,535 @@
+//! Endpoint grants: may this user call this endpoint?
+//!
+//! An *endpoint* is a method and a path pattern (`GET /orders/{id}`,
+//! `* /reports/*`) with a flag saying whether it needs authentication at
+//! all. A *grant* gives a user or a role a level on an endpoint (read <
+//! write < admin), optionally until an expiry time, and records who granted
+//! it. The decision for (user, method, path):
+//!
+//! 1. the most specific endpoint matching the request (literal segments
+//!    beat `{param}`, which beats a trailing `*`; an exact method beats `*`);
+//!    none matching means denied;
+//! 2. an endpoint that needs no authentication is allowed;
+//! 3. the user's own unexpired grants decide if there are any: the highest
+//!    of them is the level, even if a role would give more. This is how an
+//!    administrator narrows one user below their role;
+//! 4. otherwise the highest unexpired grant of any of the user's roles;
+//! 5. the request is allowed if that level reaches the one it needs (by
+//!    default read for GET/HEAD/OPTIONS, write otherwise).
+//!
+//! Expired grants never count. [`Policy::compile`] builds the lookup
+//! structures once; a decision is then a walk down a segment trie and a few
+//! hash lookups, with no allocation.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// How much a grant allows, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Read,
+    Write,
+    Admin,
+}
+
+impl Level {
+    /// The level a request with `method` needs unless told otherwise.
+    pub fn required_for(method: &str) -> Level {
+        match method {
+            "GET" | "HEAD" | "OPTIONS" => Level::Read,
+            _ => Level::Write,
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Level::Read => "read",
+            Level::Write => "write",
+            Level::Admin => "admin",
+        })
+    }
+}
+
+/// The methods an endpoint may name; `*` matches any.
+pub const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*",
+];
+
+/// An API endpoint of some service, as registered with kxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: String,
+    pub method: String,
+    pub path: String,
+    pub require_auth: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("method must be one of {methods}; got {0:?}", methods = METHODS.join(", "))]
+    Method(String),
+    #[error(
+        "path {0:?} is not a pattern: start with /, use literal segments, {{name}} for one \
+         segment, and * only as the last segment"
+    )]
+    Path(String),
+}
+
+impl Endpoint {
+    /// Checks the method and path pattern.
+    pub fn validate(&self) -> Result<(), EndpointError> {
+        if !METHODS.contains(&self.method.as_str()) {
+            return Err(EndpointError::Method(self.method.clone()));
+        }
+        let bad = || EndpointError::Path(self.path.clone());
+        if !self.path.starts_with('/') || self.path.len() > 512 || self.path.contains(['?', '#']) {
+            return Err(bad());
+        }
+        let segments: Vec<&str> = segments(&self.path).collect();
+        for (i, segment) in segments.iter().enumerate() {
+            let is_param = segment.len() > 2 && segment.starts_with('{') && segment.ends_with('}');
+            let is_rest = *segment == "*";
+            let literal_ok = !segment.contains(['{', '}', '*', '?', '#']);
+            if (is_rest && i + 1 != segments.len()) || !(is_param || is_rest || literal_ok) {
+                return Err(bad());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Who a grant is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "type", content = "id")]
+pub enum Subject {
+    /// A user, by id.
+    User(String),
+    /// A role, by name.
+    Role(String),
+}
+
+/// A level on an endpoint for a user or role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub id: String,
+    pub subject: Subject,
+    pub endpoint_id: String,
+    pub level: Level,
+    /// Unix seconds after which the grant no longer counts.
+    pub expires_at: Option<u64>,
+    /// The id of the user who made the grant.
+    pub granted_by: String,
+}
+
+/// Why a decision came out as it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason<'p> {
+    NoEndpoint,
+    NoAuthRequired,
+    DirectGrant {
+        granted_by: &'p str,
+    },
+    RoleGrant {
+        role: &'p str,
+    },
+    /// Grants exist for the user or their roles, but all have expired.
+    Expired,
+    NoGrant,
+}
+
+/// The answer to "may this user call this endpoint?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision<'p> {
+    pub allowed: bool,
+    /// The level the deciding grant gives, if a grant decided.
+    pub level: Option<Level>,
+    /// The id of the matching endpoint, if any.
+    pub endpoint: Option<&'p str>,
+    pub reason: Reason<'p>,
+    pub required: Level,
+}
+
+impl fmt::Display for Decision<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = if self.allowed { "allowed" } else { "denied" };
+        match (self.reason, self.level) {
+            (Reason::NoEndpoint, _) => {
+                write!(f, "denied: no registered endpoint matches the request")
+            }
+            (Reason::NoAuthRequired, _) => {
+                write!(f, "allowed: the endpoint does not require authentication")
+            }
+            (Reason::DirectGrant { granted_by }, Some(level)) => write!(
+                f,
+                "{verdict}: the user's own grant gives {level} (granted by {granted_by}), {} needed",
+                self.required
+            ),
+            (Reason::RoleGrant { role }, Some(level)) => write!(
+                f,
+                "{verdict}: role {role} gives {level}, {} needed",
+                self.required
+            ),
+            (Reason::Expired, _) => write!(f, "denied: every grant on this endpoint has expired"),
+            _ => write!(
+                f,
+                "denied: no grant on this endpoint for the user or their roles"
+            ),
+        }
+    }
+}
+
+/// One grant as the policy keeps it.
+#[derive(Debug, Clone)]
+struct Entry {
+    level: Level,
+    expires_at: Option<u64>,
+    granted_by: String,
+}
+
+/// Grants on one endpoint, each list sorted by level, highest first.
+#[derive(Debug, Default)]
+struct EndpointGrants {
+    users: HashMap<String, Vec<Entry>>,
+    roles: HashMap<String, Vec<Entry>>,
+}
+
+/// A trie over path segments.
+#[derive(Debug, Default)]
+struct Node {
+    literal: HashMap<String, Node>,
+    param: Option<Box<Node>>,
+    /// Endpoints whose pattern ends here.
+    here: Vec<usize>,
+    /// Endpoints whose pattern ends with `*` here.
+    rest: Vec<usize>,
+}
+
+/// Endpoints and grants, compiled for fast decisions.
+#[derive(Debug, Default)]
+pub struct Policy {
+    endpoints: Vec<Endpoint>,
+    grants: Vec<EndpointGrants>,
+    root: Node,
+}
+
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('?')
+        .next()
+        .unwrap_or("")
+        .split('/')
+        .filter(|s| !s.is_empty())
+}
+
+impl Policy {
+    /// Builds the policy. Invalid endpoints and grants on unknown endpoints
+    /// are left out (they are refused when created; this guards old data).
+    pub fn compile(endpoints: Vec<Endpoint>, grants: Vec<Grant>) -> Policy {
+        let endpoints: Vec<Endpoint> = endpoints
+            .into_iter()
+            .filter(|e| e.validate().is_ok())
+            .collect();
+        let mut root = Node::default();
+        let mut index = HashMap::new();
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            index.insert(endpoint.id.as_str(), i);
+            let mut node = &mut root;
+            let mut rest = false;
+            for segment in segments(&endpoint.path) {
+                if segment == "*" {
+                    rest = true;
+                } else if segment.starts_with('{') {
+                    node = node.param.get_or_insert_with(Default::default);
+                } else {
+                    node = node.literal.entry(segment.to_owned()).or_default();
+                }
+            }
+            if rest {
+                node.rest.push(i)
+            } else {
+                node.here.push(i)
+            }
+        }
+        let mut by_endpoint: Vec<EndpointGrants> =
+            endpoints.iter().map(|_| Default::default()).collect();
+        for grant in grants {
+            let Some(&i) = index.get(grant.endpoint_id.as_str()) else {
+                continue;
+            };
+            let entry = Entry {
+                level: grant.level,
+                expires_at: grant.expires_at,
+                granted_by: grant.granted_by,
+            };
+            let slot = match grant.subject {
+                Subject::User(id) => by_endpoint[i].users.entry(id).or_default(),
+                Subject::Role(name) => by_endpoint[i].roles.entry(name).or_default(),
+            };
+            slot.push(entry);
+        }
+        for grants in &mut by_endpoint {
+            for list in grants.users.values_mut().chain(grants.roles.values_mut()) {
+                list.sort_by_key(|e| std::cmp::Reverse(e.level));
+            }
+        }
+        Policy {
+            endpoints,
+            grants: by_endpoint,
+            root,
+        }
+    }
+
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// The most specific endpoint for `method` and `path`.
+    pub fn endpoint_for(&self, method: &str, path: &str) -> Option<&Endpoint> {
+        let segments: Vec<&str> = segments(path).collect();
+        self.find(&self.root, &segments, method)
+            .map(|i| &self.endpoints[i])
+    }
+
+    fn find(&self, node: &Node, rest: &[&str], method: &str) -> Option<usize> {
+        if let Some((first, tail)) = rest.split_first() {
+            let deeper = node
+                .literal
+                .get(*first)
+                .and_then(|child| self.find(child, tail, method))
+                .or_else(|| {
+                    node.param
+                        .as_ref()
+                        .and_then(|child| self.find(child, tail, method))
+                });
+            if deeper.is_some() {
+                return deeper;
+            }
+        } else if let Some(i) = self.pick(&node.here, method) {
+            return Some(i);
+        }
+        self.pick(&node.rest, method)
+    }
+
+    fn pick(&self, candidates: &[usize], method: &str) -> Option<usize> {
+        let exact = candidates
+            .iter()
+            .find(|&&i| self.endpoints[i].method == method);
+        exact
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .find(|&&i| self.endpoints[i].method == "*")
+            })
+            .copied()
+    }
+
+    /// Decides whether user `user_id`, holding `roles`, may call `method`
+    /// `path` at level `required`, at Unix time `now`.
+    pub fn decide<'p>(
+        &'p self,
+        user_id: &str,
+        roles: &[String],
+        method: &str,
+        path: &str,
+        required: Level,
+        now: u64,
+    ) -> Decision<'p> {
+        let mut decision = Decision {
+            allowed: false,
+            level: None,
+            endpoint: None,
+            reason: Reason::NoEndpoint,
+            required,
+        };
+        let mut buffer = [""; 32];
+        let mut count = 0;
+        for segment in segments(path) {
+            if count == buffer.len() {
+                return decision; // deeper than any pattern we accept
+            }
+            buffer[count] = segment;
+            count += 1;
+        }
+        let Some(i) = self.find(&self.root, &buffer[..count], method) else {
+            return decision;
+        };
+        let endpoint = &self.endpoints[i];
+        decision.endpoint = Some(&endpoint.id);
+        if !endpoint.require_auth {
+            decision.allowed = true;
+            decision.reason = Reason::NoAuthRequired;
+            return decision;
+        }
+        let live = |e: &&Entry| e.expires_at.is_none_or(|t| t > now);
+        let grants = &self.grants[i];
+        decision.reason = Reason::NoGrant;
+        if let Some(own) = grants.users.get(user_id) {
+            if let Some(best) = own.iter().find(live) {
+                decision.level = Some(best.level);
+                decision.allowed = best.level >= required;
+                decision.reason = Reason::DirectGrant {
+                    granted_by: &best.granted_by,
+                };
+                return decision;
+            }
+            decision.reason = Reason::Expired;
+        }
+        let mut best: Option<(&Entry, &str)> = None;
+        for role in roles {
+            let Some((name, list)) = grants.roles.get_key_value(role.as_str()) else {
+                continue;
+            };
+            match list.iter().find(live) {
+                Some(entry) if best.is_none_or(|(b, _)| entry.level > b.level) => {
+                    best = Some((entry, name))
+                }
+                Some(_) => {}
+                None => decision.reason = Reason::Expired,
+            }
+        }
+        if let Some((entry, role)) = best {
+            decision.level = Some(entry.level);
+            decision.allowed = entry.level >= required;
+            decision.reason = Reason::RoleGrant { role };
+        }
+        decision
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(id: &str, method: &str, path: &str) -> Endpoint {
+        Endpoint {
+            id: id.into(),
+            method: method.into(),
+            path: path.into(),
+            require_auth: true,
+        }
+    }
+
+    fn grant(subject: Subject, endpoint: &str, level: Level, expires_at: Option<u64>) -> Grant {
+        Grant {
+            id: format!("{subject:?}{endpoint}{level}"),
+            subject,
+            endpoint_id: endpoint.into(),
+            level,
+            expires_at,
+            granted_by: "root".into(),
+        }
+    }
+
+    fn user(id: &str) -> Subject {
+        Subject::User(id.into())
+    }
+
+    fn role(name: &str) -> Subject {
+        Subject::Role(name.into())
+    }
+
+    #[test]
+    fn patterns_are_validated() {
+        assert!(
+            endpoint("a", "GET", "/orders/{id}/items")
+                .validate()
+                .is_ok()
+        );
+        assert!(endpoint("a", "*", "/reports/*").validate().is_ok());
+        assert!(endpoint("a", "FETCH", "/x").validate().is_err());
+        for bad in ["orders", "/a/*/b", "/a/{", "/a/b?c", "/a/{}"] {
+            assert!(endpoint("a", "GET", bad).validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_most_specific_endpoint_matches() {
+        let policy = Policy::compile(
+            vec![
+                endpoint("param", "GET", "/orders/{id}"),
+                endpoint("literal", "GET", "/orders/latest"),
+                endpoint("rest", "*", "/orders/*"),
+                endpoint("any-method", "*", "/orders/{id}"),
+            ],
+            vec![],
+        );
+        let id = |m, p| policy.endpoint_for(m, p).map(|e| e.id.as_str());
+        assert_eq!(id("GET", "/orders/latest"), Some("literal"));
+        assert_eq!(id("GET", "/orders/42"), Some("param"));
+        assert_eq!(id("DELETE", "/orders/42"), Some("any-method"));
+        assert_eq!(id("GET", "/orders/42/items/7"), Some("rest"));
+        assert_eq!(id("GET", "/orders/42?x=1"), Some("param"));
+        assert_eq!(id("GET", "/users/1"), None);
+    }
+
+    #[test]
+    fn a_direct_grant_decides_before_roles() {
+        let policy = Policy::compile(
+            vec![endpoint("orders", "*", "/orders/{id}")],
+            vec![
+                grant(role("ops"), "orders", Level::Admin, None),
+                grant(user("alice"), "orders", Level::Read, None),
+            ],
+        );
+        let roles = vec!["ops".to_string()];
+        let read = policy.decide("alice", &roles, "GET", "/orders/1", Level::Read, 100);
+        assert!(read.allowed);
+        assert_eq!(read.reason, Reason::DirectGrant { granted_by: "root" });
+        // Her own read grant narrows her below the role's admin.
+        let write = policy.decide("alice", &roles, "DELETE", "/orders/1", Level::Write, 100);
+        assert!(!write.allowed);
+        assert_eq!(write.level, Some(Level::Read));
+        // Bob has only the role.
+        let bob = policy.decide("bob", &roles, "DELETE", "/orders/1", Level::Write, 100);
+        assert!(bob.allowed);
+        assert_eq!(bob.reason, Reason::RoleGrant { role: "ops" });
+        assert_eq!(
+            bob.to_string(),
+            "allowed: role ops gives admin, write needed"
+        );
+    }
+
+    #[test]
+    fn expired_grants_never_count() {
+        let policy = Policy::compile(
+            vec![endpoint("orders", "GET", "/orders")],
+            vec![
+                grant(user("alice"), "orders", Level::Admin, Some(50)),
+                grant(role("ops"), "orders", Level::Read, Some(200)),
+            ],
+        );
+        let roles = vec!["ops".to_string()];
+        let before = policy.decide("alice", &roles, "GET", "/orders", Level::Read, 10);
+        assert_eq!((before.allowed, before.level), (true, Some(Level::Admin)));
+        // Her direct grant expired: the role decides.
+        let after = policy.decide("alice", &roles, "GET", "/orders", Level::Read, 100);
+        assert_eq!(after.reason, Reason::RoleGrant { role: "ops" });
+        let later = policy.decide("alice", &roles, "GET", "/orders", Level::Read, 300);
+        assert!(!later.allowed);
+        assert_eq!(later.reason, Reason::Expired);
+        assert_eq!(
+            later.to_string(),
+            "denied: every grant on this endpoint has expired"
+        );
+    }
+
+    #[test]
+    fn unauthenticated_endpoints_and_missing_ones() {
+        let mut open = endpoint("health", "GET", "/health");
+        open.require_auth = false;
+        let policy = Policy::compile(vec![open], vec![]);
+        assert!(
+            policy
+                .decide("", &[], "GET", "/health", Level::Read, 0)
+                .allowed
+        );
+        let none = policy.decide("alice", &[], "GET", "/nothing", Level::Read, 0);
+        assert_eq!((none.allowed, none.reason), (false, Reason::NoEndpoint));
+        assert_eq!(Level::required_for("GET"), Level::Read);
+        assert_eq!(Level::required_for("PATCH"), Level::Write);
+    }
+}
