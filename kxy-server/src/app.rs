@@ -1,5 +1,6 @@
 //! The application: shared state, the router, and serving it.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -7,13 +8,16 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::Error;
 use crate::envelope::assign_trace_id;
-use crate::routes;
+use crate::grants::GrantService;
+use crate::identity::AuthService;
+use crate::routes::{self, guard::guard};
 use crate::segments::SegmentService;
 
 /// The largest request body accepted. The largest legitimate body (an
@@ -24,13 +28,30 @@ pub const BODY_LIMIT: usize = 16 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub segments: Arc<SegmentService>,
+    pub auth: Arc<AuthService>,
+    pub grants: Arc<GrantService>,
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface: every route of [`routes::inventory`], each behind
+/// the guard that enforces its access.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(routes::health::routes())
-        .merge(routes::segments::routes())
+    let mut paths: BTreeMap<&'static str, MethodRouter<AppState>> = BTreeMap::new();
+    for spec in routes::inventory() {
+        let guarded = spec.handler.route_layer(middleware::from_fn_with_state(
+            (state.clone(), spec.access),
+            guard,
+        ));
+        let merged = match paths.remove(spec.path) {
+            Some(existing) => existing.merge(guarded),
+            None => guarded,
+        };
+        paths.insert(spec.path, merged);
+    }
+    let mut router = Router::new();
+    for (path, methods) in paths {
+        router = router.route(path, methods);
+    }
+    router
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

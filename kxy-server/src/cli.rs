@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kxy_core::{AllocationLimits, SegmentKey};
@@ -15,6 +16,8 @@ use serde::Serialize;
 
 use crate::Error;
 use crate::app::{AppState, router, serve};
+use crate::grants::GrantService;
+use crate::identity::{AuthService, AuthSettings, LockoutPolicy};
 use crate::segments::SegmentService;
 use crate::store::{self, MissingCounter, Registration, StoreConfig};
 
@@ -101,6 +104,57 @@ pub struct ServeArgs {
         action = clap::ArgAction::Set
     )]
     pub auto_create: bool,
+    #[command(flatten)]
+    pub security: SecurityArgs,
+}
+
+/// Tokens, lockout and the access policy.
+#[derive(Debug, Args)]
+pub struct SecurityArgs {
+    /// Secret that signs access tokens (at least 32 bytes). Without it, the
+    /// first server generates one and keeps it in the store for all.
+    #[arg(long, env = "KXY_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "KXY_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    pub access_token_ttl: u64,
+    /// Lifetime of a login session's refresh tokens, in seconds.
+    #[arg(long, env = "KXY_REFRESH_TOKEN_TTL", default_value_t = 7 * 24 * 3600)]
+    pub refresh_token_ttl: u64,
+    /// Failed logins within the window that lock an account.
+    #[arg(long, env = "KXY_LOCKOUT_THRESHOLD", default_value_t = 5)]
+    pub lockout_threshold: u64,
+    /// The window failed logins are counted in, in seconds.
+    #[arg(long, env = "KXY_LOCKOUT_WINDOW", default_value_t = 900)]
+    pub lockout_window: u64,
+    /// How long a locked account stays locked, in seconds.
+    #[arg(long, env = "KXY_LOCKOUT_DURATION", default_value_t = 900)]
+    pub lockout_duration: u64,
+    /// How often each server checks the store for access-policy changes
+    /// made through other servers, in milliseconds.
+    #[arg(long, env = "KXY_POLICY_REFRESH_MS", default_value_t = 1000)]
+    pub policy_refresh_ms: u64,
+}
+
+impl SecurityArgs {
+    fn settings(&self) -> Result<AuthSettings, Error> {
+        let positive = |name: &str, v: u64| {
+            if v == 0 {
+                Err(Error::Startup(format!("--{name} must be at least 1")))
+            } else {
+                Ok(Duration::from_secs(v))
+            }
+        };
+        Ok(AuthSettings {
+            access_ttl: positive("access-token-ttl", self.access_token_ttl)?,
+            refresh_ttl: positive("refresh-token-ttl", self.refresh_token_ttl)?,
+            lockout: LockoutPolicy {
+                threshold: self.lockout_threshold.max(1),
+                window: positive("lockout-window", self.lockout_window)?,
+                duration: positive("lockout-duration", self.lockout_duration)?,
+            },
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,7 +204,25 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     let store = store::open(&cli.store.config()).await?;
     let segments = Arc::new(SegmentService::new(store, limits, missing));
     match cli.command {
-        None => run_server(&cli.serve, segments).await,
+        None => {
+            let store = Arc::clone(segments.store());
+            let auth = AuthService::new(
+                Arc::clone(&store),
+                cli.serve.security.settings()?,
+                cli.serve.security.jwt_secret.as_deref(),
+            )
+            .await?;
+            let grants = GrantService::new(store).await?;
+            grants.watch(Duration::from_millis(
+                cli.serve.security.policy_refresh_ms.max(10),
+            ));
+            let state = AppState {
+                segments,
+                auth: Arc::new(auth),
+                grants,
+            };
+            run_server(&cli.serve, state).await
+        }
         Some(Command::Counters(CountersCommand::Add(add))) => add_counter(&segments, &add).await,
         Some(Command::Counters(CountersCommand::List { json })) => {
             list_counters(&segments, json).await
@@ -158,8 +230,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-async fn run_server(args: &ServeArgs, segments: Arc<SegmentService>) -> Result<(), Error> {
-    let store = Arc::clone(segments.store());
+async fn run_server(args: &ServeArgs, state: AppState) -> Result<(), Error> {
+    let store = Arc::clone(state.segments.store());
     if let Err(e) = store.ping().await {
         // Serve anyway: /health reports it and the store may come back.
         tracing::warn!("store not reachable at start: {e}");
@@ -177,7 +249,7 @@ async fn run_server(args: &ServeArgs, segments: Arc<SegmentService>) -> Result<(
         store.location(),
         args.auto_create,
     );
-    let app = router(AppState { segments });
+    let app = router(state);
     serve(listener, app, shutdown_signal())
         .await
         .map_err(|e| Error::Startup(format!("server error: {e}")))?;

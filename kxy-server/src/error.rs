@@ -32,6 +32,30 @@ pub enum Error {
     InvalidCount(#[from] SegmentCountError),
     #[error(transparent)]
     InvalidStart(#[from] InvalidStart),
+    /// A field's value breaks a rule; the message names the field.
+    #[error("{field}: {msg}")]
+    Invalid { field: String, msg: String },
+    #[error("authentication required: send Authorization: Bearer <access token>")]
+    AuthRequired,
+    /// The same answer for an unknown user and a wrong password.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("the account is disabled")]
+    AccountDisabled,
+    #[error("missing permission {permission}")]
+    Forbidden { permission: String },
+    #[error(
+        "too many failed logins: the account is locked; try again in {retry_after} s or ask an administrator to unlock it"
+    )]
+    Locked { retry_after: u64 },
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the system is already initialized; log in instead")]
+    AlreadyInitialized,
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
     #[error("{method} is not allowed on {path}")]
@@ -53,9 +77,19 @@ impl Error {
         use StatusCode as S;
         match self {
             Error::InvalidBody(_) => (S::BAD_REQUEST, 40001),
-            Error::InvalidIdentifier(_) | Error::InvalidCount(_) | Error::InvalidStart(_) => {
-                (S::BAD_REQUEST, 40002)
-            }
+            Error::InvalidIdentifier(_)
+            | Error::InvalidCount(_)
+            | Error::InvalidStart(_)
+            | Error::Invalid { .. } => (S::BAD_REQUEST, 40002),
+            Error::AuthRequired => (S::UNAUTHORIZED, 40100),
+            Error::InvalidCredentials => (S::UNAUTHORIZED, 40101),
+            Error::InvalidToken(_) => (S::UNAUTHORIZED, 40102),
+            Error::Forbidden { .. } => (S::FORBIDDEN, 40301),
+            Error::AccountDisabled => (S::FORBIDDEN, 40302),
+            Error::NotFound { .. } => (S::NOT_FOUND, 40402),
+            Error::Conflict(_) => (S::CONFLICT, 40902),
+            Error::AlreadyInitialized => (S::CONFLICT, 40903),
+            Error::Locked { .. } => (S::TOO_MANY_REQUESTS, 42901),
             Error::RouteNotFound { .. } => (S::NOT_FOUND, 40400),
             Error::Store(StoreError::NotRegistered { .. }) => (S::NOT_FOUND, 40401),
             Error::MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, 40500),
@@ -80,7 +114,25 @@ impl IntoResponse for Error {
         } else {
             tracing::debug!(code, "{msg}");
         }
-        Envelope::<()>::failure(status, code, msg).into_response()
+        let mut response = Envelope::<()>::failure(status, code, msg).into_response();
+        if let Error::Locked { retry_after } = self
+            && let Ok(value) = axum::http::HeaderValue::from_str(&retry_after.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+impl Error {
+    /// A rule broken by the value of `field`.
+    pub fn invalid(field: &str, msg: &str) -> Error {
+        Error::Invalid {
+            field: field.to_owned(),
+            msg: msg.to_owned(),
+        }
     }
 }
 

@@ -25,3 +25,25 @@ where
         Ok(ApiJson(value))
     }
 }
+
+/// Query parameters of type `T`, or an [`Error`] naming the bad parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| Error::InvalidBody(format!("query string: {}", e.body_text())))?;
+        Ok(ApiQuery(value))
+    }
+}

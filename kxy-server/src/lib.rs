@@ -8,6 +8,8 @@
 //! - [`app`]: shared state, the router and serving it.
 //! - [`routes`]: one module per API area, thin handlers.
 //! - [`segments`]: the allocation service, where the server's policy lives.
+//! - [`identity`]: users, roles, passwords, tokens, sessions, lockout.
+//! - [`grants`]: endpoint grants and the access check other services call.
 //! - [`store`]: the [`store::Store`] trait and its embedded and Redis backends.
 //! - [`envelope`]: the `{code, msg, data, traceId}` response shape and trace ids.
 //! - [`extract`]: request extractors that answer bad input in that envelope.
@@ -18,6 +20,8 @@ pub mod cli;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod grants;
+pub mod identity;
 pub mod routes;
 pub mod segments;
 pub mod store;

@@ -3,18 +3,17 @@
 //! Load balancers take an instance out of rotation on a non-2xx answer, so an
 //! unreachable store answers 503: the instance cannot allocate anyway.
 
-use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Serialize;
 
+use super::{Access, RouteSpec, route};
 use crate::app::AppState;
 use crate::envelope::Envelope;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/health", get(health))
+pub fn routes() -> Vec<RouteSpec> {
+    vec![route(Method::GET, "/health", Access::Public, health)]
 }
 
 #[derive(Serialize)]

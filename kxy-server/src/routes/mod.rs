@@ -1,5 +1,85 @@
-//! HTTP routes, one module per area. Each exposes `routes()` with its paths
-//! side by side, and thin handlers: parse, call a service, answer.
+//! HTTP routes, one module per area, and the inventory they are served from.
+//!
+//! Every route is declared once, in [`inventory`], with the access it needs:
+//! public, any logged-in user, or a named permission. The router is built
+//! from that list and the guard enforces it, so no route can be added
+//! without saying who may call it, and a test can walk every route.
 
+pub mod access;
+pub mod auth;
+pub mod counters;
+pub mod guard;
 pub mod health;
+pub mod roles;
 pub mod segments;
+pub mod users;
+
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, on};
+
+use crate::app::AppState;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without credentials.
+    Public,
+    /// Any logged-in user.
+    LoggedIn,
+    /// A caller holding this permission (`resource:action`).
+    Permission(&'static str),
+}
+
+/// One route: method, path, access, handler.
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub handler: MethodRouter<AppState>,
+}
+
+/// Declares a route.
+pub fn route<H, T>(method: Method, path: &'static str, access: Access, handler: H) -> RouteSpec
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
+    RouteSpec {
+        method,
+        path,
+        access,
+        handler: on(filter, handler),
+    }
+}
+
+/// Every route the server answers.
+pub fn inventory() -> Vec<RouteSpec> {
+    [
+        health::routes(),
+        auth::routes(),
+        segments::routes(),
+        users::routes(),
+        roles::routes(),
+        access::routes(),
+        counters::routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The permissions the routes require, sorted: the catalog roles draw from.
+pub fn permission_catalog() -> Vec<&'static str> {
+    let mut permissions: Vec<&'static str> = inventory()
+        .iter()
+        .filter_map(|r| match r.access {
+            Access::Permission(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    permissions.sort_unstable();
+    permissions.dedup();
+    permissions
+}

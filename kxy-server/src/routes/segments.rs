@@ -1,19 +1,25 @@
 //! `POST /api/segment/allocate`: the seed's allocation endpoint, unchanged in
 //! shape so the Python client `kxy-open-id-client` works against it.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::post;
+use axum::http::Method;
 use kxy_core::{Segment, SegmentKey};
 use serde::Deserialize;
 
+use super::{Access, RouteSpec, route};
 use crate::Error;
 use crate::app::AppState;
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/segment/allocate", post(allocate))
+pub fn routes() -> Vec<RouteSpec> {
+    // Public, as in the seed and for kxy-open-id-client; API keys come next.
+    vec![route(
+        Method::POST,
+        "/api/segment/allocate",
+        Access::Public,
+        allocate,
+    )]
 }
 
 /// The request body. Every field is required and unknown fields are refused,

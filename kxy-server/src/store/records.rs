@@ -57,3 +57,64 @@ pub(crate) const KEY_SEPARATOR: char = '\u{1f}';
 pub(crate) fn check_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 256 && !name.contains(KEY_SEPARATOR) && !name.contains('\0')
 }
+
+/// Typed access to records: values are JSON of a serde type.
+pub mod typed {
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use super::Expect;
+    use crate::store::{Store, StoreError};
+
+    fn corrupt(collection: &str, id: &str, e: serde_json::Error) -> StoreError {
+        StoreError::Unavailable {
+            backend: "records",
+            reason: format!("record {collection}/{id} is not valid JSON of its type: {e}"),
+        }
+    }
+
+    /// The record and its version, decoded.
+    pub async fn load<T: DeserializeOwned>(
+        store: &dyn Store,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<(T, u64)>, StoreError> {
+        match store.record(collection, id).await? {
+            Some(record) => {
+                let value =
+                    serde_json::from_str(&record.value).map_err(|e| corrupt(collection, id, e))?;
+                Ok(Some((value, record.version)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Writes `value` if `expect` holds; the new version, or None.
+    pub async fn save<T: Serialize>(
+        store: &dyn Store,
+        collection: &str,
+        id: &str,
+        value: &T,
+        expect: Expect,
+    ) -> Result<Option<u64>, StoreError> {
+        let json = serde_json::to_string(value).map_err(|e| corrupt(collection, id, e))?;
+        store.put_record(collection, id, &json, expect).await
+    }
+
+    /// Every record of the collection, decoded, ordered by id.
+    pub async fn load_all<T: DeserializeOwned>(
+        store: &dyn Store,
+        collection: &str,
+    ) -> Result<Vec<(T, u64)>, StoreError> {
+        store
+            .records(collection)
+            .await?
+            .into_iter()
+            .map(|(id, record)| {
+                serde_json::from_str(&record.value)
+                    .map(|value| (value, record.version))
+                    .map_err(|e| corrupt(collection, &id, e))
+            })
+            .collect()
+    }
+}

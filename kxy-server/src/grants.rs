@@ -1,0 +1,323 @@
+//! Endpoint grants as a service: kxy answering "may this caller call this
+//! endpoint?" for other services.
+//!
+//! Endpoints and grants are records; the decision runs on a compiled
+//! [`Policy`] held in memory, so it costs a trie walk and a few hash lookups
+//! (BENCHMARKS.md). The policy is rebuilt:
+//!
+//! - at once on this instance after any change made through it;
+//! - within `--policy-refresh` (1 s by default) on every other instance: a
+//!   background task compares the store's policy version with its own.
+//!
+//! That refresh interval is the bound on how long another instance may
+//! still decide by a revoked grant.
+
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use kxy_core::access::{Decision, Endpoint, Grant, Level, Policy, Subject};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::identity::tokens::{now, random_id};
+use crate::store::records::typed;
+use crate::store::{Expect, Store};
+
+const ENDPOINTS: &str = "endpoints";
+const GRANTS: &str = "grants";
+
+/// A compiled policy and the store version it was built from.
+struct Compiled {
+    policy: Policy,
+    version: u64,
+}
+
+pub struct GrantService {
+    store: Arc<dyn Store>,
+    compiled: RwLock<Arc<Compiled>>,
+}
+
+/// A decision as the API returns it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub level: Option<Level>,
+    pub required: Level,
+    pub endpoint_id: Option<String>,
+    pub reason: String,
+}
+
+impl From<Decision<'_>> for Verdict {
+    fn from(d: Decision<'_>) -> Self {
+        Verdict {
+            allowed: d.allowed,
+            level: d.level,
+            required: d.required,
+            endpoint_id: d.endpoint.map(str::to_owned),
+            reason: d.to_string(),
+        }
+    }
+}
+
+impl GrantService {
+    pub async fn new(store: Arc<dyn Store>) -> Result<Arc<Self>, Error> {
+        let compiled = compile(&*store).await?;
+        Ok(Arc::new(GrantService {
+            store,
+            compiled: RwLock::new(Arc::new(compiled)),
+        }))
+    }
+
+    /// Starts the background check for changes made by other instances.
+    /// It stops when the service is dropped.
+    pub fn watch(self: &Arc<Self>, every: Duration) {
+        let service: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(service) = service.upgrade() else {
+                    return;
+                };
+                if let Err(e) = service.reload_if_changed().await {
+                    tracing::warn!("cannot refresh the access policy: {e}");
+                }
+            }
+        });
+    }
+
+    async fn reload_if_changed(&self) -> Result<(), Error> {
+        let stored = policy_version(&*self.store).await?;
+        if stored != self.current().version {
+            self.reload().await?;
+        }
+        Ok(())
+    }
+
+    async fn reload(&self) -> Result<(), Error> {
+        let compiled = compile(&*self.store).await?;
+        *self.compiled.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(compiled);
+        Ok(())
+    }
+
+    /// Records a change for every instance, then rebuilds this one's policy.
+    async fn changed(&self) -> Result<(), Error> {
+        self.store
+            .put_record("settings", "policy_version", "0", Expect::Any)
+            .await?;
+        self.reload().await
+    }
+
+    fn current(&self) -> Arc<Compiled> {
+        Arc::clone(&self.compiled.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Decides for a user with `roles` at the current time.
+    pub fn check(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        method: &str,
+        path: &str,
+        required: Level,
+    ) -> Verdict {
+        let compiled = self.current();
+        compiled
+            .policy
+            .decide(user_id, roles, method, path, required, now())
+            .into()
+    }
+
+    /// [`Self::check`] without building the answer, for the benchmark.
+    pub fn allowed(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        method: &str,
+        path: &str,
+        required: Level,
+        now: u64,
+    ) -> bool {
+        let compiled = self.current();
+        compiled
+            .policy
+            .decide(user_id, roles, method, path, required, now)
+            .allowed
+    }
+
+    pub async fn endpoints(&self) -> Result<Vec<Endpoint>, Error> {
+        Ok(typed::load_all(&*self.store, ENDPOINTS)
+            .await?
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect())
+    }
+
+    pub async fn endpoint(&self, id: &str) -> Result<Endpoint, Error> {
+        let missing = || Error::NotFound {
+            what: "endpoint",
+            id: id.to_owned(),
+        };
+        if !is_id(id) {
+            return Err(missing());
+        }
+        typed::load(&*self.store, ENDPOINTS, id)
+            .await?
+            .map(|(e, _)| e)
+            .ok_or_else(missing)
+    }
+
+    /// Registers an endpoint; a second one with the same method and path is
+    /// refused.
+    pub async fn create_endpoint(
+        &self,
+        method: &str,
+        path: &str,
+        require_auth: bool,
+    ) -> Result<Endpoint, Error> {
+        let endpoint = Endpoint {
+            id: random_id(),
+            method: method.to_uppercase(),
+            path: path.to_owned(),
+            require_auth,
+        };
+        endpoint
+            .validate()
+            .map_err(|e| Error::invalid("endpoint", &e.to_string()))?;
+        if self
+            .endpoints()
+            .await?
+            .iter()
+            .any(|e| e.method == endpoint.method && e.path == endpoint.path)
+        {
+            return Err(Error::Conflict(format!(
+                "endpoint {} {} exists",
+                endpoint.method, endpoint.path
+            )));
+        }
+        typed::save(
+            &*self.store,
+            ENDPOINTS,
+            &endpoint.id,
+            &endpoint,
+            Expect::Absent,
+        )
+        .await?;
+        self.changed().await?;
+        Ok(endpoint)
+    }
+
+    pub async fn update_endpoint(&self, id: &str, require_auth: bool) -> Result<Endpoint, Error> {
+        let mut endpoint = self.endpoint(id).await?;
+        endpoint.require_auth = require_auth;
+        typed::save(&*self.store, ENDPOINTS, id, &endpoint, Expect::Any).await?;
+        self.changed().await?;
+        Ok(endpoint)
+    }
+
+    /// Deletes the endpoint and every grant on it.
+    pub async fn delete_endpoint(&self, id: &str) -> Result<(), Error> {
+        self.endpoint(id).await?;
+        for grant in self
+            .grants()
+            .await?
+            .into_iter()
+            .filter(|g| g.endpoint_id == id)
+        {
+            self.store
+                .delete_record(GRANTS, &grant.id, Expect::Any)
+                .await?;
+        }
+        self.store.delete_record(ENDPOINTS, id, Expect::Any).await?;
+        self.changed().await
+    }
+
+    pub async fn grants(&self) -> Result<Vec<Grant>, Error> {
+        Ok(typed::load_all(&*self.store, GRANTS)
+            .await?
+            .into_iter()
+            .map(|(g, _)| g)
+            .collect())
+    }
+
+    /// Grants `level` on `endpoint_id` to `subject` (which the caller has
+    /// checked exists), until `expires_at` if given.
+    pub async fn create_grant(
+        &self,
+        subject: Subject,
+        endpoint_id: &str,
+        level: Level,
+        expires_at: Option<u64>,
+        granted_by: &str,
+    ) -> Result<Grant, Error> {
+        self.endpoint(endpoint_id).await?;
+        if expires_at.is_some_and(|t| t <= now()) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        let grant = Grant {
+            id: random_id(),
+            subject,
+            endpoint_id: endpoint_id.to_owned(),
+            level,
+            expires_at,
+            granted_by: granted_by.to_owned(),
+        };
+        typed::save(&*self.store, GRANTS, &grant.id, &grant, Expect::Absent).await?;
+        self.changed().await?;
+        Ok(grant)
+    }
+
+    pub async fn delete_grant(&self, id: &str) -> Result<(), Error> {
+        if !is_id(id) || !self.store.delete_record(GRANTS, id, Expect::Any).await? {
+            return Err(Error::NotFound {
+                what: "grant",
+                id: id.to_owned(),
+            });
+        }
+        self.changed().await
+    }
+
+    /// Stores many grants with one policy rebuild (for the benchmark and
+    /// bulk imports); endpoints must exist.
+    pub async fn import_grants(&self, grants: Vec<Grant>) -> Result<(), Error> {
+        let store = &*self.store;
+        // Concurrently, so the embedded store commits them in batches.
+        let writes = grants
+            .iter()
+            .map(|grant| typed::save(store, GRANTS, &grant.id, grant, Expect::Any));
+        for result in futures::future::join_all(writes).await {
+            result?;
+        }
+        self.changed().await
+    }
+}
+
+async fn policy_version(store: &dyn Store) -> Result<u64, Error> {
+    Ok(store
+        .record("settings", "policy_version")
+        .await?
+        .map_or(0, |r| r.version))
+}
+
+async fn compile(store: &dyn Store) -> Result<Compiled, Error> {
+    // Read the version first: a change racing this load bumps it again,
+    // so the next check reloads.
+    let version = policy_version(store).await?;
+    let endpoints = typed::load_all::<Endpoint>(store, ENDPOINTS)
+        .await?
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
+    let grants = typed::load_all::<Grant>(store, GRANTS)
+        .await?
+        .into_iter()
+        .map(|(g, _)| g)
+        .collect();
+    Ok(Compiled {
+        policy: Policy::compile(endpoints, grants),
+        version,
+    })
+}
+
+fn is_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}

@@ -1,0 +1,382 @@
+//! Logging in and staying logged in.
+//!
+//! - **Login** checks the password (equal cost for unknown users) and opens
+//!   a *session*: the record behind one login's refresh tokens.
+//! - **Lockout**: failures are counted per username in the store (so across
+//!   instances) within a window; reaching the threshold locks the account
+//!   for a while. Unknown usernames are counted too, so locking reveals
+//!   nothing about which accounts exist.
+//! - **Refresh** rotates: the session keeps only the hash of its current
+//!   refresh secret, and presenting any other (an old, already used token)
+//!   revokes the whole session, so a stolen refresh token stops working
+//!   for thief and owner alike the moment both have used it.
+//! - **Logout** puts the access token's id on a deny-list in the store for
+//!   its remaining lifetime (every instance checks it) and revokes the
+//!   session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kxy_core::password::check_password;
+use kxy_core::permission::PermissionSet;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::passwords::Passwords;
+use super::roles::{ADMIN, RoleDirectory};
+use super::tokens::{Claims, RefreshToken, Tokens, now, random_id};
+use super::users::{User, UserDirectory, UserView};
+use crate::Error;
+use crate::store::records::typed;
+use crate::store::{Expect, Store};
+
+const SESSIONS: &str = "sessions";
+
+/// How failed logins lock an account.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    /// Failures within `window` that lock the account.
+    pub threshold: u64,
+    pub window: Duration,
+    /// How long a locked account stays locked.
+    pub duration: Duration,
+}
+
+/// Token lifetimes and the lockout policy.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthSettings {
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub lockout: LockoutPolicy,
+}
+
+/// The answer to a login or a refresh.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+}
+
+/// The record behind one login's refresh tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Session {
+    user_id: String,
+    /// SHA-256 of the one refresh secret that is valid now.
+    secret_hash: String,
+    expires_at: u64,
+    revoked: bool,
+}
+
+/// An authenticated caller of the API.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: UserView,
+    pub permissions: PermissionSet,
+    pub token: Claims,
+}
+
+pub struct AuthService {
+    store: Arc<dyn Store>,
+    pub users: UserDirectory,
+    pub roles: RoleDirectory,
+    passwords: Passwords,
+    tokens: Tokens,
+    settings: AuthSettings,
+}
+
+/// Mark keys for a username: hashed, so any input makes a safe, fixed key.
+fn mark_key(kind: &str, username: &str) -> String {
+    let digest = Sha256::digest(username.to_lowercase().as_bytes());
+    format!("{kind}:{}", hex::encode(&digest[..16]))
+}
+
+impl AuthService {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        settings: AuthSettings,
+        jwt_secret: Option<&str>,
+    ) -> Result<Self, Error> {
+        let tokens = Tokens::new(
+            &*store,
+            jwt_secret,
+            settings.access_ttl,
+            settings.refresh_ttl,
+        )
+        .await?;
+        Ok(AuthService {
+            users: UserDirectory::new(Arc::clone(&store)),
+            roles: RoleDirectory::new(Arc::clone(&store)),
+            passwords: Passwords::new()?,
+            store,
+            tokens,
+            settings,
+        })
+    }
+
+    pub async fn initialized(&self) -> Result<bool, Error> {
+        self.users.any().await
+    }
+
+    /// Creates the first user, as an administrator; refused once any user
+    /// exists (or another instance got there first).
+    pub async fn init_user(&self, username: &str, password: &str) -> Result<UserView, Error> {
+        if self.initialized().await? {
+            return Err(Error::AlreadyInitialized);
+        }
+        check_password(username, password)
+            .map_err(|e| Error::invalid("password", &e.to_string()))?;
+        super::users::check_username(username)?;
+        let claimed = typed::save(
+            &*self.store,
+            "settings",
+            "initialized",
+            &true,
+            Expect::Absent,
+        )
+        .await?;
+        if claimed.is_none() {
+            return Err(Error::AlreadyInitialized);
+        }
+        let hash = self.passwords.hash(password.to_owned()).await?;
+        let user = self
+            .users
+            .create(username, None, hash, vec![ADMIN.into()])
+            .await?;
+        tracing::info!(user = %user.username, "first user created as administrator");
+        Ok(UserView::from(&user))
+    }
+
+    /// Creates a user (the admin API); checks the password policy and roles.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: &str,
+        email: Option<String>,
+        roles: Vec<String>,
+    ) -> Result<UserView, Error> {
+        super::users::check_username(username)?;
+        check_password(username, password)
+            .map_err(|e| Error::invalid("password", &e.to_string()))?;
+        self.roles.check_exist(&roles).await?;
+        let hash = self.passwords.hash(password.to_owned()).await?;
+        let user = self.users.create(username, email, hash, roles).await?;
+        Ok(UserView::from(&user))
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Result<TokenPair, Error> {
+        let lock = mark_key("lock", username);
+        if let Some(mark) = self.store.mark(&lock).await? {
+            return Err(Error::Locked {
+                retry_after: mark.expires_in.as_secs().max(1),
+            });
+        }
+        let user = self.users.by_username(username).await?;
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        if !self.passwords.verify(password.to_owned(), hash).await {
+            return Err(self.failed_login(username).await?);
+        }
+        let user = user.expect("a verified password belongs to a user");
+        if !user.active {
+            return Err(Error::AccountDisabled);
+        }
+        self.store.clear_mark(&mark_key("fail", username)).await?;
+        self.open_session(&user).await
+    }
+
+    /// Counts a failure; the error to answer with (401, or 429 on locking).
+    async fn failed_login(&self, username: &str) -> Result<Error, Error> {
+        let policy = self.settings.lockout;
+        let failures = self
+            .store
+            .hit_mark(&mark_key("fail", username), policy.window)
+            .await?;
+        if failures >= policy.threshold {
+            self.store
+                .set_mark(&mark_key("lock", username), policy.duration)
+                .await?;
+            self.store.clear_mark(&mark_key("fail", username)).await?;
+            tracing::warn!(failures, "login locked after repeated failures");
+            return Ok(Error::Locked {
+                retry_after: policy.duration.as_secs(),
+            });
+        }
+        Ok(Error::InvalidCredentials)
+    }
+
+    async fn open_session(&self, user: &User) -> Result<TokenPair, Error> {
+        let session_id = random_id();
+        let refresh = RefreshToken::new(&session_id);
+        let session = Session {
+            user_id: user.id.clone(),
+            secret_hash: refresh.secret_hash(),
+            expires_at: now() + self.settings.refresh_ttl.as_secs(),
+            revoked: false,
+        };
+        typed::save(
+            &*self.store,
+            SESSIONS,
+            &session_id,
+            &session,
+            Expect::Absent,
+        )
+        .await?;
+        self.pair(&user.id, &refresh)
+    }
+
+    fn pair(&self, user_id: &str, refresh: &RefreshToken) -> Result<TokenPair, Error> {
+        let (access_token, claims) = self.tokens.issue_access(user_id, &refresh.session)?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token: refresh.encode(),
+            token_type: "Bearer".into(),
+            expires_in: claims.exp - claims.iat,
+        })
+    }
+
+    /// Exchanges a refresh token for a new pair; reuse revokes the session.
+    pub async fn refresh(&self, token: &str) -> Result<TokenPair, Error> {
+        let presented = RefreshToken::parse(token)
+            .ok_or_else(|| Error::InvalidToken("not a kxy refresh token".into()))?;
+        let Some((mut session, version)) =
+            typed::load::<Session>(&*self.store, SESSIONS, &presented.session).await?
+        else {
+            return Err(Error::InvalidToken("unknown refresh token".into()));
+        };
+        if session.revoked {
+            return Err(Error::InvalidToken(
+                "this login session was revoked; log in again".into(),
+            ));
+        }
+        if session.expires_at <= now() {
+            return Err(Error::InvalidToken(
+                "the refresh token has expired; log in again".into(),
+            ));
+        }
+        let current = session
+            .secret_hash
+            .as_bytes()
+            .ct_eq(presented.secret_hash().as_bytes());
+        if !bool::from(current) {
+            self.revoke_session(&presented.session).await?;
+            tracing::warn!(user = %session.user_id, "refresh token reused; session revoked");
+            return Err(Error::InvalidToken(
+                "this refresh token was already used; the session is revoked, log in again".into(),
+            ));
+        }
+        let (user, _) =
+            self.users.require(&session.user_id).await.map_err(|_| {
+                Error::InvalidToken("the user of this session no longer exists".into())
+            })?;
+        if !user.active {
+            return Err(Error::AccountDisabled);
+        }
+        let next = RefreshToken::new(&presented.session);
+        session.secret_hash = next.secret_hash();
+        if typed::save(
+            &*self.store,
+            SESSIONS,
+            &presented.session,
+            &session,
+            Expect::Version(version),
+        )
+        .await?
+        .is_none()
+        {
+            // Someone refreshed with the same token at the same moment.
+            self.revoke_session(&presented.session).await?;
+            return Err(Error::InvalidToken(
+                "this refresh token was used twice at once; the session is revoked, log in again"
+                    .into(),
+            ));
+        }
+        self.pair(&user.id, &next)
+    }
+
+    async fn revoke_session(&self, session_id: &str) -> Result<(), Error> {
+        if let Some((mut session, _)) =
+            typed::load::<Session>(&*self.store, SESSIONS, session_id).await?
+        {
+            session.revoked = true;
+            typed::save(&*self.store, SESSIONS, session_id, &session, Expect::Any).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the caller's session: this access token and every refresh
+    /// token of its login stop working, on every instance.
+    pub async fn logout(&self, caller: &Caller) -> Result<(), Error> {
+        let remaining = caller.token.exp.saturating_sub(now()) + 60;
+        self.store
+            .set_mark(
+                &format!("deny:{}", caller.token.jti),
+                Duration::from_secs(remaining),
+            )
+            .await?;
+        self.revoke_session(&caller.token.sid).await
+    }
+
+    /// The caller behind a bearer access token.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, Error> {
+        let claims = self.tokens.verify_access(token)?;
+        if self
+            .store
+            .mark(&format!("deny:{}", claims.jti))
+            .await?
+            .is_some()
+        {
+            return Err(Error::InvalidToken(
+                "the token was revoked (logged out)".into(),
+            ));
+        }
+        let session = typed::load::<Session>(&*self.store, SESSIONS, &claims.sid).await?;
+        if session.is_none_or(|(s, _)| s.revoked) {
+            return Err(Error::InvalidToken(
+                "the login session was revoked; log in again".into(),
+            ));
+        }
+        let (user, _) = self
+            .users
+            .get(&claims.sub)
+            .await?
+            .ok_or_else(|| Error::InvalidToken("the user no longer exists".into()))?;
+        if !user.active {
+            return Err(Error::AccountDisabled);
+        }
+        let permissions = self.roles.permissions_of(&user.roles).await?;
+        Ok(Caller {
+            user: UserView::from(&user),
+            permissions,
+            token: claims,
+        })
+    }
+
+    /// Lifts a lock and forgets failures.
+    pub async fn unlock(&self, username: &str) -> Result<(), Error> {
+        self.store.clear_mark(&mark_key("lock", username)).await?;
+        self.store.clear_mark(&mark_key("fail", username)).await?;
+        Ok(())
+    }
+
+    /// Whether the account is locked, and for how many more seconds.
+    pub async fn locked_for(&self, username: &str) -> Result<Option<u64>, Error> {
+        Ok(self
+            .store
+            .mark(&mark_key("lock", username))
+            .await?
+            .map(|m| m.expires_in.as_secs().max(1)))
+    }
+
+    /// Sets a new password (checked against the policy) and unlocks.
+    pub async fn reset_password(&self, user_id: &str, password: &str) -> Result<(), Error> {
+        let (mut user, version) = self.users.require(user_id).await?;
+        check_password(&user.username, password)
+            .map_err(|e| Error::invalid("password", &e.to_string()))?;
+        user.password_hash = self.passwords.hash(password.to_owned()).await?;
+        let username = user.username.clone();
+        self.users.update(user, version).await?;
+        self.unlock(&username).await
+    }
+}

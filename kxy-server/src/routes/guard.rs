@@ -1,0 +1,81 @@
+//! The guard: authenticates callers and enforces each route's [`Access`].
+//!
+//! It runs before the handler. For anything but a public route it reads
+//! `Authorization: Bearer <access token>`, asks the auth service who that
+//! is, checks the route's permission and puts the [`Caller`] in the request
+//! for the handler to extract.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use kxy_core::permission::Permission;
+
+use super::Access;
+use crate::Error;
+use crate::app::AppState;
+use crate::identity::Caller;
+
+/// The bearer token of a request, if it sent one.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Error::InvalidToken("the Authorization header is not text".into()))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(Error::InvalidToken(
+            "use Authorization: Bearer <token>".into(),
+        )),
+    }
+}
+
+pub async fn guard(
+    State((state, access)): State<(AppState, Access)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if access == Access::Public {
+        return next.run(request).await;
+    }
+    let caller = match authenticate(&state, request.headers()).await {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    if let Access::Permission(required) = access {
+        let permission: Permission = required.parse().expect("routes declare valid permissions");
+        if !caller.permissions.allows(&permission) {
+            return Error::Forbidden {
+                permission: required.to_owned(),
+            }
+            .into_response();
+        }
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Error> {
+    let token = bearer(headers)?.ok_or(Error::AuthRequired)?;
+    state.auth.authenticate(token).await
+}
+
+/// Handlers of guarded routes take the caller as an argument.
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or(Error::AuthRequired)
+    }
+}

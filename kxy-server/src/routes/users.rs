@@ -1,0 +1,248 @@
+//! Users: the admin's list, creation and changes, and `users/me`.
+
+use axum::extract::{Path, State};
+use axum::http::Method;
+use serde::{Deserialize, Serialize};
+
+use super::{Access, RouteSpec, route};
+use crate::Error;
+use crate::app::AppState;
+use crate::envelope::Envelope;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::identity::Caller;
+use crate::identity::roles::ADMIN;
+use crate::identity::users::{User, UserView, check_email};
+
+pub fn routes() -> Vec<RouteSpec> {
+    let read = Access::Permission("users:read");
+    let write = Access::Permission("users:write");
+    vec![
+        route(Method::GET, "/api/users", read, list),
+        route(Method::POST, "/api/users", write, create),
+        route(Method::GET, "/api/users/me", Access::LoggedIn, me),
+        route(Method::GET, "/api/users/{id}", read, get_one),
+        route(Method::PUT, "/api/users/{id}", write, update),
+        route(Method::DELETE, "/api/users/{id}", write, delete),
+        route(
+            Method::POST,
+            "/api/users/{id}/reset-password",
+            write,
+            reset_password,
+        ),
+        route(Method::POST, "/api/users/{id}/unlock", write, unlock),
+    ]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    page: Option<usize>,
+    page_size: Option<usize>,
+    /// `username`, `created_at`, `-username` or `-created_at` (descending).
+    sort: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Page<T> {
+    items: Vec<T>,
+    total: usize,
+    page: usize,
+    page_size: usize,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Envelope<Page<UserView>>, Error> {
+    let page = query.page.unwrap_or(1);
+    let page_size = query.page_size.unwrap_or(20);
+    if page == 0 {
+        return Err(Error::invalid("page", "pages start at 1"));
+    }
+    if !(1..=200).contains(&page_size) {
+        return Err(Error::invalid("page_size", "must be between 1 and 200"));
+    }
+    let mut users = state.auth.users.all().await?;
+    let sort = query.sort.as_deref().unwrap_or("username");
+    let (field, descending) = sort.strip_prefix('-').map_or((sort, false), |f| (f, true));
+    match field {
+        "username" => users.sort_by_key(|u| u.username.to_lowercase()),
+        "created_at" => users.sort_by_key(|u| (u.created_at, u.id.clone())),
+        _ => {
+            return Err(Error::invalid(
+                "sort",
+                "use username, created_at, -username or -created_at",
+            ));
+        }
+    }
+    if descending {
+        users.reverse();
+    }
+    let total = users.len();
+    let items = users
+        .iter()
+        .skip((page - 1).saturating_mul(page_size))
+        .take(page_size)
+        .map(UserView::from)
+        .collect();
+    Ok(Envelope::ok(
+        "ok",
+        Page {
+            items,
+            total,
+            page,
+            page_size,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    username: String,
+    password: String,
+    email: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewUser>,
+) -> Result<Envelope<UserView>, Error> {
+    let user = state
+        .auth
+        .create_user(&body.username, &body.password, body.email, body.roles)
+        .await?;
+    Ok(Envelope::ok("user created", user))
+}
+
+#[derive(Serialize)]
+struct Me {
+    #[serde(flatten)]
+    user: UserView,
+    permissions: Vec<String>,
+}
+
+async fn me(caller: Caller) -> Envelope<Me> {
+    let permissions = caller.permissions.iter().map(ToString::to_string).collect();
+    Envelope::ok(
+        "ok",
+        Me {
+            user: caller.user,
+            permissions,
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct UserDetail {
+    #[serde(flatten)]
+    user: UserView,
+    /// Seconds until a lock from failed logins ends, if locked.
+    locked_for: Option<u64>,
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Envelope<UserDetail>, Error> {
+    let (user, _) = state.auth.users.require(&id).await?;
+    let locked_for = state.auth.locked_for(&user.username).await?;
+    Ok(Envelope::ok(
+        "ok",
+        UserDetail {
+            user: UserView::from(&user),
+            locked_for,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserChange {
+    email: Option<String>,
+    active: Option<bool>,
+    roles: Option<Vec<String>>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(change): ApiJson<UserChange>,
+) -> Result<Envelope<UserView>, Error> {
+    let (mut user, version) = state.auth.users.require(&id).await?;
+    if let Some(email) = change.email {
+        check_email(&email)?;
+        user.email = Some(email);
+    }
+    if let Some(roles) = change.roles {
+        state.auth.roles.check_exist(&roles).await?;
+        user.roles = roles;
+    }
+    if let Some(active) = change.active {
+        if !active && user.id == caller.user.id {
+            return Err(Error::Conflict("you cannot deactivate yourself".into()));
+        }
+        user.active = active;
+    }
+    keep_an_admin(&state, &user).await?;
+    let user = state.auth.users.update(user, version).await?;
+    Ok(Envelope::ok("user updated", UserView::from(&user)))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Envelope<()>, Error> {
+    let (mut user, version) = state.auth.users.require(&id).await?;
+    if user.id == caller.user.id {
+        return Err(Error::Conflict("you cannot delete yourself".into()));
+    }
+    user.active = false;
+    keep_an_admin(&state, &user).await?;
+    state.auth.users.delete(&user, version).await?;
+    Ok(Envelope::ok("user deleted", ()))
+}
+
+/// Refuses a change that would leave no active administrator.
+async fn keep_an_admin(state: &AppState, changed: &User) -> Result<(), Error> {
+    let is_admin = |u: &User| u.active && u.roles.iter().any(|r| r == ADMIN);
+    if is_admin(changed) {
+        return Ok(());
+    }
+    let others = state.auth.users.all().await?;
+    if others.iter().any(|u| u.id != changed.id && is_admin(u)) {
+        Ok(())
+    } else {
+        Err(Error::Conflict(
+            "this would leave no active administrator".into(),
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+}
+
+async fn reset_password(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewPassword>,
+) -> Result<Envelope<()>, Error> {
+    state.auth.reset_password(&id, &body.password).await?;
+    Ok(Envelope::ok("password reset; the account is unlocked", ()))
+}
+
+async fn unlock(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Envelope<()>, Error> {
+    let (user, _) = state.auth.users.require(&id).await?;
+    state.auth.unlock(&user.username).await?;
+    Ok(Envelope::ok("unlocked", ()))
+}
