@@ -32,6 +32,27 @@ pub struct AppState {
     pub grants: Arc<GrantService>,
 }
 
+impl AppState {
+    /// Builds every service on `store`. The access-policy watcher is not
+    /// started here (see [`GrantService::watch`]).
+    pub async fn new(
+        store: Arc<dyn crate::store::Store>,
+        limits: kxy_core::AllocationLimits,
+        missing: crate::store::MissingCounter,
+        auth: crate::identity::AuthSettings,
+        jwt_secret: Option<&str>,
+    ) -> Result<AppState, Error> {
+        let segments = Arc::new(SegmentService::new(Arc::clone(&store), limits, missing));
+        let auth = Arc::new(AuthService::new(Arc::clone(&store), auth, jwt_secret).await?);
+        let grants = GrantService::new(store).await?;
+        Ok(AppState {
+            segments,
+            auth,
+            grants,
+        })
+    }
+}
+
 /// The whole HTTP surface: every route of [`routes::inventory`], each behind
 /// the guard that enforces its access.
 pub fn router(state: AppState) -> Router {

@@ -16,8 +16,7 @@ use serde::Serialize;
 
 use crate::Error;
 use crate::app::{AppState, router, serve};
-use crate::grants::GrantService;
-use crate::identity::{AuthService, AuthSettings, LockoutPolicy};
+use crate::identity::{AuthSettings, LockoutPolicy};
 use crate::segments::SegmentService;
 use crate::store::{self, MissingCounter, Registration, StoreConfig};
 
@@ -137,7 +136,7 @@ pub struct SecurityArgs {
 }
 
 impl SecurityArgs {
-    fn settings(&self) -> Result<AuthSettings, Error> {
+    pub fn settings(&self) -> Result<AuthSettings, Error> {
         let positive = |name: &str, v: u64| {
             if v == 0 {
                 Err(Error::Startup(format!("--{name} must be at least 1")))
@@ -202,30 +201,28 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         MissingCounter::Refuse
     };
     let store = store::open(&cli.store.config()).await?;
-    let segments = Arc::new(SegmentService::new(store, limits, missing));
     match cli.command {
         None => {
-            let store = Arc::clone(segments.store());
-            let auth = AuthService::new(
-                Arc::clone(&store),
-                cli.serve.security.settings()?,
-                cli.serve.security.jwt_secret.as_deref(),
+            let security = &cli.serve.security;
+            let state = AppState::new(
+                store,
+                limits,
+                missing,
+                security.settings()?,
+                security.jwt_secret.as_deref(),
             )
             .await?;
-            let grants = GrantService::new(store).await?;
-            grants.watch(Duration::from_millis(
-                cli.serve.security.policy_refresh_ms.max(10),
-            ));
-            let state = AppState {
-                segments,
-                auth: Arc::new(auth),
-                grants,
-            };
+            state
+                .grants
+                .watch(Duration::from_millis(security.policy_refresh_ms.max(10)));
             run_server(&cli.serve, state).await
         }
-        Some(Command::Counters(CountersCommand::Add(add))) => add_counter(&segments, &add).await,
-        Some(Command::Counters(CountersCommand::List { json })) => {
-            list_counters(&segments, json).await
+        Some(Command::Counters(command)) => {
+            let segments = SegmentService::new(store, limits, missing);
+            match command {
+                CountersCommand::Add(add) => add_counter(&segments, &add).await,
+                CountersCommand::List { json } => list_counters(&segments, json).await,
+            }
         }
     }
 }
