@@ -91,3 +91,24 @@ pub fn assert_disjoint(segments: &[Segment]) {
         );
     }
 }
+
+/// Any request with an optional JSON body and bearer token.
+pub async fn request(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+) -> Result<Answer, reqwest::Error> {
+    let mut builder = http.request(method, url);
+    if let Some(body) = body {
+        builder = builder.json(body);
+    }
+    if let Some(token) = token {
+        builder = builder.bearer_auth(token);
+    }
+    let response = builder.send().await?;
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Ok(Answer { status, body })
+}
