@@ -49,6 +49,7 @@ fn main() {
         black_box(counter.fetch_add(1, Ordering::Relaxed));
     });
     let size_before = ids.next_request_size();
+    let waits_before = ids.waits();
     let first = ids.next_id().unwrap();
     let mut kxy = measure(|| {
         black_box(ids.next_id().unwrap());
@@ -64,9 +65,10 @@ fn main() {
         );
     }
     println!(
-        "  segments fetched during the kxy run: about {} (size {})",
+        "  segments fetched during the kxy run: about {} (size {}); calls that waited for one: {}",
         kxy.fetches,
-        ids.next_request_size()
+        ids.next_request_size(),
+        ids.waits() - waits_before
     );
     println!(
         "  ratio of worst cases kxy / baseline: {:.2}",

@@ -20,6 +20,7 @@
 
 mod cursor;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -108,6 +109,9 @@ struct Shared {
     refilled: Condvar,
     /// ...and for async ones.
     refilled_async: Notify,
+    /// Calls that found both buffers empty and waited for a fetch: zero at
+    /// steady load if prefetching works. Touched only on the slow path.
+    waits: AtomicU64,
 }
 
 struct State {
@@ -152,6 +156,7 @@ impl IdGenerator {
                 config,
                 refilled: Condvar::new(),
                 refilled_async: Notify::new(),
+                waits: AtomicU64::new(0),
             }),
         }
     }
@@ -168,30 +173,25 @@ impl IdGenerator {
     /// installs the prefetched segment or waits (at most `max_wait`) for one.
     #[inline]
     pub fn next_id(&self) -> Result<i64, ClientError> {
-        loop {
-            match self.shared.cursor.take(1) {
-                Take::Taken {
-                    first,
-                    crossed_prefetch,
-                } => {
-                    if crossed_prefetch {
-                        self.shared.prefetch();
-                    }
-                    return Ok(first);
-                }
-                Take::Empty { epoch } => {
-                    self.shared.refill(epoch, Wait::Block)?;
-                }
-            }
-        }
+        self.take(1, Wait::Block)
+            .map(|first| first.expect("a blocking take yields IDs or an error"))
     }
 
     /// The next ID if one is buffered, without ever waiting for the network
     /// (for callers on an event loop, which fall back to [`Self::next_id_async`]).
     #[inline]
     pub fn try_next_id(&self) -> Option<i64> {
+        self.take(1, Wait::Never).ok().flatten()
+    }
+
+    /// The first of `n` consecutive IDs from the cache. The hot path is one
+    /// `fetch_add`; the take that passes the prefetch mark starts the next
+    /// fetch; an empty cursor goes to the slow path. `None` only when `wait`
+    /// is `Never` and nothing is buffered.
+    #[inline]
+    fn take(&self, n: u32, wait: Wait) -> Result<Option<i64>, ClientError> {
         loop {
-            match self.shared.cursor.take(1) {
+            match self.shared.cursor.take(n) {
                 Take::Taken {
                     first,
                     crossed_prefetch,
@@ -199,12 +199,13 @@ impl IdGenerator {
                     if crossed_prefetch {
                         self.shared.prefetch();
                     }
-                    return Some(first);
+                    return Ok(Some(first));
                 }
-                Take::Empty { epoch } => match self.shared.refill(epoch, Wait::Never) {
-                    Ok(true) => continue,
-                    _ => return None,
-                },
+                Take::Empty { epoch } => {
+                    if !self.shared.refill(epoch, wait)? {
+                        return Ok(None);
+                    }
+                }
             }
         }
     }
@@ -235,25 +236,13 @@ impl IdGenerator {
             let shared = Arc::clone(&self.shared);
             return runtime::block_on(async move { shared.client.allocate(&shared.key, n).await })?;
         };
-        loop {
-            match self.shared.cursor.take(take) {
-                Take::Taken {
-                    first,
-                    crossed_prefetch,
-                } => {
-                    if crossed_prefetch {
-                        self.shared.prefetch();
-                    }
-                    return Ok(Segment {
-                        start: first,
-                        end: first + n - 1,
-                    });
-                }
-                Take::Empty { epoch } => {
-                    self.shared.refill(epoch, Wait::Block)?;
-                }
-            }
-        }
+        let first = self
+            .take(take, Wait::Block)?
+            .expect("a blocking take yields IDs or an error");
+        Ok(Segment {
+            start: first,
+            end: first + n - 1,
+        })
     }
 
     /// How many IDs are buffered: what is left of the current segment plus
@@ -261,6 +250,12 @@ impl IdGenerator {
     pub fn buffered(&self) -> u64 {
         let next = self.shared.lock().next.map_or(0, |s| s.len());
         self.shared.cursor.remaining() + next
+    }
+
+    /// How many calls so far had to wait for the network because both
+    /// buffers were empty (including the very first call).
+    pub fn waits(&self) -> u64 {
+        self.shared.waits.load(Ordering::Relaxed)
     }
 
     /// The size the next fetch will ask for (it adapts to the rate of use).
@@ -308,12 +303,17 @@ impl Shared {
     fn refill(self: &Arc<Self>, seen: u32, wait: Wait) -> Result<bool, ClientError> {
         let deadline = Instant::now() + self.config.max_wait;
         let mut state = self.lock();
+        let mut waited = false;
         loop {
             if let Some(ready) = self.try_install(&mut state, seen)? {
                 return Ok(ready);
             }
             if wait == Wait::Never {
                 return Ok(false);
+            }
+            if !waited {
+                waited = true;
+                self.waits.fetch_add(1, Ordering::Relaxed);
             }
             let now = Instant::now();
             if now >= deadline {
