@@ -12,12 +12,14 @@
 //!   many IDs one allocation may ask for.
 //! - [`step`]: [`StepPolicy`], how a client sizes the segments it asks for.
 //! - [`mask`]: the masking rule that shows a secret without revealing it.
+//! - [`apikey`]: API key generation, checksum, hashing and display.
 //! - [`password`]: the minimum password policy.
 //! - [`permission`]: `resource:action` permissions and their wildcards.
 //! - [`access`]: endpoint grants and the compiled [`access::Policy`] that
 //!   decides "may this user call this endpoint?".
 
 pub mod access;
+pub mod apikey;
 pub mod key;
 pub mod mask;
 pub mod password;

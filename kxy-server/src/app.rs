@@ -17,6 +17,7 @@ use crate::Error;
 use crate::envelope::assign_trace_id;
 use crate::grants::GrantService;
 use crate::identity::AuthService;
+use crate::keys::KeyService;
 use crate::routes::{self, guard::guard};
 use crate::segments::SegmentService;
 
@@ -30,26 +31,57 @@ pub struct AppState {
     pub segments: Arc<SegmentService>,
     pub auth: Arc<AuthService>,
     pub grants: Arc<GrantService>,
+    pub keys: Arc<KeyService>,
+    pub settings: Arc<Settings>,
+}
+
+/// The server's policy, from its command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub limits: kxy_core::AllocationLimits,
+    pub missing: crate::store::MissingCounter,
+    pub auth: crate::identity::AuthSettings,
+    pub jwt_secret: Option<String>,
+    /// Active API keys a user may hold.
+    pub max_api_keys: usize,
+    /// Whether `POST /api/segment/allocate` needs an API key.
+    pub allocation_requires_key: bool,
 }
 
 impl AppState {
-    /// Builds every service on `store`. The access-policy watcher is not
-    /// started here (see [`GrantService::watch`]).
+    /// Builds every service on `store`. The background watchers are not
+    /// started here (see [`AppState::watch`]).
     pub async fn new(
         store: Arc<dyn crate::store::Store>,
-        limits: kxy_core::AllocationLimits,
-        missing: crate::store::MissingCounter,
-        auth: crate::identity::AuthSettings,
-        jwt_secret: Option<&str>,
+        settings: Settings,
     ) -> Result<AppState, Error> {
-        let segments = Arc::new(SegmentService::new(Arc::clone(&store), limits, missing));
-        let auth = Arc::new(AuthService::new(Arc::clone(&store), auth, jwt_secret).await?);
-        let grants = GrantService::new(store).await?;
+        let segments = Arc::new(SegmentService::new(
+            Arc::clone(&store),
+            settings.limits,
+            settings.missing,
+        ));
+        let auth = AuthService::new(
+            Arc::clone(&store),
+            settings.auth,
+            settings.jwt_secret.as_deref(),
+        )
+        .await?;
+        let grants = GrantService::new(Arc::clone(&store)).await?;
+        let keys = KeyService::new(store, settings.max_api_keys);
         Ok(AppState {
             segments,
-            auth,
+            auth: Arc::new(auth),
             grants,
+            keys,
+            settings: Arc::new(settings),
         })
+    }
+
+    /// Starts following changes made through other instances (access
+    /// policy, API keys) every `every`, and writing back key use.
+    pub fn watch(&self, every: std::time::Duration) {
+        self.grants.watch(every);
+        self.keys.watch(every, std::time::Duration::from_secs(5));
     }
 }
 

@@ -15,7 +15,7 @@ use kxy_core::{AllocationLimits, SegmentKey};
 use serde::Serialize;
 
 use crate::Error;
-use crate::app::{AppState, router, serve};
+use crate::app::{AppState, Settings, router, serve};
 use crate::identity::{AuthSettings, LockoutPolicy};
 use crate::segments::SegmentService;
 use crate::store::{self, MissingCounter, Registration, StoreConfig};
@@ -129,10 +129,25 @@ pub struct SecurityArgs {
     /// How long a locked account stays locked, in seconds.
     #[arg(long, env = "KXY_LOCKOUT_DURATION", default_value_t = 900)]
     pub lockout_duration: u64,
-    /// How often each server checks the store for access-policy changes
-    /// made through other servers, in milliseconds.
+    /// How often each server checks the store for access-policy and API
+    /// key changes made through other servers, in milliseconds.
     #[arg(long, env = "KXY_POLICY_REFRESH_MS", default_value_t = 1000)]
     pub policy_refresh_ms: u64,
+    /// Active API keys each user may hold.
+    #[arg(long, env = "KXY_MAX_API_KEYS", default_value_t = 5)]
+    pub max_api_keys: usize,
+    /// Require an API key (with segments:allocate) on
+    /// POST /api/segment/allocate. Off by default: the seed's endpoint and
+    /// kxy-open-id-client work without one.
+    #[arg(
+        long,
+        env = "KXY_ALLOCATION_REQUIRES_KEY",
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub allocation_requires_key: bool,
 }
 
 impl SecurityArgs {
@@ -204,17 +219,19 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         None => {
             let security = &cli.serve.security;
-            let state = AppState::new(
-                store,
+            if security.max_api_keys == 0 {
+                return Err(Error::Startup("--max-api-keys must be at least 1".into()));
+            }
+            let settings = Settings {
                 limits,
                 missing,
-                security.settings()?,
-                security.jwt_secret.as_deref(),
-            )
-            .await?;
-            state
-                .grants
-                .watch(Duration::from_millis(security.policy_refresh_ms.max(10)));
+                auth: security.settings()?,
+                jwt_secret: security.jwt_secret.clone(),
+                max_api_keys: security.max_api_keys,
+                allocation_requires_key: security.allocation_requires_key,
+            };
+            let state = AppState::new(store, settings).await?;
+            state.watch(Duration::from_millis(security.policy_refresh_ms.max(10)));
             run_server(&cli.serve, state).await
         }
         Some(Command::Counters(command)) => {
@@ -240,11 +257,12 @@ async fn run_server(args: &ServeArgs, state: AppState) -> Result<(), Error> {
         .local_addr()
         .map_err(|e| Error::Startup(format!("cannot read the bound address: {e}")))?;
     tracing::info!(
-        "kxy-server {} listening on http://{address} (store: {} at {}, auto-create: {})",
+        "kxy-server {} listening on http://{address} (store: {} at {}, auto-create: {}, allocation requires an API key: {})",
         env!("CARGO_PKG_VERSION"),
         store.backend(),
         store.location(),
         args.auto_create,
+        args.security.allocation_requires_key,
     );
     let app = router(state);
     serve(listener, app, shutdown_signal())

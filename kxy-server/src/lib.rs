@@ -10,6 +10,7 @@
 //! - [`segments`]: the allocation service, where the server's policy lives.
 //! - [`identity`]: users, roles, passwords, tokens, sessions, lockout.
 //! - [`grants`]: endpoint grants and the access check other services call.
+//! - [`keys`]: API keys: creation, limits, verification and its cache.
 //! - [`store`]: the [`store::Store`] trait and its embedded and Redis backends.
 //! - [`envelope`]: the `{code, msg, data, traceId}` response shape and trace ids.
 //! - [`extract`]: request extractors that answer bad input in that envelope.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod extract;
 pub mod grants;
 pub mod identity;
+pub mod keys;
 pub mod routes;
 pub mod segments;
 pub mod store;

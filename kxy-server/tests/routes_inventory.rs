@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use axum::http::Method;
 use kxy_core::AllocationLimits;
-use kxy_server::app::{AppState, router, serve};
+use kxy_server::app::{AppState, Settings, router, serve};
 use kxy_server::identity::{AuthSettings, LockoutPolicy};
 use kxy_server::routes::{Access, inventory};
 use kxy_server::store::{self, MissingCounter, StoreConfig};
 use serde_json::{Value, json};
 
-/// The only routes that may answer without credentials.
+/// The only routes that may answer without credentials (allocation only
+/// while the server does not require API keys for it, the default here).
 const PUBLIC: [(&str, &str); 6] = [
     ("GET", "/health"),
     ("GET", "/api/auth/check-init"),
@@ -41,15 +42,15 @@ async fn start(dir: &std::path::Path) -> String {
     })
     .await
     .unwrap();
-    let state = AppState::new(
-        store,
-        AllocationLimits::default(),
-        MissingCounter::Refuse,
-        settings(),
-        None,
-    )
-    .await
-    .unwrap();
+    let settings = Settings {
+        limits: AllocationLimits::default(),
+        missing: MissingCounter::Refuse,
+        auth: settings(),
+        jwt_secret: None,
+        max_api_keys: 5,
+        allocation_requires_key: false,
+    };
+    let state = AppState::new(store, settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(serve(listener, router(state), std::future::pending()));
@@ -116,9 +117,10 @@ async fn no_route_outside_the_public_list_answers_without_authentication() {
         routes.len()
     );
 
+    let open = |a: Access| a == Access::Public || a == Access::Allocation;
     let public: Vec<(String, &str)> = routes
         .iter()
-        .filter(|r| r.access == Access::Public)
+        .filter(|r| open(r.access))
         .map(|r| (r.method.to_string(), r.path))
         .collect();
     let expected: Vec<(String, &str)> = PUBLIC.iter().map(|(m, p)| (m.to_string(), *p)).collect();
@@ -127,7 +129,7 @@ async fn no_route_outside_the_public_list_answers_without_authentication() {
         "the public routes are exactly the documented list"
     );
 
-    for route in routes.iter().filter(|r| r.access != Access::Public) {
+    for route in routes.iter().filter(|r| !open(r.access)) {
         let (status, body) = call(&http, &url, &route.method, route.path, None).await;
         assert_eq!(
             status, 401,
@@ -196,7 +198,7 @@ async fn a_user_without_a_permission_is_refused_on_every_admin_route() {
                     route.path
                 );
             }
-            Access::Public => {}
+            Access::Public | Access::Allocation => {}
         }
     }
     assert!(guarded >= 20, "{guarded} permission-guarded routes");

@@ -75,7 +75,16 @@ struct Session {
 pub struct Caller {
     pub user: UserView,
     pub permissions: PermissionSet,
-    pub token: Claims,
+    pub via: Via,
+}
+
+/// How a caller authenticated.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// A login session's access token.
+    Token(Claims),
+    /// An API key, by id.
+    ApiKey(String),
 }
 
 pub struct AuthService {
@@ -308,14 +317,20 @@ impl AuthService {
     /// Ends the caller's session: this access token and every refresh
     /// token of its login stop working, on every instance.
     pub async fn logout(&self, caller: &Caller) -> Result<(), Error> {
-        let remaining = caller.token.exp.saturating_sub(now()) + 60;
+        let Via::Token(token) = &caller.via else {
+            return Err(Error::invalid(
+                "authorization",
+                "logout ends a login session; disable or delete an API key instead",
+            ));
+        };
+        let remaining = token.exp.saturating_sub(now()) + 60;
         self.store
             .set_mark(
-                &format!("deny:{}", caller.token.jti),
+                &format!("deny:{}", token.jti),
                 Duration::from_secs(remaining),
             )
             .await?;
-        self.revoke_session(&caller.token.sid).await
+        self.revoke_session(&token.sid).await
     }
 
     /// The caller behind a bearer access token.
@@ -349,7 +364,7 @@ impl AuthService {
         Ok(Caller {
             user: UserView::from(&user),
             permissions,
-            token: claims,
+            via: Via::Token(claims),
         })
     }
 

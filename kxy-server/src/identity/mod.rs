@@ -12,4 +12,4 @@ pub mod roles;
 pub mod tokens;
 pub mod users;
 
-pub use auth::{AuthService, AuthSettings, Caller, LockoutPolicy, TokenPair};
+pub use auth::{AuthService, AuthSettings, Caller, LockoutPolicy, TokenPair, Via};

@@ -15,7 +15,8 @@ use kxy_core::permission::Permission;
 use super::Access;
 use crate::Error;
 use crate::app::AppState;
-use crate::identity::Caller;
+use crate::identity::{Caller, Via};
+use kxy_core::apikey::ApiKeySecret;
 
 /// The bearer token of a request, if it sent one.
 pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Error> {
@@ -62,9 +63,34 @@ pub async fn guard(
     next.run(request).await
 }
 
+/// The caller behind a request: an API key as the `X-API-Key` (key id) +
+/// `X-API-Secret` pair or as `Authorization: Bearer sk-kxy-...`, or a login
+/// session's access token.
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Error> {
-    let token = bearer(headers)?.ok_or(Error::AuthRequired)?;
-    state.auth.authenticate(token).await
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (key, claimed_id) = match (header("x-api-key"), header("x-api-secret")) {
+        (Some(id), Some(secret)) => (Some(secret), Some(id)),
+        (None, None) => (None, None),
+        _ => {
+            return Err(Error::InvalidToken(
+                "send both X-API-Key and X-API-Secret".into(),
+            ));
+        }
+    };
+    let bearer = bearer(headers)?;
+    let key = key.or(bearer.filter(|t| ApiKeySecret::looks_like(t)));
+    if let Some(key) = key {
+        let principal = state.keys.verify(key, claimed_id).await?;
+        return Ok(Caller {
+            user: principal.user,
+            permissions: principal.permissions,
+            via: Via::ApiKey(principal.key_id),
+        });
+    }
+    state
+        .auth
+        .authenticate(bearer.ok_or(Error::AuthRequired)?)
+        .await
 }
 
 /// Handlers of guarded routes take the caller as an argument.

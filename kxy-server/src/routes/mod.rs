@@ -10,6 +10,7 @@ pub mod auth;
 pub mod counters;
 pub mod guard;
 pub mod health;
+pub mod keys;
 pub mod roles;
 pub mod segments;
 pub mod users;
@@ -29,6 +30,10 @@ pub enum Access {
     LoggedIn,
     /// A caller holding this permission (`resource:action`).
     Permission(&'static str),
+    /// Segment allocation: public unless the server runs with
+    /// `--allocation-requires-key`; then an API key holding
+    /// `segments:allocate`.
+    Allocation,
 }
 
 /// One route: method, path, access, handler.
@@ -54,6 +59,9 @@ where
     }
 }
 
+/// The permission an API key needs to allocate when keys are required.
+pub const ALLOCATE: &str = "segments:allocate";
+
 /// Every route the server answers.
 pub fn inventory() -> Vec<RouteSpec> {
     [
@@ -64,6 +72,7 @@ pub fn inventory() -> Vec<RouteSpec> {
         roles::routes(),
         access::routes(),
         counters::routes(),
+        keys::routes(),
     ]
     .into_iter()
     .flatten()
@@ -76,6 +85,7 @@ pub fn permission_catalog() -> Vec<&'static str> {
         .iter()
         .filter_map(|r| match r.access {
             Access::Permission(p) => Some(p),
+            Access::Allocation => Some(ALLOCATE),
             _ => None,
         })
         .collect();

@@ -86,6 +86,7 @@ async fn update(
         role.permissions = permissions;
     }
     state.auth.roles.save(&role, false).await?;
+    state.keys.invalidate().await?;
     Ok(Envelope::ok("role updated", role))
 }
 
@@ -94,6 +95,7 @@ async fn delete(
     Path(name): Path<String>,
 ) -> Result<Envelope<()>, Error> {
     state.auth.roles.delete(&name).await?;
+    state.keys.invalidate().await?;
     Ok(Envelope::ok("role deleted", ()))
 }
 

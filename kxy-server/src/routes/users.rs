@@ -189,6 +189,8 @@ async fn update(
     }
     keep_an_admin(&state, &user).await?;
     let user = state.auth.users.update(user, version).await?;
+    // Keys act with their owner's roles and need an active owner.
+    state.keys.invalidate().await?;
     Ok(Envelope::ok("user updated", UserView::from(&user)))
 }
 
@@ -204,6 +206,7 @@ async fn delete(
     user.active = false;
     keep_an_admin(&state, &user).await?;
     state.auth.users.delete(&user, version).await?;
+    state.keys.invalidate().await?;
     Ok(Envelope::ok("user deleted", ()))
 }
 

@@ -1,0 +1,485 @@
+//! API keys for programs (seeds 000 and 002).
+//!
+//! A key is created by a logged-in user, shown in full once, and stored as
+//! SHA-256 only (`api_key_hashes/{hash}` → key id). It acts as its owner,
+//! with the owner's current permissions, optionally narrowed to a subset
+//! chosen at creation. Each user may hold `--max-api-keys` active keys; the
+//! per-user index of keys is updated with compare-and-set, so the limit
+//! holds even when several instances create keys at once.
+//!
+//! Verification is cached in-process (key hash → key, owner and effective
+//! permissions). Disabling or deleting a key, or changing a user or role,
+//! drops this instance's cache at once and bumps a version in the store;
+//! the other instances see it within `--policy-refresh-ms` (1 s by default)
+//! and drop theirs. Cache entries also expire after a minute regardless.
+//! `last_used_at` is kept in memory and written back in batches every few
+//! seconds, not on every request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use kxy_core::apikey::ApiKeySecret;
+use kxy_core::permission::{Permission, PermissionSet};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::Error;
+use crate::identity::roles::RoleDirectory;
+use crate::identity::tokens::{now, random_id};
+use crate::identity::users::{UserDirectory, UserView};
+use crate::store::records::typed;
+use crate::store::{Expect, Store};
+
+const KEYS: &str = "api_keys";
+const KEY_HASHES: &str = "api_key_hashes";
+const USER_KEYS: &str = "user_api_keys";
+const CACHE_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    Active,
+    Disabled,
+}
+
+/// Seed 000's key types: public keys are used from outside, local ones by
+/// services next to kxy. kxy records the type; policies may use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    Public,
+    Local,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub display_prefix: String,
+    /// SHA-256 of the key; the key itself is never stored.
+    pub hash: String,
+    pub status: KeyStatus,
+    pub key_type: KeyType,
+    /// If set, the key may do only this subset of its owner's permissions.
+    pub permissions: Option<Vec<Permission>>,
+    pub created_at: u64,
+    pub last_used_at: Option<u64>,
+    pub expires_at: Option<u64>,
+}
+
+/// A key as lists show it: no hash, no secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub display_prefix: String,
+    pub status: KeyStatus,
+    pub key_type: KeyType,
+    pub permissions: Option<Vec<Permission>>,
+    pub created_at: u64,
+    pub last_used_at: Option<u64>,
+    pub expires_at: Option<u64>,
+}
+
+impl From<&ApiKey> for ApiKeyView {
+    fn from(k: &ApiKey) -> Self {
+        ApiKeyView {
+            id: k.id.clone(),
+            user_id: k.user_id.clone(),
+            name: k.name.clone(),
+            display_prefix: k.display_prefix.clone(),
+            status: k.status,
+            key_type: k.key_type,
+            permissions: k.permissions.clone(),
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+            expires_at: k.expires_at,
+        }
+    }
+}
+
+/// Who a verified key acts as.
+#[derive(Debug, Clone)]
+pub struct KeyPrincipal {
+    pub key_id: String,
+    pub user: UserView,
+    pub permissions: PermissionSet,
+}
+
+struct Cached {
+    principal: KeyPrincipal,
+    hash: String,
+    expires_at: Option<u64>,
+    loaded: Instant,
+}
+
+pub struct KeyService {
+    store: Arc<dyn Store>,
+    users: UserDirectory,
+    roles: RoleDirectory,
+    max_active: usize,
+    cache: Mutex<HashMap<String, Cached>>,
+    /// The store's keys version this instance's cache reflects.
+    seen_version: Mutex<u64>,
+    /// Key id → last use (Unix seconds), not yet written back.
+    last_used: Mutex<HashMap<String, u64>>,
+}
+
+/// The one answer for every key that does not work: unknown, mistyped,
+/// disabled, expired or deleted look the same.
+fn refused() -> Error {
+    Error::InvalidToken("invalid API key".into())
+}
+
+impl KeyService {
+    pub fn new(store: Arc<dyn Store>, max_active: usize) -> Arc<Self> {
+        Arc::new(KeyService {
+            users: UserDirectory::new(Arc::clone(&store)),
+            roles: RoleDirectory::new(Arc::clone(&store)),
+            store,
+            max_active,
+            cache: Mutex::new(HashMap::new()),
+            seen_version: Mutex::new(0),
+            last_used: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Starts the background task that follows other instances' changes
+    /// and writes back last-use times. It stops when the service is dropped.
+    pub fn watch(self: &Arc<Self>, every: Duration, flush_every: Duration) {
+        let service: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut last_flush = Instant::now();
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(service) = service.upgrade() else {
+                    return;
+                };
+                if let Err(e) = service.follow_changes().await {
+                    tracing::warn!("cannot check API key changes: {e}");
+                }
+                if last_flush.elapsed() >= flush_every {
+                    last_flush = Instant::now();
+                    if let Err(e) = service.flush_last_used().await {
+                        tracing::warn!("cannot record API key use: {e}");
+                    }
+                }
+            }
+        });
+    }
+
+    async fn follow_changes(&self) -> Result<(), Error> {
+        let stored = self
+            .store
+            .record("settings", "keys_version")
+            .await?
+            .map_or(0, |r| r.version);
+        let changed = {
+            let mut seen = self.seen_version.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *seen, stored) != stored
+        };
+        if changed {
+            self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+        Ok(())
+    }
+
+    /// Drops every cached verification here and on the other instances
+    /// (after a key, user or role changed).
+    pub async fn invalidate(&self) -> Result<(), Error> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let version = self
+            .store
+            .put_record("settings", "keys_version", "0", Expect::Any)
+            .await?;
+        if let Some(version) = version {
+            *self.seen_version.lock().unwrap_or_else(|p| p.into_inner()) = version;
+        }
+        Ok(())
+    }
+
+    /// Writes back last-use times gathered since the previous flush. A key
+    /// changed meanwhile keeps its change; its use time waits a round.
+    pub async fn flush_last_used(&self) -> Result<(), Error> {
+        let used: Vec<(String, u64)> = self
+            .last_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        for (id, at) in used {
+            if let Some((mut key, version)) = typed::load::<ApiKey>(&*self.store, KEYS, &id).await?
+            {
+                key.last_used_at = Some(at.max(key.last_used_at.unwrap_or(0)));
+                typed::save(&*self.store, KEYS, &id, &key, Expect::Version(version)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a key for `owner`; returns it and the full secret, which is
+    /// never available again.
+    pub async fn create(
+        &self,
+        owner: &UserView,
+        owner_permissions: &PermissionSet,
+        name: &str,
+        key_type: KeyType,
+        permissions: Option<Vec<Permission>>,
+        expires_at: Option<u64>,
+    ) -> Result<(ApiKeyView, ApiKeySecret), Error> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 {
+            return Err(Error::invalid("name", "use 1 to 100 characters"));
+        }
+        if expires_at.is_some_and(|t| t <= now()) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        if let Some(wanted) = &permissions
+            && let Some(extra) = wanted.iter().find(|p| !owner_permissions.allows(p))
+        {
+            return Err(Error::invalid(
+                "permissions",
+                &format!("a key cannot have {extra}, which its owner does not hold"),
+            ));
+        }
+        let secret = ApiKeySecret::generate();
+        let key = ApiKey {
+            id: random_id(),
+            user_id: owner.id.clone(),
+            name: name.to_owned(),
+            display_prefix: secret.display_prefix(),
+            hash: secret.hash(),
+            status: KeyStatus::Active,
+            key_type,
+            permissions,
+            created_at: now(),
+            last_used_at: None,
+            expires_at,
+        };
+        self.claim_slot(&owner.id, &key.id, None).await?;
+        typed::save(&*self.store, KEYS, &key.id, &key, Expect::Absent).await?;
+        typed::save(&*self.store, KEY_HASHES, &key.hash, &key.id, Expect::Absent).await?;
+        Ok((ApiKeyView::from(&key), secret))
+    }
+
+    /// Adds `key_id` to the user's index if fewer than the limit are active
+    /// (not counting `except`, a key being re-enabled).
+    async fn claim_slot(
+        &self,
+        user_id: &str,
+        key_id: &str,
+        except: Option<&str>,
+    ) -> Result<(), Error> {
+        loop {
+            let loaded = typed::load::<Vec<String>>(&*self.store, USER_KEYS, user_id).await?;
+            let (mut ids, expect) = match loaded {
+                Some((ids, version)) => (ids, Expect::Version(version)),
+                None => (Vec::new(), Expect::Absent),
+            };
+            let mut active = 0;
+            for id in ids.iter().filter(|id| Some(id.as_str()) != except) {
+                if let Some((key, _)) = typed::load::<ApiKey>(&*self.store, KEYS, id).await?
+                    && key.status == KeyStatus::Active
+                    && key.expires_at.is_none_or(|t| t > now())
+                {
+                    active += 1;
+                }
+            }
+            if active >= self.max_active {
+                return Err(Error::Conflict(format!(
+                    "at most {} active API keys per user; disable or delete one first",
+                    self.max_active
+                )));
+            }
+            if !ids.iter().any(|id| id == key_id) {
+                ids.push(key_id.to_owned());
+            }
+            if typed::save(&*self.store, USER_KEYS, user_id, &ids, expect)
+                .await?
+                .is_some()
+            {
+                return Ok(());
+            }
+            // Another request changed the index meanwhile: count again.
+        }
+    }
+
+    /// The keys of `user_id`, or of everyone.
+    pub async fn list(&self, user_id: Option<&str>) -> Result<Vec<ApiKeyView>, Error> {
+        let keys = typed::load_all::<ApiKey>(&*self.store, KEYS).await?;
+        Ok(keys
+            .iter()
+            .filter(|(k, _)| user_id.is_none_or(|u| k.user_id == u))
+            .map(|(k, _)| ApiKeyView::from(k))
+            .collect())
+    }
+
+    /// The key `id` as seen by a caller: another user's key is "not found"
+    /// unless the caller administers keys.
+    async fn visible(
+        &self,
+        id: &str,
+        caller: &UserView,
+        admin: bool,
+    ) -> Result<(ApiKey, u64), Error> {
+        let missing = || Error::NotFound {
+            what: "API key",
+            id: id.to_owned(),
+        };
+        let valid_id = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+        if !valid_id {
+            return Err(missing());
+        }
+        match typed::load::<ApiKey>(&*self.store, KEYS, id).await? {
+            Some((key, version)) if admin || key.user_id == caller.id => Ok((key, version)),
+            _ => Err(missing()),
+        }
+    }
+
+    pub async fn update(
+        &self,
+        id: &str,
+        caller: &UserView,
+        admin: bool,
+        status: Option<KeyStatus>,
+        name: Option<String>,
+    ) -> Result<ApiKeyView, Error> {
+        let (mut key, version) = self.visible(id, caller, admin).await?;
+        if let Some(name) = name {
+            let name = name.trim();
+            if name.is_empty() || name.len() > 100 {
+                return Err(Error::invalid("name", "use 1 to 100 characters"));
+            }
+            key.name = name.to_owned();
+        }
+        if let Some(status) = status {
+            if status == KeyStatus::Active && key.status == KeyStatus::Disabled {
+                self.claim_slot(&key.user_id, &key.id, Some(&key.id))
+                    .await?;
+            }
+            key.status = status;
+        }
+        if typed::save(&*self.store, KEYS, id, &key, Expect::Version(version))
+            .await?
+            .is_none()
+        {
+            return Err(Error::Conflict(format!(
+                "API key {id} was changed meanwhile; retry"
+            )));
+        }
+        self.invalidate().await?;
+        Ok(ApiKeyView::from(&key))
+    }
+
+    pub async fn delete(&self, id: &str, caller: &UserView, admin: bool) -> Result<(), Error> {
+        let (key, _) = self.visible(id, caller, admin).await?;
+        self.store
+            .delete_record(KEY_HASHES, &key.hash, Expect::Any)
+            .await?;
+        self.store.delete_record(KEYS, id, Expect::Any).await?;
+        self.invalidate().await?;
+        loop {
+            let Some((mut ids, version)) =
+                typed::load::<Vec<String>>(&*self.store, USER_KEYS, &key.user_id).await?
+            else {
+                return Ok(());
+            };
+            ids.retain(|k| k != id);
+            if typed::save(
+                &*self.store,
+                USER_KEYS,
+                &key.user_id,
+                &ids,
+                Expect::Version(version),
+            )
+            .await?
+            .is_some()
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Verifies a presented key (and, in the pair form, that it belongs to
+    /// `claimed_id`); returns who it acts as.
+    pub async fn verify(
+        &self,
+        presented: &str,
+        claimed_id: Option<&str>,
+    ) -> Result<KeyPrincipal, Error> {
+        let secret = ApiKeySecret::parse(presented).map_err(|_| refused())?;
+        let hash = secret.hash();
+        let principal = match self.cached(&hash) {
+            Some(principal) => principal,
+            None => self.load(&hash).await?,
+        };
+        if claimed_id.is_some_and(|id| id != principal.key_id) {
+            return Err(refused());
+        }
+        self.last_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(principal.key_id.clone(), now());
+        Ok(principal)
+    }
+
+    fn cached(&self, hash: &str) -> Option<KeyPrincipal> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = cache.get(hash)?;
+        let fresh =
+            entry.loaded.elapsed() < CACHE_TTL && entry.expires_at.is_none_or(|t| t > now());
+        // The map is keyed by the hash already; comparing again in
+        // constant time keeps the check independent of how the map probes.
+        let same = bool::from(entry.hash.as_bytes().ct_eq(hash.as_bytes()));
+        (fresh && same).then(|| entry.principal.clone())
+    }
+
+    async fn load(&self, hash: &str) -> Result<KeyPrincipal, Error> {
+        let (id, _) = typed::load::<String>(&*self.store, KEY_HASHES, hash)
+            .await?
+            .ok_or_else(refused)?;
+        let (key, _) = typed::load::<ApiKey>(&*self.store, KEYS, &id)
+            .await?
+            .ok_or_else(refused)?;
+        let usable = bool::from(key.hash.as_bytes().ct_eq(hash.as_bytes()))
+            && key.status == KeyStatus::Active
+            && key.expires_at.is_none_or(|t| t > now());
+        if !usable {
+            return Err(refused());
+        }
+        let Some((owner, _)) = self.users.get(&key.user_id).await? else {
+            return Err(refused());
+        };
+        if !owner.active {
+            return Err(refused());
+        }
+        let owner_permissions = self.roles.permissions_of(&owner.roles).await?;
+        let permissions = match &key.permissions {
+            Some(subset) => subset
+                .iter()
+                .cloned()
+                .collect::<PermissionSet>()
+                .within(&owner_permissions),
+            None => owner_permissions,
+        };
+        let principal = KeyPrincipal {
+            key_id: key.id.clone(),
+            user: UserView::from(&owner),
+            permissions,
+        };
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            hash.to_owned(),
+            Cached {
+                principal: principal.clone(),
+                hash: hash.to_owned(),
+                expires_at: key.expires_at,
+                loaded: Instant::now(),
+            },
+        );
+        Ok(principal)
+    }
+}
