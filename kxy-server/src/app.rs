@@ -14,12 +14,14 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::Error;
+use crate::credentials::CredentialService;
 use crate::envelope::assign_trace_id;
 use crate::grants::GrantService;
 use crate::identity::AuthService;
 use crate::keys::KeyService;
 use crate::routes::{self, guard::guard};
 use crate::segments::SegmentService;
+use crate::vault::Vault;
 
 /// The largest request body accepted. The largest legitimate body (an
 /// allocation request with four 128-character names) is well under 1 KiB.
@@ -32,11 +34,12 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     pub grants: Arc<GrantService>,
     pub keys: Arc<KeyService>,
+    pub credentials: Arc<CredentialService>,
     pub settings: Arc<Settings>,
 }
 
 /// The server's policy, from its command line.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     pub limits: kxy_core::AllocationLimits,
     pub missing: crate::store::MissingCounter,
@@ -46,6 +49,8 @@ pub struct Settings {
     pub max_api_keys: usize,
     /// Whether `POST /api/segment/allocate` needs an API key.
     pub allocation_requires_key: bool,
+    /// Seals stored secrets; disabled without `--master-key`.
+    pub vault: Arc<Vault>,
 }
 
 impl AppState {
@@ -67,12 +72,14 @@ impl AppState {
         )
         .await?;
         let grants = GrantService::new(Arc::clone(&store)).await?;
-        let keys = KeyService::new(store, settings.max_api_keys);
+        let keys = KeyService::new(Arc::clone(&store), settings.max_api_keys);
+        let credentials = Arc::new(CredentialService::new(store, Arc::clone(&settings.vault)));
         Ok(AppState {
             segments,
             auth: Arc::new(auth),
             grants,
             keys,
+            credentials,
             settings: Arc::new(settings),
         })
     }

@@ -16,9 +16,11 @@ use serde::Serialize;
 
 use crate::Error;
 use crate::app::{AppState, Settings, router, serve};
+use crate::credentials::CredentialService;
 use crate::identity::{AuthSettings, LockoutPolicy};
 use crate::segments::SegmentService;
 use crate::store::{self, MissingCounter, Registration, StoreConfig};
+use crate::vault::{MasterKey, Vault};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,8 +33,52 @@ pub struct Cli {
     pub store: StoreArgs,
     #[command(flatten)]
     pub serve: ServeArgs,
+    #[command(flatten)]
+    pub vault: VaultArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The master key that seals stored secrets. Global: `credentials rotate`
+/// uses the same flags as the server.
+#[derive(Debug, Args)]
+pub struct VaultArgs {
+    /// 64 hex digits (32 bytes) that seal stored credentials and database
+    /// passwords. Without it the server refuses to store them.
+    #[arg(long, env = "KXY_MASTER_KEY", hide_env_values = true, global = true)]
+    pub master_key: Option<String>,
+    /// Earlier master keys (comma-separated), to read what they sealed
+    /// until `kxy-server credentials rotate` re-seals it.
+    #[arg(
+        long,
+        env = "KXY_PREVIOUS_MASTER_KEYS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        global = true
+    )]
+    pub previous_master_keys: Vec<String>,
+}
+
+impl VaultArgs {
+    pub fn vault(&self) -> Result<Vault, Error> {
+        let current = self
+            .master_key
+            .as_deref()
+            .map(MasterKey::parse)
+            .transpose()?;
+        let previous = self
+            .previous_master_keys
+            .iter()
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| MasterKey::parse(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        if current.is_none() && !previous.is_empty() {
+            return Err(Error::Startup(
+                "--previous-master-keys needs --master-key".into(),
+            ));
+        }
+        Ok(Vault::new(current, previous))
+    }
 }
 
 /// Where counters live. Global, so they may follow a subcommand too.
@@ -176,6 +222,19 @@ pub enum Command {
     /// Register and inspect counters.
     #[command(subcommand)]
     Counters(CountersCommand),
+    /// Print a new random master key (64 hex digits) for --master-key.
+    Keygen,
+    /// Stored credentials.
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCommand {
+    /// Re-seal every stored credential under --master-key, opening the old
+    /// ones with --previous-master-keys. Run it with the server stopped or
+    /// with every server already given the new key.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,6 +267,11 @@ pub struct CounterAdd {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), Error> {
+    if let Some(Command::Keygen) = cli.command {
+        println!("{}", MasterKey::generate());
+        return Ok(());
+    }
+    let vault = Arc::new(cli.vault.vault()?);
     let limits = AllocationLimits::new(cli.serve.max_segment)
         .map_err(|e| Error::Startup(format!("--max-segment: {e}")))?;
     let missing = if cli.serve.auto_create {
@@ -229,11 +293,26 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 jwt_secret: security.jwt_secret.clone(),
                 max_api_keys: security.max_api_keys,
                 allocation_requires_key: security.allocation_requires_key,
+                vault,
             };
             let state = AppState::new(store, settings).await?;
             state.watch(Duration::from_millis(security.policy_refresh_ms.max(10)));
             run_server(&cli.serve, state).await
         }
+        Some(Command::Credentials(CredentialsCommand::Rotate)) => {
+            if !vault.enabled() {
+                return Err(Error::Startup(
+                    "credentials rotate needs --master-key (the new key)".into(),
+                ));
+            }
+            let fingerprint = vault.fingerprint().unwrap_or_default().to_owned();
+            let (resealed, current) = CredentialService::new(store, vault).rotate().await?;
+            println!(
+                "re-sealed {resealed} credentials under master key {fingerprint}; {current} were under it already"
+            );
+            Ok(())
+        }
+        Some(Command::Keygen) => unreachable!("handled above"),
         Some(Command::Counters(command)) => {
             let segments = SegmentService::new(store, limits, missing);
             match command {
@@ -257,12 +336,17 @@ async fn run_server(args: &ServeArgs, state: AppState) -> Result<(), Error> {
         .local_addr()
         .map_err(|e| Error::Startup(format!("cannot read the bound address: {e}")))?;
     tracing::info!(
-        "kxy-server {} listening on http://{address} (store: {} at {}, auto-create: {}, allocation requires an API key: {})",
+        "kxy-server {} listening on http://{address} (store: {} at {}, auto-create: {}, allocation requires an API key: {}, master key: {})",
         env!("CARGO_PKG_VERSION"),
         store.backend(),
         store.location(),
         args.auto_create,
         args.security.allocation_requires_key,
+        state
+            .settings
+            .vault
+            .fingerprint()
+            .unwrap_or("none, storing secrets disabled"),
     );
     let app = router(state);
     serve(listener, app, shutdown_signal())

@@ -56,6 +56,13 @@ pub enum Error {
     Conflict(String),
     #[error("the system is already initialized; log in instead")]
     AlreadyInitialized,
+    #[error(
+        "storing secrets is disabled: start kxy-server with --master-key \
+         (kxy-server keygen prints a new one)"
+    )]
+    VaultDisabled,
+    #[error("cannot open a stored secret: {0}")]
+    Sealed(String),
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
     #[error("{method} is not allowed on {path}")]
@@ -101,6 +108,8 @@ impl Error {
             // Record names are chosen by the server; a bad one is a bug.
             Error::Store(StoreError::InvalidName(_)) => (S::INTERNAL_SERVER_ERROR, 50000),
             Error::Store(StoreError::Unavailable { .. }) => (S::SERVICE_UNAVAILABLE, 50301),
+            Error::VaultDisabled => (S::SERVICE_UNAVAILABLE, 50302),
+            Error::Sealed(_) => (S::INTERNAL_SERVER_ERROR, 50002),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! - [`identity`]: users, roles, passwords, tokens, sessions, lockout.
 //! - [`grants`]: endpoint grants and the access check other services call.
 //! - [`keys`]: API keys: creation, limits, verification and its cache.
+//! - [`credentials`]: users' upstream credentials, sealed by the [`vault`].
 //! - [`store`]: the [`store::Store`] trait and its embedded and Redis backends.
 //! - [`envelope`]: the `{code, msg, data, traceId}` response shape and trace ids.
 //! - [`extract`]: request extractors that answer bad input in that envelope.
@@ -18,6 +19,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod credentials;
 pub mod envelope;
 pub mod error;
 pub mod extract;
@@ -27,5 +29,6 @@ pub mod keys;
 pub mod routes;
 pub mod segments;
 pub mod store;
+pub mod vault;
 
 pub use error::Error;

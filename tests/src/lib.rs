@@ -12,7 +12,10 @@
 //! - [`redis_env`]: the shared Redis (or a clear skip/failure when absent),
 //!   private `redis-server` processes, and unique key prefixes.
 //! - [`api`]: a small HTTP helper for the allocation endpoint and envelope.
+//! - [`deploy`]: a deployment (embedded, or two servers on Redis) and the
+//!   calls identity tests make.
 
 pub mod api;
+pub mod deploy;
 pub mod redis_env;
 pub mod server;

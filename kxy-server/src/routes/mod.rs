@@ -8,6 +8,7 @@
 pub mod access;
 pub mod auth;
 pub mod counters;
+pub mod credentials;
 pub mod guard;
 pub mod health;
 pub mod keys;
@@ -73,6 +74,7 @@ pub fn inventory() -> Vec<RouteSpec> {
         access::routes(),
         counters::routes(),
         keys::routes(),
+        credentials::routes(),
     ]
     .into_iter()
     .flatten()

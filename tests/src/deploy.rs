@@ -1,0 +1,146 @@
+//! A deployment under test: one embedded-store server, or two servers on
+//! the shared Redis, with helpers for the calls every identity test makes.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::api::{Answer, request};
+use crate::redis_env::{KeyPrefix, shared_redis};
+use crate::server::ServerProcess;
+
+/// The first user's password in every deployment.
+pub const ROOT_PASSWORD: &str = "root password 1";
+
+/// One or more server processes sharing a store.
+pub struct Deployment {
+    pub name: &'static str,
+    pub servers: Vec<ServerProcess>,
+    pub dir: Option<tempfile::TempDir>,
+    pub prefix: Option<KeyPrefix>,
+    http: reqwest::Client,
+    next: std::cell::Cell<usize>,
+}
+
+impl Deployment {
+    /// The embedded store (one process), and Redis (two) when available.
+    pub fn all(extra: &[&str]) -> Vec<Deployment> {
+        let mut all = Vec::new();
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--data-dir", dir.path().to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let server = ServerProcess::start(&args, &[("RUST_LOG", "debug")]);
+        all.push(Deployment::new("embedded", vec![server], Some(dir), None));
+        if let Some(url) = shared_redis() {
+            let prefix = KeyPrefix::new(&url, "auth");
+            let mut args = vec![
+                "--store",
+                "redis",
+                "--redis-url",
+                &url,
+                "--redis-prefix",
+                prefix.as_str(),
+            ];
+            args.extend_from_slice(extra);
+            let servers = vec![
+                ServerProcess::start(&args, &[]),
+                ServerProcess::start(&args, &[]),
+            ];
+            all.push(Deployment::new("redis x2", servers, None, Some(prefix)));
+        }
+        all
+    }
+
+    pub fn new(
+        name: &'static str,
+        servers: Vec<ServerProcess>,
+        dir: Option<tempfile::TempDir>,
+        prefix: Option<KeyPrefix>,
+    ) -> Self {
+        Deployment {
+            name,
+            servers,
+            dir,
+            prefix,
+            http: reqwest::Client::new(),
+            next: Default::default(),
+        }
+    }
+
+    /// The next instance, round robin.
+    pub fn url(&self) -> String {
+        let i = self.next.get();
+        self.next.set(i + 1);
+        self.servers[i % self.servers.len()].base_url().to_owned()
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Answer {
+        request(
+            &self.http,
+            method,
+            &format!("{}{path}", self.url()),
+            body.as_ref(),
+            token,
+        )
+        .await
+        .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> Answer {
+        self.call(Method::POST, path, Some(body), token).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        self.call(Method::GET, path, None, token).await
+    }
+
+    pub async fn init(&self) {
+        let answer = self
+            .post(
+                "/api/auth/init-user",
+                json!({"username": "root", "password": ROOT_PASSWORD}),
+                None,
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}: {:?}", self.name, answer.body);
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Answer {
+        self.post(
+            "/api/auth/login",
+            json!({"username": username, "password": password}),
+            None,
+        )
+        .await
+    }
+
+    /// (access token, refresh token) of a successful login.
+    pub async fn tokens(&self, username: &str, password: &str) -> (String, String) {
+        let answer = self.login(username, password).await;
+        assert_eq!(answer.status, 200, "{}: {:?}", self.name, answer.body);
+        pair(&answer)
+    }
+}
+
+/// (access token, refresh token) of a login or refresh answer.
+pub fn pair(answer: &Answer) -> (String, String) {
+    let data = &answer.body["data"];
+    (
+        data["access_token"].as_str().unwrap().to_owned(),
+        data["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
