@@ -144,3 +144,77 @@ pub fn unix_now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+impl Deployment {
+    /// Everything the store holds, as raw bytes: the embedded store's file,
+    /// or every value under this deployment's Redis prefix.
+    pub fn raw_store(&self) -> Vec<u8> {
+        if let Some(dir) = &self.dir {
+            return std::fs::read(dir.path().join("kxy.redb")).expect("read the store file");
+        }
+        let prefix = self
+            .prefix
+            .as_ref()
+            .expect("a Redis deployment has a prefix");
+        let client = redis::Client::open(crate::redis_env::SHARED_REDIS_URL).unwrap();
+        let mut connection = client.get_connection().unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", prefix.as_str()))
+            .query(&mut connection)
+            .unwrap();
+        let mut raw = Vec::new();
+        for key in keys {
+            let kind: String = redis::cmd("TYPE").arg(&key).query(&mut connection).unwrap();
+            let values: Vec<String> = match kind.as_str() {
+                "hash" => redis::cmd("HGETALL")
+                    .arg(&key)
+                    .query(&mut connection)
+                    .unwrap(),
+                "string" => vec![redis::cmd("GET").arg(&key).query(&mut connection).unwrap()],
+                _ => vec![],
+            };
+            raw.extend(key.into_bytes());
+            for value in values {
+                raw.extend(value.into_bytes());
+            }
+        }
+        raw
+    }
+
+    /// Creates a user with `roles` (as the admin `admin`) and returns its id.
+    pub async fn create_user(
+        &self,
+        admin: &str,
+        username: &str,
+        password: &str,
+        roles: &[&str],
+    ) -> String {
+        let answer = self
+            .post(
+                "/api/users",
+                json!({"username": username, "password": password, "roles": roles}),
+                Some(admin),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}: {:?}", self.name, answer.body);
+        answer.body["data"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an API key for the caller of `token`; returns (id, secret).
+    pub async fn create_key(&self, token: &str, body: Value) -> (String, String) {
+        let answer = self.post("/api/keys", body, Some(token)).await;
+        assert_eq!(answer.status, 200, "{}: {:?}", self.name, answer.body);
+        let data = &answer.body["data"];
+        (
+            data["id"].as_str().unwrap().to_owned(),
+            data["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+/// Whether `haystack` contains `needle`.
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}

@@ -43,14 +43,27 @@ pub async fn guard(
     mut request: Request,
     next: Next,
 ) -> Response {
-    if access == Access::Public {
+    let open_allocation = access == Access::Allocation && !state.settings.allocation_requires_key;
+    if access == Access::Public || open_allocation {
         return next.run(request).await;
     }
     let caller = match authenticate(&state, request.headers()).await {
         Ok(caller) => caller,
         Err(e) => return e.into_response(),
     };
-    if let Access::Permission(required) = access {
+    let required = match access {
+        Access::Permission(required) => Some(required),
+        Access::Allocation if !matches!(caller.via, Via::ApiKey(_)) => {
+            return Error::invalid(
+                "authorization",
+                "allocation requires an API key on this server",
+            )
+            .into_response();
+        }
+        Access::Allocation => Some(super::ALLOCATE),
+        _ => None,
+    };
+    if let Some(required) = required {
         let permission: Permission = required.parse().expect("routes declare valid permissions");
         if !caller.permissions.allows(&permission) {
             return Error::Forbidden {

@@ -13,11 +13,12 @@ use crate::envelope::Envelope;
 use crate::extract::ApiJson;
 
 pub fn routes() -> Vec<RouteSpec> {
-    // Public, as in the seed and for kxy-open-id-client; API keys come next.
+    // Public by default, as in the seed and for kxy-open-id-client;
+    // --allocation-requires-key asks for an API key (see the guard).
     vec![route(
         Method::POST,
         "/api/segment/allocate",
-        Access::Public,
+        Access::Allocation,
         allocate,
     )]
 }
