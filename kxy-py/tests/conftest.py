@@ -5,4 +5,4 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests" / "python"))
 
-from kxy_server import kxy  # noqa: E402,F401  (a pytest fixture)
+from kxy_server import kxy, kxy_requiring_keys  # noqa: E402,F401  (pytest fixtures)

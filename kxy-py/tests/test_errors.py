@@ -76,3 +76,18 @@ def test_a_silent_server_is_a_timeout() -> None:
             client.allocate_segment("my-system", "my_database", "users", "id")
     finally:
         listener.close()
+
+
+def test_api_keys_are_sent_when_given(kxy_requiring_keys) -> None:
+    from kxy_open_id_client import IdGenerator
+
+    server, key = kxy_requiring_keys
+    client = SegmentClient(server.base_url, api_key=key)
+    assert client.allocate_segment("my-system", "my_database", "users", "id", 5).end == 5
+    ids = IdGenerator(client, "my-system", "my_database", "orders", "id", 100)
+    assert ids.next_id() == 1
+    with pytest.raises(OpenIdAPIError) as refused:
+        SegmentClient(server.base_url).allocate_segment("my-system", "my_database", "users", "id", 5)
+    assert refused.value.code == 40100
+    with pytest.raises(ValueError, match="API key"):
+        SegmentClient(server.base_url, api_key="bad\nkey")

@@ -80,3 +80,34 @@ def kxy(tmp_path: pathlib.Path) -> Iterator[KxyServer]:  # noqa: D401
     server = KxyServer(data_dir)
     yield server
     server.stop()
+
+
+def _call(base_url: str, method: str, path: str, body: dict, token: str = "") -> dict:
+    """One JSON call to the server; returns the envelope's data."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        base_url + path,
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["data"]
+
+
+@pytest.fixture
+def kxy_requiring_keys(tmp_path: pathlib.Path) -> Iterator[tuple[KxyServer, str]]:
+    """A server whose allocation needs an API key, with the README's
+    counters registered, and a key that may allocate."""
+    data_dir = tmp_path / "data"
+    for table, field in [("users", "id"), ("orders", "id")]:
+        register(data_dir, "my-system", "my_database", table, field)
+    server = KxyServer(data_dir, "--allocation-requires-key")
+    credentials = {"username": "root", "password": "root password 1"}
+    _call(server.base_url, "POST", "/api/auth/init-user", credentials)
+    token = _call(server.base_url, "POST", "/api/auth/login", credentials)["access_token"]
+    key = _call(server.base_url, "POST", "/api/keys", {"name": "python"}, token)["secret"]
+    yield server, key
+    server.stop()

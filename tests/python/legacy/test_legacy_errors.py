@@ -58,3 +58,13 @@ def test_the_readme_example_runs(kxy: KxyServer) -> None:
     assert result.returncode == 0, result.stderr
     assert "Allocated IDs: 1 to 10000" in result.stdout
     assert "Generated IDs: [10001, 10002, 10003]" in result.stdout
+
+
+def test_a_required_api_key_passes_through_headers(kxy_requiring_keys) -> None:
+    server, key = kxy_requiring_keys
+    client = SegmentClient(server.base_url, headers={"Authorization": f"Bearer {key}"})
+    segment = client.allocate_segment("my-system", "my_database", "users", "id", 10)
+    assert (segment.start, segment.end) == (1, 10)
+    without = SegmentClient(server.base_url)
+    with pytest.raises(OpenIdConnectionError, match="HTTP error 401"):
+        without.allocate_segment("my-system", "my_database", "users", "id", 10)
