@@ -27,28 +27,56 @@ struct Latency {
 fn measure(mut samples: Vec<Duration>) -> Latency {
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    Latency { p50: at(0.5), p99: at(0.99), p999: at(0.999), max: *samples.last().unwrap() }
+    Latency {
+        p50: at(0.5),
+        p99: at(0.99),
+        p999: at(0.999),
+        max: *samples.last().unwrap(),
+    }
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (state, secret) = runtime.block_on(async {
-        let store = store::open(&StoreConfig::Embedded { data_dir: dir.path().to_owned() }).await.unwrap();
-        let lockout = LockoutPolicy { threshold: 5, window: Duration::from_secs(60), duration: Duration::from_secs(60) };
+        let store = store::open(&StoreConfig::Embedded {
+            data_dir: dir.path().to_owned(),
+        })
+        .await
+        .unwrap();
+        let lockout = LockoutPolicy {
+            threshold: 5,
+            window: Duration::from_secs(60),
+            duration: Duration::from_secs(60),
+        };
         let settings = Settings {
             limits: AllocationLimits::default(),
             missing: MissingCounter::Refuse,
-            auth: AuthSettings { access_ttl: Duration::from_secs(60), refresh_ttl: Duration::from_secs(60), lockout },
+            auth: AuthSettings {
+                access_ttl: Duration::from_secs(60),
+                refresh_ttl: Duration::from_secs(60),
+                lockout,
+            },
             jwt_secret: None,
             max_api_keys: 5,
             allocation_requires_key: true,
             vault: Default::default(),
         };
         let state = AppState::new(store, settings).await.unwrap();
-        let owner = state.auth.init_user("root", "root password 1").await.unwrap();
+        let owner = state
+            .auth
+            .init_user("root", "root password 1")
+            .await
+            .unwrap();
         let permissions = state.auth.roles.permissions_of(&owner.roles).await.unwrap();
-        let (_, secret) = state.keys.create(&owner, &permissions, "bench", KeyType::Local, None, None).await.unwrap();
+        let (_, secret) = state
+            .keys
+            .create(&owner, &permissions, "bench", KeyType::Local, None, None)
+            .await
+            .unwrap();
         // Warm the cache.
         state.keys.verify(secret.expose(), None).await.unwrap();
         (state, secret)
@@ -66,13 +94,20 @@ fn main() {
     let mut samples = Vec::with_capacity(CALLS);
     for _ in 0..CALLS {
         let started = Instant::now();
-        black_box(ApiKeySecret::parse(black_box(secret.expose())).unwrap().hash());
+        black_box(
+            ApiKeySecret::parse(black_box(secret.expose()))
+                .unwrap()
+                .hash(),
+        );
         samples.push(started.elapsed());
     }
     let baseline = measure(samples);
 
     println!("API key verification, warm cache, {CALLS} calls each:");
-    for (name, l) in [("parse + sha256 (baseline)", &baseline), ("kxy KeyService::verify", &kxy)] {
+    for (name, l) in [
+        ("parse + sha256 (baseline)", &baseline),
+        ("kxy KeyService::verify", &kxy),
+    ] {
         println!(
             "  {name:<26} p50 {:>8.2?}  p99 {:>8.2?}  p99.9 {:>8.2?}  max {:>9.2?}",
             l.p50, l.p99, l.p999, l.max

@@ -97,7 +97,10 @@ async fn credentials_are_confined_to_their_owner_masked_and_sealed() {
                 Some(&alice),
             )
             .await;
-        assert_eq!(replaced.body["data"]["api_key_masked"], "new-***********y-42");
+        assert_eq!(
+            replaced.body["data"]["api_key_masked"],
+            "new-***********y-42"
+        );
         assert_eq!(
             reveal(admin.clone()).await.body["data"]["api_key"],
             "new-upstream-key-42"
