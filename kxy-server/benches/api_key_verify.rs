@@ -64,6 +64,7 @@ fn main() {
             max_api_keys: 5,
             allocation_requires_key: true,
             vault: Default::default(),
+            scan_interval: None,
         };
         let state = AppState::new(store, settings).await.unwrap();
         let owner = state

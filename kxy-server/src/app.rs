@@ -15,6 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::Error;
 use crate::credentials::CredentialService;
+use crate::databases::DatabaseService;
 use crate::envelope::assign_trace_id;
 use crate::grants::GrantService;
 use crate::identity::AuthService;
@@ -35,6 +36,7 @@ pub struct AppState {
     pub grants: Arc<GrantService>,
     pub keys: Arc<KeyService>,
     pub credentials: Arc<CredentialService>,
+    pub databases: Arc<DatabaseService>,
     pub settings: Arc<Settings>,
 }
 
@@ -51,6 +53,8 @@ pub struct Settings {
     pub allocation_requires_key: bool,
     /// Seals stored secrets; disabled without `--master-key`.
     pub vault: Arc<Vault>,
+    /// How often the scanner looks for new tables; `None` turns it off.
+    pub scan_interval: Option<std::time::Duration>,
 }
 
 impl AppState {
@@ -73,13 +77,22 @@ impl AppState {
         .await?;
         let grants = GrantService::new(Arc::clone(&store)).await?;
         let keys = KeyService::new(Arc::clone(&store), settings.max_api_keys);
-        let credentials = Arc::new(CredentialService::new(store, Arc::clone(&settings.vault)));
+        let credentials = Arc::new(CredentialService::new(
+            Arc::clone(&store),
+            Arc::clone(&settings.vault),
+        ));
+        let databases = Arc::new(DatabaseService::new(
+            store,
+            Arc::clone(&settings.vault),
+            Arc::clone(&segments),
+        ));
         Ok(AppState {
             segments,
             auth: Arc::new(auth),
             grants,
             keys,
             credentials,
+            databases,
             settings: Arc::new(settings),
         })
     }
@@ -89,6 +102,9 @@ impl AppState {
     pub fn watch(&self, every: std::time::Duration) {
         self.grants.watch(every);
         self.keys.watch(every, std::time::Duration::from_secs(5));
+        if let Some(interval) = self.settings.scan_interval {
+            self.databases.start_scanner(interval);
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::Error;
 use crate::app::{AppState, Settings, router, serve};
 use crate::credentials::CredentialService;
+use crate::databases::DatabaseService;
 use crate::identity::{AuthSettings, LockoutPolicy};
 use crate::segments::SegmentService;
 use crate::store::{self, MissingCounter, Registration, StoreConfig};
@@ -194,6 +195,10 @@ pub struct SecurityArgs {
         action = clap::ArgAction::Set
     )]
     pub allocation_requires_key: bool,
+    /// How often the scanner looks for new tables in registered databases,
+    /// in seconds; 0 turns it off.
+    #[arg(long, env = "KXY_SCAN_INTERVAL", default_value_t = 60)]
+    pub scan_interval: u64,
 }
 
 impl SecurityArgs {
@@ -227,6 +232,23 @@ pub enum Command {
     /// Stored credentials.
     #[command(subcommand)]
     Credentials(CredentialsCommand),
+    /// Registered databases.
+    #[command(subcommand)]
+    Databases(DatabasesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatabasesCommand {
+    /// List registered databases.
+    List,
+    /// Register a counter for every numbered table of a database, showing
+    /// progress.
+    Initialize {
+        /// The database's guid (see `databases list`).
+        guid: String,
+    },
+    /// Run one scanner pass over every database and list what it found.
+    Scan,
 }
 
 #[derive(Debug, Subcommand)]
@@ -294,6 +316,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 max_api_keys: security.max_api_keys,
                 allocation_requires_key: security.allocation_requires_key,
                 vault,
+                scan_interval: (security.scan_interval > 0)
+                    .then(|| Duration::from_secs(security.scan_interval)),
             };
             let state = AppState::new(store, settings).await?;
             state.watch(Duration::from_millis(security.policy_refresh_ms.max(10)));
@@ -313,6 +337,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Some(Command::Keygen) => unreachable!("handled above"),
+        Some(Command::Databases(command)) => {
+            let segments = Arc::new(SegmentService::new(Arc::clone(&store), limits, missing));
+            let databases = DatabaseService::new(store, vault, segments);
+            run_databases(&databases, command).await
+        }
         Some(Command::Counters(command)) => {
             let segments = SegmentService::new(store, limits, missing);
             match command {
@@ -455,6 +484,62 @@ async fn list_counters(segments: &SegmentService, json: bool) -> Result<(), Erro
             row.current,
             next
         );
+    }
+    Ok(())
+}
+
+async fn run_databases(
+    databases: &DatabaseService,
+    command: DatabasesCommand,
+) -> Result<(), Error> {
+    match command {
+        DatabasesCommand::List => {
+            for db in databases.list().await? {
+                println!(
+                    "{}  {:<10}  {:<24}  {}  (counters as {}:{})",
+                    db.guid,
+                    db.db_type.to_string(),
+                    db.address,
+                    db.db_name,
+                    db.system_code,
+                    db.counter_db_name
+                );
+            }
+        }
+        DatabasesCommand::Initialize { guid } => {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} tables  {elapsed}")
+                    .expect("a valid template"),
+            );
+            let report = databases
+                .initialize(&guid, |done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                })
+                .await;
+            bar.finish_and_clear();
+            let report = report?;
+            for r in &report.registered {
+                println!(
+                    "registered {}.{}: next ID {} ({})",
+                    r.table, r.field, r.next_id, r.outcome
+                );
+            }
+            for s in &report.skipped {
+                println!("skipped {}: {}", s.table, s.reason);
+            }
+            println!(
+                "{} of {} tables registered, {} skipped",
+                report.registered.len(),
+                report.tables_total,
+                report.skipped.len()
+            );
+        }
+        DatabasesCommand::Scan => {
+            let found = databases.scan_once().await?;
+            println!("{found} new tables discovered");
+        }
     }
     Ok(())
 }

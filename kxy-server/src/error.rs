@@ -63,6 +63,9 @@ pub enum Error {
     VaultDisabled,
     #[error("cannot open a stored secret: {0}")]
     Sealed(String),
+    /// A registered database could not be reached or read.
+    #[error("{0}")]
+    Database(String),
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
     #[error("{method} is not allowed on {path}")]
@@ -109,6 +112,7 @@ impl Error {
             Error::Store(StoreError::InvalidName(_)) => (S::INTERNAL_SERVER_ERROR, 50000),
             Error::Store(StoreError::Unavailable { .. }) => (S::SERVICE_UNAVAILABLE, 50301),
             Error::VaultDisabled => (S::SERVICE_UNAVAILABLE, 50302),
+            Error::Database(_) => (S::BAD_GATEWAY, 50201),
             Error::Sealed(_) => (S::INTERNAL_SERVER_ERROR, 50002),
         }
     }

@@ -12,6 +12,7 @@
 //! - [`grants`]: endpoint grants and the access check other services call.
 //! - [`keys`]: API keys: creation, limits, verification and its cache.
 //! - [`credentials`]: users' upstream credentials, sealed by the [`vault`].
+//! - [`databases`]: registered databases, initialization and the scanner.
 //! - [`store`]: the [`store::Store`] trait and its embedded and Redis backends.
 //! - [`envelope`]: the `{code, msg, data, traceId}` response shape and trace ids.
 //! - [`extract`]: request extractors that answer bad input in that envelope.
@@ -20,6 +21,7 @@
 pub mod app;
 pub mod cli;
 pub mod credentials;
+pub mod databases;
 pub mod envelope;
 pub mod error;
 pub mod extract;

@@ -50,6 +50,7 @@ async fn start(dir: &std::path::Path) -> String {
         max_api_keys: 5,
         allocation_requires_key: false,
         vault: Default::default(),
+        scan_interval: None,
     };
     let state = AppState::new(store, settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -9,6 +9,7 @@ pub mod access;
 pub mod auth;
 pub mod counters;
 pub mod credentials;
+pub mod databases;
 pub mod guard;
 pub mod health;
 pub mod keys;
@@ -75,6 +76,7 @@ pub fn inventory() -> Vec<RouteSpec> {
         counters::routes(),
         keys::routes(),
         credentials::routes(),
+        databases::routes(),
     ]
     .into_iter()
     .flatten()

@@ -1,0 +1,441 @@
+//! Connecting to a registered database and reading its tables.
+//!
+//! One small enum over the three sqlx drivers. For each database type the
+//! same two questions: which tables have a primary key that is a single
+//! integer column (and if not, why not), and what is the largest value in
+//! it. Maxima are read as text (`CAST(MAX(col) AS CHAR)`), so every
+//! integer width, signed or unsigned, arrives intact and a value beyond
+//! 2^63−1 is reported instead of wrapping.
+//!
+//! Connection options are built field by field, never from a URL, and are
+//! never logged: sqlx's MySQL options print the password in `Debug`.
+
+use std::time::Duration;
+
+use kxy_core::{Identifier, KeyPart};
+use serde::{Deserialize, Serialize};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection as _};
+
+/// How long connecting may take before the database counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbType {
+    Mysql,
+    Postgresql,
+    Sqlite,
+}
+
+impl std::fmt::Display for DbType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DbType::Mysql => "mysql",
+            DbType::Postgresql => "postgresql",
+            DbType::Sqlite => "sqlite",
+        })
+    }
+}
+
+impl DbType {
+    /// Parses the seed's type names; SQL Server and Oracle are named as
+    /// not supported yet rather than accepted and failing later.
+    pub fn parse(name: &str) -> Result<DbType, String> {
+        match name.to_ascii_lowercase().as_str() {
+            "mysql" | "mariadb" => Ok(DbType::Mysql),
+            "postgresql" | "postgres" => Ok(DbType::Postgresql),
+            "sqlite" => Ok(DbType::Sqlite),
+            "sqlserver" | "mssql" | "oracle" => Err(format!(
+                "{name} is not supported yet: kxy scans mysql (and MariaDB), postgresql and sqlite"
+            )),
+            _ => Err(format!(
+                "unknown database type {name:?}: use mysql, postgresql or sqlite"
+            )),
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            DbType::Mysql => 3306,
+            DbType::Postgresql => 5432,
+            DbType::Sqlite => 0,
+        }
+    }
+}
+
+/// Where and as whom to connect.
+pub struct Target<'a> {
+    pub db_type: DbType,
+    pub host: &'a str,
+    pub port: u16,
+    /// The database name, or for SQLite the file path.
+    pub db_name: &'a str,
+    pub username: &'a str,
+    pub password: &'a str,
+}
+
+/// A table, and either its single integer key column or why it has none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableInfo {
+    /// The counter's table name: the table's name, or `schema.table` for a
+    /// PostgreSQL table outside `public`.
+    pub name: String,
+    #[serde(skip)]
+    schema: Option<String>,
+    #[serde(skip)]
+    table: String,
+    pub key: Result<String, String>,
+}
+
+/// One catalog row: schema (PostgreSQL), table, number of key columns,
+/// the first key column and its type.
+type CatalogRow = (Option<String>, String, i64, Option<String>, Option<String>);
+/// PostgreSQL's form of it, before normalizing.
+type PgCatalogRow = (String, String, Option<i32>, Option<String>, Option<String>);
+
+pub enum Connection {
+    Mysql(MySqlConnection),
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+fn integer_type(db_type: DbType, sql_type: &str) -> bool {
+    let t = sql_type.to_ascii_lowercase();
+    match db_type {
+        DbType::Mysql => matches!(
+            t.as_str(),
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint"
+        ),
+        DbType::Postgresql => matches!(t.as_str(), "smallint" | "integer" | "bigint"),
+        // SQLite's type affinity: any declared type containing INT.
+        DbType::Sqlite => t.contains("int"),
+    }
+}
+
+/// Decides whether a table can be numbered: one key column, an integer
+/// type, and names a counter can hold.
+fn classify(
+    db_type: DbType,
+    name: &str,
+    key_columns: i64,
+    column: Option<String>,
+    sql_type: Option<String>,
+) -> Result<String, String> {
+    if Identifier::new(KeyPart::TableName, name).is_err() {
+        return Err(format!(
+            "the name {name:?} has characters a counter name cannot hold"
+        ));
+    }
+    let (column, sql_type) = match (key_columns, column, sql_type) {
+        (0, _, _) => return Err("no primary key".into()),
+        (1, Some(c), Some(t)) => (c, t),
+        (1, _, _) => return Err("the primary key column could not be read".into()),
+        (n, _, _) => return Err(format!("composite primary key ({n} columns)")),
+    };
+    if !integer_type(db_type, &sql_type) {
+        return Err(format!(
+            "primary key {column} is {sql_type}, not an integer"
+        ));
+    }
+    if Identifier::new(KeyPart::FieldName, &column).is_err() {
+        return Err(format!(
+            "the key column {column:?} has characters a counter name cannot hold"
+        ));
+    }
+    Ok(column)
+}
+
+fn quote_mysql(ident: &str) -> String {
+    format!("`{}`", ident.replace('`', "``"))
+}
+
+fn quote_ansi(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Connects, with a timeout; the error names the cause, never the password.
+pub async fn connect(target: &Target<'_>) -> Result<Connection, String> {
+    let connecting = async {
+        Ok::<_, sqlx::Error>(match target.db_type {
+            DbType::Mysql => {
+                let mut options = MySqlConnectOptions::new()
+                    .host(target.host)
+                    .port(target.port)
+                    .username(target.username)
+                    .database(target.db_name)
+                    .disable_statement_logging();
+                // An empty password means none: sending "" is a different
+                // login to MySQL ("using password: YES").
+                if !target.password.is_empty() {
+                    options = options.password(target.password);
+                }
+                Connection::Mysql(options.connect().await?)
+            }
+            DbType::Postgresql => {
+                let mut options = PgConnectOptions::new_without_pgpass()
+                    .host(target.host)
+                    .port(target.port)
+                    .username(target.username)
+                    .database(target.db_name)
+                    .disable_statement_logging();
+                if !target.password.is_empty() {
+                    options = options.password(target.password);
+                }
+                Connection::Postgres(options.connect().await?)
+            }
+            DbType::Sqlite => {
+                if !std::path::Path::new(target.db_name).is_file() {
+                    return Err(sqlx::Error::Configuration(
+                        format!("no SQLite file at {}", target.db_name).into(),
+                    ));
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(target.db_name)
+                    .read_only(true)
+                    .disable_statement_logging();
+                Connection::Sqlite(options.connect().await?)
+            }
+        })
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+    }
+}
+
+impl Connection {
+    /// Every table, with its key column or why it cannot be numbered.
+    pub async fn tables(&mut self, db_name: &str) -> Result<Vec<TableInfo>, sqlx::Error> {
+        let rows: Vec<CatalogRow> = match self {
+            Connection::Mysql(c) => {
+                sqlx::query_as(
+                    "SELECT CAST(NULL AS CHAR), CAST(t.TABLE_NAME AS CHAR), COUNT(k.COLUMN_NAME), \
+                            CAST(MIN(k.COLUMN_NAME) AS CHAR), CAST(MIN(c.DATA_TYPE) AS CHAR) \
+                     FROM information_schema.TABLES t \
+                     LEFT JOIN information_schema.KEY_COLUMN_USAGE k \
+                       ON k.TABLE_SCHEMA = t.TABLE_SCHEMA AND k.TABLE_NAME = t.TABLE_NAME \
+                      AND k.CONSTRAINT_NAME = 'PRIMARY' \
+                     LEFT JOIN information_schema.COLUMNS c \
+                       ON c.TABLE_SCHEMA = k.TABLE_SCHEMA AND c.TABLE_NAME = k.TABLE_NAME \
+                      AND c.COLUMN_NAME = k.COLUMN_NAME \
+                     WHERE t.TABLE_SCHEMA = ? AND t.TABLE_TYPE = 'BASE TABLE' \
+                     GROUP BY t.TABLE_NAME ORDER BY t.TABLE_NAME",
+                )
+                .bind(db_name)
+                .fetch_all(c)
+                .await?
+            }
+            Connection::Postgres(c) => {
+                let rows: Vec<PgCatalogRow> = sqlx::query_as(
+                    "SELECT n.nspname::text, c.relname::text, array_length(con.conkey, 1), \
+                            a.attname::text, format_type(a.atttypid, NULL) \
+                     FROM pg_class c \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     LEFT JOIN pg_constraint con ON con.conrelid = c.oid AND con.contype = 'p' \
+                     LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = con.conkey[1] \
+                     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+                       AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                       AND n.nspname NOT LIKE 'pg\\_%' \
+                     ORDER BY n.nspname, c.relname",
+                )
+                .fetch_all(c)
+                .await?;
+                rows.into_iter()
+                    .map(|(schema, table, keys, column, sql_type)| {
+                        (
+                            Some(schema),
+                            table,
+                            i64::from(keys.unwrap_or(0)),
+                            column,
+                            sql_type,
+                        )
+                    })
+                    .collect()
+            }
+            Connection::Sqlite(c) => {
+                let tables: Vec<(String,)> = sqlx::query_as(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+                )
+                .fetch_all(&mut *c)
+                .await?;
+                let mut rows = Vec::new();
+                for (table,) in tables {
+                    let columns: Vec<(String, String, i64)> =
+                        sqlx::query_as("SELECT name, type, pk FROM pragma_table_info(?)")
+                            .bind(&table)
+                            .fetch_all(&mut *c)
+                            .await?;
+                    let keys: Vec<&(String, String, i64)> =
+                        columns.iter().filter(|(_, _, pk)| *pk > 0).collect();
+                    let first = keys
+                        .first()
+                        .map(|(name, sql_type, _)| (name.clone(), sql_type.clone()));
+                    rows.push((
+                        None,
+                        table,
+                        keys.len() as i64,
+                        first.clone().map(|f| f.0),
+                        first.map(|f| f.1),
+                    ));
+                }
+                rows
+            }
+        };
+        let db_type = self.db_type();
+        Ok(rows
+            .into_iter()
+            .map(|(schema, table, keys, column, sql_type)| {
+                let name = match &schema {
+                    Some(schema) if schema != "public" => format!("{schema}.{table}"),
+                    _ => table.clone(),
+                };
+                let key = classify(db_type, &name, keys, column, sql_type);
+                TableInfo {
+                    name,
+                    schema,
+                    table,
+                    key,
+                }
+            })
+            .collect())
+    }
+
+    fn db_type(&self) -> DbType {
+        match self {
+            Connection::Mysql(_) => DbType::Mysql,
+            Connection::Postgres(_) => DbType::Postgresql,
+            Connection::Sqlite(_) => DbType::Sqlite,
+        }
+    }
+
+    /// The largest key value of `table`: `Ok(None)` for an empty table,
+    /// `Err` if it does not fit an ID (beyond 2^63−1).
+    ///
+    /// Identifiers cannot be bound as parameters, so the query is built
+    /// with them quoted (`quote_mysql`/`quote_ansi` double any quote
+    /// character inside), and the names come from the database's own
+    /// catalog, not from a caller.
+    pub async fn max_id(&mut self, table: &TableInfo) -> Result<Option<i64>, String> {
+        let column = table.key.as_ref().map_err(Clone::clone)?;
+        let max: Option<String> = match self {
+            Connection::Mysql(c) => {
+                let sql = format!(
+                    "SELECT CAST(MAX({}) AS CHAR) FROM {}",
+                    quote_mysql(column),
+                    quote_mysql(&table.table)
+                );
+                sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(c).await
+            }
+            Connection::Postgres(c) => {
+                let relation = format!(
+                    "{}.{}",
+                    quote_ansi(table.schema.as_deref().unwrap_or("public")),
+                    quote_ansi(&table.table)
+                );
+                let sql = format!("SELECT MAX({})::text FROM {relation}", quote_ansi(column));
+                sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(c).await
+            }
+            Connection::Sqlite(c) => {
+                let sql = format!(
+                    "SELECT CAST(MAX({}) AS TEXT) FROM {}",
+                    quote_ansi(column),
+                    quote_ansi(&table.table)
+                );
+                sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(c).await
+            }
+        }
+        .map_err(|e| format!("cannot read MAX({column}): {e}"))?;
+        match max {
+            None => Ok(None),
+            Some(text) => text.parse::<i64>().map(Some).map_err(|_| {
+                format!("its largest {column} ({text}) is beyond 2^63-1, the largest ID")
+            }),
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = match self {
+            Connection::Mysql(c) => c.close().await,
+            Connection::Postgres(c) => c.close().await,
+            Connection::Sqlite(c) => c.close().await,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_are_parsed_and_unsupported_ones_named() {
+        assert_eq!(DbType::parse("MySQL"), Ok(DbType::Mysql));
+        assert_eq!(DbType::parse("postgres"), Ok(DbType::Postgresql));
+        assert!(
+            DbType::parse("oracle")
+                .unwrap_err()
+                .contains("not supported yet")
+        );
+        assert!(
+            DbType::parse("sqlserver")
+                .unwrap_err()
+                .contains("not supported yet")
+        );
+        assert!(
+            DbType::parse("mongo")
+                .unwrap_err()
+                .contains("unknown database type")
+        );
+    }
+
+    #[test]
+    fn classification() {
+        let ok = |keys, t: &str| {
+            classify(
+                DbType::Mysql,
+                "orders",
+                keys,
+                Some("id".into()),
+                Some(t.into()),
+            )
+        };
+        assert_eq!(ok(1, "bigint"), Ok("id".into()));
+        assert_eq!(
+            ok(1, "varchar"),
+            Err("primary key id is varchar, not an integer".into())
+        );
+        assert_eq!(
+            ok(2, "int"),
+            Err("composite primary key (2 columns)".into())
+        );
+        assert_eq!(
+            classify(DbType::Mysql, "t", 0, None, None),
+            Err("no primary key".into())
+        );
+        assert!(
+            classify(
+                DbType::Mysql,
+                "bad name",
+                1,
+                Some("id".into()),
+                Some("int".into())
+            )
+            .is_err()
+        );
+        assert_eq!(
+            classify(
+                DbType::Sqlite,
+                "t",
+                1,
+                Some("id".into()),
+                Some("INTEGER".into())
+            ),
+            Ok("id".into())
+        );
+        assert_eq!(quote_mysql("a`b"), "`a``b`");
+        assert_eq!(quote_ansi("a\"b"), "\"a\"\"b\"");
+    }
+}

@@ -1,0 +1,162 @@
+//! Registered databases (seed 004): the seed's paths, admin-only.
+
+use axum::extract::{Path, State};
+use axum::http::Method;
+use serde::{Deserialize, Serialize};
+
+use super::{Access, RouteSpec, route};
+use crate::Error;
+use crate::app::AppState;
+use crate::databases::{
+    DatabaseChange, DatabaseForm, DatabaseView, DiscoveredTable, InitReport, RegisteredTable,
+};
+use crate::envelope::Envelope;
+use crate::extract::ApiJson;
+
+pub fn routes() -> Vec<RouteSpec> {
+    let read = Access::Permission("databases:read");
+    let write = Access::Permission("databases:write");
+    vec![
+        route(Method::GET, "/api/database/list", read, list),
+        route(Method::POST, "/api/database/add", write, add),
+        route(Method::GET, "/api/database/{guid}", read, get_one),
+        route(Method::PUT, "/api/database/{guid}", write, update),
+        route(Method::DELETE, "/api/database/{guid}", write, delete),
+        route(
+            Method::POST,
+            "/api/database/initialize/{guid}",
+            write,
+            initialize,
+        ),
+        route(
+            Method::POST,
+            "/api/database/{guid}/add-config",
+            write,
+            add_config,
+        ),
+        route(
+            Method::GET,
+            "/api/database/{guid}/discovered-tables",
+            read,
+            discovered,
+        ),
+        route(
+            Method::POST,
+            "/api/database/{guid}/discovered-tables/{table}/approve",
+            write,
+            approve,
+        ),
+    ]
+}
+
+async fn list(State(state): State<AppState>) -> Result<Envelope<Vec<DatabaseView>>, Error> {
+    Ok(Envelope::ok("ok", state.databases.list().await?))
+}
+
+async fn add(
+    State(state): State<AppState>,
+    ApiJson(form): ApiJson<DatabaseForm>,
+) -> Result<Envelope<DatabaseView>, Error> {
+    Ok(Envelope::ok(
+        "database registered",
+        state.databases.add(form).await?,
+    ))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    Path(guid): Path<String>,
+) -> Result<Envelope<DatabaseView>, Error> {
+    Ok(Envelope::ok("ok", state.databases.get(&guid).await?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Path(guid): Path<String>,
+    ApiJson(change): ApiJson<DatabaseChange>,
+) -> Result<Envelope<DatabaseView>, Error> {
+    Ok(Envelope::ok(
+        "database updated",
+        state.databases.update(&guid, change).await?,
+    ))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path(guid): Path<String>,
+) -> Result<Envelope<()>, Error> {
+    state.databases.delete(&guid).await?;
+    Ok(Envelope::ok("database removed; its counters stay", ()))
+}
+
+async fn initialize(
+    State(state): State<AppState>,
+    Path(guid): Path<String>,
+) -> Result<Envelope<InitReport>, Error> {
+    let report = state.databases.initialize(&guid, |_, _| {}).await?;
+    let msg = format!(
+        "initialized: {} of {} tables registered, {} skipped",
+        report.registered.len(),
+        report.tables_total,
+        report.skipped.len()
+    );
+    Ok(Envelope::ok(msg, report))
+}
+
+/// The seed's custom counter: a field name and an initial value; the table
+/// part of the counter's name defaults to `custom`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomCounter {
+    field_name: String,
+    initial_value: i64,
+    #[serde(default = "custom")]
+    table_name: String,
+}
+
+fn custom() -> String {
+    "custom".into()
+}
+
+async fn add_config(
+    State(state): State<AppState>,
+    Path(guid): Path<String>,
+    ApiJson(body): ApiJson<CustomCounter>,
+) -> Result<Envelope<RegisteredTable>, Error> {
+    let registered = state
+        .databases
+        .add_config(
+            &guid,
+            &body.table_name,
+            &body.field_name,
+            body.initial_value,
+        )
+        .await?;
+    Ok(Envelope::ok(
+        format!("counter {}", registered.outcome),
+        registered,
+    ))
+}
+
+#[derive(Serialize)]
+struct Discovered {
+    tables: Vec<DiscoveredTable>,
+}
+
+async fn discovered(
+    State(state): State<AppState>,
+    Path(guid): Path<String>,
+) -> Result<Envelope<Discovered>, Error> {
+    let tables = state.databases.discovered(&guid).await?;
+    Ok(Envelope::ok("ok", Discovered { tables }))
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    Path((guid, table)): Path<(String, String)>,
+) -> Result<Envelope<RegisteredTable>, Error> {
+    Ok(Envelope::ok(
+        "table approved",
+        state.databases.approve(&guid, &table).await?,
+    ))
+}
