@@ -11,6 +11,7 @@
 //! - [`server`]: finding, starting and stopping `kxy-server`, and running its CLI.
 //! - [`redis_env`]: the shared Redis (or a clear skip/failure when absent),
 //!   private `redis-server` processes, and unique key prefixes.
+//! - [`sql_env`]: throwaway MariaDB and PostgreSQL databases.
 //! - [`api`]: a small HTTP helper for the allocation endpoint and envelope.
 //! - [`deploy`]: a deployment (embedded, or two servers on Redis) and the
 //!   calls identity tests make.
@@ -19,3 +20,4 @@ pub mod api;
 pub mod deploy;
 pub mod redis_env;
 pub mod server;
+pub mod sql_env;
