@@ -437,3 +437,55 @@ async fn a_bad_password_or_host_gives_a_clear_error_and_changes_nothing_else() {
     );
     MariaDb::admin(&format!("DROP USER '{user}'@'%'"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_instances_on_redis_one_scans_per_interval() {
+    let Some(url) = kxy_e2e::redis_env::shared_redis() else {
+        return;
+    };
+    if !MariaDb::available() {
+        return;
+    }
+    let db = MariaDb::create();
+    db.exec("CREATE TABLE a (id INT PRIMARY KEY);");
+    let prefix = kxy_e2e::redis_env::KeyPrefix::new(&url, "scan_lease");
+    let args = [
+        "--store",
+        "redis",
+        "--redis-url",
+        &url,
+        "--redis-prefix",
+        prefix.as_str(),
+        "--scan-interval",
+        "1",
+    ];
+    let first = ServerProcess::start(&args, &[]);
+    // Start the second half an interval later, so their passes interleave.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = ServerProcess::start(&args, &[]);
+    let d = Deployment::new("redis x2", vec![first, second], None, None);
+    d.init().await;
+    let token = d.tokens("root", ROOT_PASSWORD).await.0;
+    let guid = register(
+        &d,
+        &token,
+        json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": "root"}),
+    )
+    .await;
+    discovered(&d, &token, &guid, "a").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let passes: Vec<usize> = d
+        .servers
+        .iter()
+        .map(|s| s.logs().matches("scanner pass done").count())
+        .collect();
+    let (most, fewest) = (*passes.iter().max().unwrap(), *passes.iter().min().unwrap());
+    assert!(
+        most >= 4,
+        "the lease holder scans every interval: {passes:?}"
+    );
+    assert!(
+        fewest <= 1,
+        "only one instance scans per interval: {passes:?}"
+    );
+}

@@ -158,11 +158,13 @@ impl DatabaseService {
                 };
                 let lease = interval.mul_f64(0.9).max(Duration::from_millis(100));
                 match service.store.hit_mark("scanner_lease", lease).await {
-                    Ok(1) => {
-                        if let Err(e) = service.scan_once().await {
-                            tracing::warn!("scanner pass failed: {e}");
-                        }
-                    }
+                    Ok(1) => match service.scan_once().await {
+                        Ok(found) => tracing::info!(
+                            found,
+                            "scanner pass done (this instance held the lease)"
+                        ),
+                        Err(e) => tracing::warn!("scanner pass failed: {e}"),
+                    },
                     Ok(_) => {} // another instance holds this interval's lease
                     Err(e) => tracing::warn!("scanner cannot take its lease: {e}"),
                 }
