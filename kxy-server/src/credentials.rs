@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Error;
-use crate::identity::tokens::{now, random_id};
+use crate::identity::tokens::{is_id, now, random_id};
 use crate::store::records::typed;
 use crate::store::{Expect, Store};
 use crate::vault::{Sealed, Vault};
@@ -178,7 +178,7 @@ impl CredentialService {
             what: "credential",
             id: id.to_owned(),
         };
-        if !(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())) {
+        if !is_id(id) {
             return Err(missing());
         }
         match typed::load::<StoredCredential>(&*self.store, CREDENTIALS, id).await? {

@@ -19,7 +19,7 @@ use kxy_core::access::{Decision, Endpoint, Grant, Level, Policy, Subject};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::identity::tokens::{now, random_id};
+use crate::identity::tokens::{is_id, now, random_id};
 use crate::store::records::typed;
 use crate::store::{Expect, Store};
 
@@ -316,8 +316,4 @@ async fn compile(store: &dyn Store) -> Result<Compiled, Error> {
         policy: Policy::compile(endpoints, grants),
         version,
     })
-}
-
-fn is_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -26,7 +26,7 @@ use subtle::ConstantTimeEq;
 
 use crate::Error;
 use crate::identity::roles::RoleDirectory;
-use crate::identity::tokens::{now, random_id};
+use crate::identity::tokens::{is_id, now, random_id};
 use crate::identity::users::{UserDirectory, UserView};
 use crate::store::records::typed;
 use crate::store::{Expect, Store};
@@ -330,8 +330,7 @@ impl KeyService {
             what: "API key",
             id: id.to_owned(),
         };
-        let valid_id = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
-        if !valid_id {
+        if !is_id(id) {
             return Err(missing());
         }
         match typed::load::<ApiKey>(&*self.store, KEYS, id).await? {

@@ -100,12 +100,28 @@ pub async fn request(
     body: Option<&Value>,
     token: Option<&str>,
 ) -> Result<Answer, reqwest::Error> {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("authorization", b.as_str()))
+        .collect();
+    send(http, method, url, body, &headers).await
+}
+
+/// Any request with an optional JSON body and any headers.
+pub async fn send(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Result<Answer, reqwest::Error> {
     let mut builder = http.request(method, url);
     if let Some(body) = body {
         builder = builder.json(body);
     }
-    if let Some(token) = token {
-        builder = builder.bearer_auth(token);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
     }
     let response = builder.send().await?;
     let status = response.status().as_u16();

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use kxy_core::apikey::ApiKeySecret;
-use kxy_e2e::api::Answer;
+use kxy_e2e::api::{Answer, send};
 use kxy_e2e::deploy::{Deployment, ROOT_PASSWORD, contains, unix_now};
 use kxy_e2e::server::ServerProcess;
 use reqwest::Method;
@@ -17,17 +17,10 @@ async fn admin(d: &Deployment) -> String {
 
 /// GET /api/users/me with custom headers.
 async fn me_with(d: &Deployment, headers: &[(&str, &str)]) -> Answer {
-    let http = reqwest::Client::new();
-    let mut builder = http.get(format!("{}/api/users/me", d.url()));
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let response = builder.send().await.unwrap();
-    let status = response.status().as_u16();
-    Answer {
-        status,
-        body: response.json().await.unwrap(),
-    }
+    let url = format!("{}/api/users/me", d.url());
+    send(&reqwest::Client::new(), Method::GET, &url, None, headers)
+        .await
+        .unwrap()
 }
 
 async fn me_by_key(d: &Deployment, key: &str) -> Answer {
@@ -301,19 +294,19 @@ async fn users_cannot_see_or_touch_each_others_keys() {
 }
 
 async fn allocate(url: &str, headers: &[(&str, &str)]) -> Answer {
-    let http = reqwest::Client::new();
-    let mut builder = http.post(format!("{url}/api/segment/allocate")).json(&json!({
+    let body = json!({
         "system_code": "sys", "db_name": "db", "table_name": "orders", "field_name": "id", "segment_count": 10
-    }));
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let response = builder.send().await.unwrap();
-    let status = response.status().as_u16();
-    Answer {
-        status,
-        body: response.json().await.unwrap(),
-    }
+    });
+    let url = format!("{url}/api/segment/allocate");
+    send(
+        &reqwest::Client::new(),
+        Method::POST,
+        &url,
+        Some(&body),
+        headers,
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

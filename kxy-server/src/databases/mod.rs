@@ -29,7 +29,7 @@ use kxy_core::{Identifier, KeyPart, SegmentKey, mask_secret};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::identity::tokens::{now, random_id};
+use crate::identity::tokens::{is_id, now, random_id};
 use crate::segments::SegmentService;
 use crate::store::records::typed;
 use crate::store::{Expect, Registration, Store};
@@ -295,7 +295,7 @@ impl DatabaseService {
             what: "database",
             id: guid.to_owned(),
         };
-        if !(guid.len() == 32 && guid.bytes().all(|b| b.is_ascii_hexdigit())) {
+        if !is_id(guid) {
             return Err(missing());
         }
         typed::load(&*self.store, DATABASES, guid)

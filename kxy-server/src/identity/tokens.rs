@@ -149,9 +149,16 @@ impl RefreshToken {
     }
 }
 
-/// 128 random bits as 32 hex digits: ids of users, sessions, tokens.
+/// 128 random bits as 32 hex digits: ids of users, sessions, tokens,
+/// keys, credentials, databases.
 pub fn random_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// Whether `id` has the shape of [`random_id`]; anything else names nothing,
+/// so lookups can answer "not found" without touching the store.
+pub fn is_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Unix seconds.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::tokens::{now, random_id};
+use super::tokens::{is_id, now, random_id};
 use crate::Error;
 use crate::store::records::typed;
 use crate::store::{Expect, Store};
@@ -210,9 +210,4 @@ impl UserDirectory {
     pub async fn any(&self) -> Result<bool, Error> {
         Ok(!self.store.records(USERS).await?.is_empty())
     }
-}
-
-/// Ids are 32 hex digits; anything else cannot name a user.
-fn is_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
