@@ -60,6 +60,21 @@ class KxyServer:
         self.process.kill()
         self.process.wait()
 
+    def run_example(self, name: str) -> str:
+        """Runs ``examples/python/<name>`` against this server, as a user
+        would (``KXY_URL`` set), and returns what it printed."""
+        import sys
+
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "python" / name)],
+            env={**os.environ, "KXY_URL": self.base_url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
 
 def register(data_dir: pathlib.Path, system: str, db: str, table: str, field: str, start: int = 0) -> None:
     """Registers a counter with the CLI, as an operator does before first use."""

@@ -34,14 +34,7 @@ impl Deployment {
         all.push(Deployment::new("embedded", vec![server], Some(dir), None));
         if let Some(url) = shared_redis() {
             let prefix = KeyPrefix::new(&url, "auth");
-            let mut args = vec![
-                "--store",
-                "redis",
-                "--redis-url",
-                &url,
-                "--redis-prefix",
-                prefix.as_str(),
-            ];
+            let mut args = prefix.store_args();
             args.extend_from_slice(extra);
             let servers = vec![
                 ServerProcess::start(&args, &[]),

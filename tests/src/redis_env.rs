@@ -59,6 +59,18 @@ impl KeyPrefix {
     pub fn as_str(&self) -> &str {
         &self.prefix
     }
+
+    /// The `kxy-server` arguments that select this Redis and prefix.
+    pub fn store_args(&self) -> Vec<&str> {
+        vec![
+            "--store",
+            "redis",
+            "--redis-url",
+            &self.url,
+            "--redis-prefix",
+            &self.prefix,
+        ]
+    }
 }
 
 impl Drop for KeyPrefix {

@@ -304,14 +304,7 @@ fn the_factory_keeps_one_generator_per_table() {
 fn a_generator_moves_to_the_second_instance_when_the_first_dies() {
     let url = require_redis!();
     let prefix = KeyPrefix::new(&url, "client_failover");
-    let store = [
-        "--store",
-        "redis",
-        "--redis-url",
-        &url,
-        "--redis-prefix",
-        prefix.as_str(),
-    ];
+    let store = prefix.store_args();
     register_counter(&store, "orders", 0);
     let first = ServerProcess::start(&store, &[]);
     let second = ServerProcess::start(&store, &[]);

@@ -170,16 +170,7 @@ async fn a_ciphertext_moved_to_another_record_does_not_decrypt() {
     let Some(url) = shared_redis() else { return };
     let prefix = KeyPrefix::new(&url, "moved");
     let server = ServerProcess::start(
-        &[
-            "--store",
-            "redis",
-            "--redis-url",
-            &url,
-            "--redis-prefix",
-            prefix.as_str(),
-            "--master-key",
-            K1,
-        ],
+        &[prefix.store_args(), vec!["--master-key", K1]].concat(),
         &[],
     );
     let d = Deployment::new("redis", vec![server], None, None);
@@ -272,22 +263,10 @@ fn rotate(store: &[&str]) -> String {
 async fn rotating_the_master_key_keeps_every_record_readable() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap().to_owned();
-    let redis = shared_redis();
-    let prefix = redis.as_ref().map(|url| KeyPrefix::new(url, "rotate"));
+    let prefix = shared_redis().map(|url| KeyPrefix::new(&url, "rotate"));
     let mut stores: Vec<Vec<String>> = vec![vec!["--data-dir".into(), data_dir]];
-    if let (Some(url), Some(prefix)) = (&redis, &prefix) {
-        stores.push(
-            [
-                "--store",
-                "redis",
-                "--redis-url",
-                url,
-                "--redis-prefix",
-                prefix.as_str(),
-            ]
-            .map(String::from)
-            .to_vec(),
-        );
+    if let Some(prefix) = &prefix {
+        stores.push(prefix.store_args().into_iter().map(String::from).collect());
     }
     for store in stores {
         let store: Vec<&str> = store.iter().map(String::as_str).collect();

@@ -449,16 +449,8 @@ async fn with_two_instances_on_redis_one_scans_per_interval() {
     let db = MariaDb::create();
     db.exec("CREATE TABLE a (id INT PRIMARY KEY);");
     let prefix = kxy_e2e::redis_env::KeyPrefix::new(&url, "scan_lease");
-    let args = [
-        "--store",
-        "redis",
-        "--redis-url",
-        &url,
-        "--redis-prefix",
-        prefix.as_str(),
-        "--scan-interval",
-        "1",
-    ];
+    let mut args = prefix.store_args();
+    args.extend(["--scan-interval", "1"]);
     let first = ServerProcess::start(&args, &[]);
     // Start the second half an interval later, so their passes interleave.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -15,14 +15,7 @@ const ALLOCATIONS: usize = 20_000;
 async fn two_instances_64_callers_20000_allocations_never_overlap() {
     let url = require_redis!();
     let prefix = KeyPrefix::new(&url, "two_instances");
-    let store = [
-        "--store",
-        "redis",
-        "--redis-url",
-        &url,
-        "--redis-prefix",
-        prefix.as_str(),
-    ];
+    let store = prefix.store_args();
     register_counter(&store, "orders", 0);
 
     let servers = [

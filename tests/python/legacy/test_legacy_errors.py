@@ -9,15 +9,11 @@ client"). kxy's own package raises ``OpenIdAPIError`` instead.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 from kxy_open_id_client import OpenIdAPIError, OpenIdClientError, SegmentClient
 from kxy_open_id_client.exceptions import OpenIdConnectionError
 
-from kxy_server import ROOT, KxyServer
+from kxy_server import KxyServer
 
 
 def test_unregistered_counter_is_refused_with_http_404(kxy: KxyServer) -> None:
@@ -47,17 +43,9 @@ def test_server_down_is_a_connection_error(kxy: KxyServer) -> None:
 
 
 def test_the_readme_example_runs(kxy: KxyServer) -> None:
-    example = ROOT / "examples" / "python" / "legacy_client_quickstart.py"
-    result = subprocess.run(
-        [sys.executable, str(example)],
-        env={**os.environ, "KXY_URL": kxy.base_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Allocated IDs: 1 to 10000" in result.stdout
-    assert "Generated IDs: [10001, 10002, 10003]" in result.stdout
+    printed = kxy.run_example("legacy_client_quickstart.py")
+    assert "Allocated IDs: 1 to 10000" in printed
+    assert "Generated IDs: [10001, 10002, 10003]" in printed
 
 
 def test_a_required_api_key_passes_through_headers(kxy_requiring_keys) -> None:
