@@ -2,16 +2,25 @@
 //!
 //! One `reqwest` client per `SegmentClient` reuses connections. With several
 //! base URLs, a call starts at the one that last answered and moves on to
-//! the next on a connection failure, a timeout, a malformed answer or a 5xx;
-//! a 4xx (unregistered counter, invalid name) is returned at once, since
-//! every server would say the same.
+//! the next on a connection failure, a timeout, a malformed answer, a 5xx or
+//! a segment the client refused; a 4xx (unregistered counter, invalid name)
+//! is returned at once, since every server would say the same.
+//!
+//! Every segment passes the client's fences before it is returned (see
+//! [`crate::fence`]): it must come from the store the counter is pinned to
+//! and start above what this process already received from that store.
+//! Requests tell the server both (`store_id`, `high_water`), so a server
+//! whose store went backwards can refuse before it hands anything out.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use kxy_core::{Segment, SegmentKey};
 use serde::{Deserialize, Serialize};
 
+use crate::fence::{HighWater, StoreId, StorePins, Ticket};
+use crate::fork::PerProcess;
 use crate::{ClientConfig, ClientError};
 
 /// An async client of `POST /api/segment/allocate`. Cheap to clone.
@@ -22,9 +31,15 @@ pub struct SegmentClient {
 
 struct Inner {
     config: ClientConfig,
-    http: reqwest::Client,
+    /// Per process: a forked child must not share the parent's connections
+    /// (see [`crate::fork`]).
+    http: PerProcess<reqwest::Client>,
     /// Index of the base URL that answered last; calls start there.
     preferred: AtomicUsize,
+    /// The store each counter is pinned to.
+    pins: StorePins,
+    /// Segments refused by the fences, over the client's life.
+    discarded: AtomicU64,
 }
 
 #[derive(Serialize)]
@@ -34,6 +49,13 @@ struct AllocateRequest<'a> {
     table_name: &'a str,
     field_name: &'a str,
     segment_count: i64,
+    /// The store this client pinned the counter to; sent with `high_water`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_id: Option<&'a str>,
+    /// The highest end this process received for the counter from that
+    /// store; a server whose store stands below it refuses (503, 50303).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    high_water: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -41,25 +63,58 @@ struct Envelope {
     code: i64,
     #[serde(default)]
     msg: String,
-    data: Option<Segment>,
+    data: Option<Allocated>,
     #[serde(rename = "traceId")]
     trace_id: Option<String>,
 }
 
+/// The envelope's `data` on success. Older servers send no `store_id`.
+#[derive(Deserialize)]
+struct Allocated {
+    start: i64,
+    end: i64,
+    #[serde(default)]
+    store_id: Option<String>,
+}
+
+/// How one allocation is attempted; generators bound each attempt and
+/// count the segments their requests discarded.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Attempt<'a> {
+    /// The longest one base URL may take to answer, if shorter than the
+    /// client's request timeout.
+    pub per_url_timeout: Option<Duration>,
+    /// Also counts discarded segments here.
+    pub discarded: Option<&'a AtomicU64>,
+    /// A segment must start above this (a generator's highest buffered
+    /// end), whatever store it comes from.
+    pub above: Option<i64>,
+}
+
+fn build_http(config: &ClientConfig) -> Result<reqwest::Client, ClientError> {
+    reqwest::Client::builder()
+        .timeout(config.timeout)
+        .connect_timeout(config.effective_connect_timeout())
+        .tls_danger_accept_invalid_certs(!config.verify_tls)
+        .default_headers(config.headers.clone())
+        .build()
+        .map_err(|e| ClientError::InvalidArgument(format!("cannot build HTTP client: {e}")))
+}
+
 impl SegmentClient {
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .tls_danger_accept_invalid_certs(!config.verify_tls)
-            .default_headers(config.headers.clone())
-            .build()
-            .map_err(|e| ClientError::InvalidArgument(format!("cannot build HTTP client: {e}")))?;
+        Self::with_pins(config, StorePins::new())
+    }
+
+    fn with_pins(config: ClientConfig, pins: StorePins) -> Result<Self, ClientError> {
+        let http = build_http(&config)?;
         Ok(SegmentClient {
             inner: Arc::new(Inner {
                 config,
-                http,
+                http: PerProcess::new(http),
                 preferred: AtomicUsize::new(0),
+                pins,
+                discarded: AtomicU64::new(0),
             }),
         })
     }
@@ -73,10 +128,32 @@ impl SegmentClient {
         &self.inner.config
     }
 
-    /// A client with the same settings and fresh connections, for a process
-    /// that was forked (see [`crate::fork`]).
+    /// A client with the same settings, the same store pins and fresh
+    /// connections, for a process that was forked (see [`crate::fork`]).
     pub fn rebuilt(&self) -> Result<SegmentClient, ClientError> {
-        SegmentClient::new(self.inner.config.clone())
+        SegmentClient::with_pins(
+            self.inner.config.clone(),
+            StorePins::copied_from(&self.inner.pins),
+        )
+    }
+
+    /// How many segments this client discarded because they failed a fence:
+    /// from another store than the pinned one, or not above what this
+    /// process had already received.
+    pub fn discarded(&self) -> u64 {
+        self.inner.discarded.load(Ordering::Relaxed)
+    }
+
+    /// The store `key` is pinned to: the first one a server of this client
+    /// named for it.
+    pub fn pinned_store(&self, key: &SegmentKey) -> Option<String> {
+        self.inner.pins.pinned(key).map(|s| s.to_string())
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.inner.http.get(|_parent| {
+            build_http(&self.inner.config).expect("an HTTP client built before builds again")
+        })
     }
 
     /// Allocates `segment_count` IDs of the counter named by the four parts.
@@ -99,26 +176,47 @@ impl SegmentClient {
         key: &SegmentKey,
         segment_count: i64,
     ) -> Result<Segment, ClientError> {
+        self.allocate_with(key, segment_count, Attempt::default())
+            .await
+    }
+
+    pub(crate) async fn allocate_with(
+        &self,
+        key: &SegmentKey,
+        segment_count: i64,
+        attempt: Attempt<'_>,
+    ) -> Result<Segment, ClientError> {
         if segment_count < 1 {
             return Err(ClientError::InvalidArgument(format!(
                 "segment_count must be at least 1; got {segment_count}"
             )));
         }
+        let ticket = HighWater::ticket();
         let urls = &self.inner.config.base_urls;
         let first = self.inner.preferred.load(Ordering::Relaxed);
         let mut last_error = None;
         for step in 0..urls.len() {
             let index = (first + step) % urls.len();
-            match self.allocate_at(&urls[index], key, segment_count).await {
+            let url = &urls[index];
+            let answer = self
+                .allocate_at(url, key, segment_count, attempt.per_url_timeout)
+                .await
+                .and_then(|(segment, store)| {
+                    self.admit(url, key, segment, store.as_ref(), ticket, attempt.above)
+                        .inspect_err(|_| self.count_discard(attempt))
+                        .map(|()| segment)
+                });
+            match answer {
                 Ok(segment) => {
                     self.inner.preferred.store(index, Ordering::Relaxed);
                     return Ok(segment);
                 }
                 Err(e) if e.is_retryable() => {
-                    tracing::debug!(
-                        "allocation at {} failed, trying the next server: {e}",
-                        urls[index]
-                    );
+                    if e.is_discarded_segment() {
+                        tracing::warn!("{e}");
+                    } else {
+                        tracing::debug!("allocation at {url} failed, trying the next server: {e}");
+                    }
                     last_error = Some(e);
                 }
                 Err(e) => return Err(e),
@@ -127,33 +225,84 @@ impl SegmentClient {
         Err(last_error.expect("at least one base URL"))
     }
 
+    fn count_discard(&self, attempt: Attempt<'_>) {
+        self.inner.discarded.fetch_add(1, Ordering::Relaxed);
+        if let Some(discarded) = attempt.discarded {
+            discarded.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The fences (see [`crate::fence`]): the pinned store, the caller's
+    /// floor, then the high water of this process.
+    fn admit(
+        &self,
+        url: &str,
+        key: &SegmentKey,
+        segment: Segment,
+        store: Option<&StoreId>,
+        ticket: Ticket,
+        above: Option<i64>,
+    ) -> Result<(), ClientError> {
+        if let Err(pinned) = self.inner.pins.pin_or_check(key, store) {
+            return Err(ClientError::StoreMismatch {
+                key: key.to_string(),
+                pinned: pinned.to_string(),
+                got: store.map(|s| s.to_string()).unwrap_or_default(),
+                url: url.to_owned(),
+            });
+        }
+        let went_backwards = |highest| ClientError::WentBackwards {
+            key: key.to_string(),
+            highest,
+            got: segment,
+            url: url.to_owned(),
+        };
+        if let Some(floor) = above
+            && segment.start <= floor
+        {
+            return Err(went_backwards(floor));
+        }
+        HighWater::admit(store, key, segment, ticket).map_err(went_backwards)
+    }
+
     async fn allocate_at(
         &self,
         base_url: &str,
         key: &SegmentKey,
         count: i64,
-    ) -> Result<Segment, ClientError> {
+        per_url_timeout: Option<Duration>,
+    ) -> Result<(Segment, Option<StoreId>), ClientError> {
         let url = format!("{base_url}/api/segment/allocate");
+        // The hint: only when both the pin and a mark are known.
+        let pinned = self.inner.pins.pinned(key);
+        let high_water = pinned
+            .as_ref()
+            .and_then(|store| HighWater::highest(Some(store), key));
         let body = AllocateRequest {
             system_code: key.system_code(),
             db_name: key.db_name(),
             table_name: key.table_name(),
             field_name: key.field_name(),
             segment_count: count,
+            store_id: high_water.and(pinned.as_deref()),
+            high_water,
         };
+        let timeout = per_url_timeout.map_or(self.inner.config.timeout, |t| {
+            t.min(self.inner.config.timeout)
+        });
         let response = self
-            .inner
-            .http
+            .http()
             .post(&url)
+            .timeout(timeout)
             .json(&body)
             .send()
             .await
-            .map_err(|e| self.transport_error(&url, e))?;
+            .map_err(|e| self.transport_error(&url, timeout, e))?;
         let status = response.status().as_u16();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| self.transport_error(&url, e))?;
+            .map_err(|e| self.transport_error(&url, timeout, e))?;
         let invalid = |reason: String| ClientError::InvalidResponse {
             url: url.clone(),
             reason,
@@ -171,9 +320,13 @@ impl SegmentClient {
                 trace_id: envelope.trace_id,
             });
         }
-        let segment = envelope
+        let data = envelope
             .data
             .ok_or_else(|| invalid("success without a segment".into()))?;
+        let segment = Segment {
+            start: data.start,
+            end: data.end,
+        };
         let expected = u64::try_from(count).unwrap_or(0);
         if segment.start < 1 || segment.end < segment.start || segment.len() != expected {
             return Err(invalid(format!(
@@ -181,14 +334,34 @@ impl SegmentClient {
                 segment.start, segment.end
             )));
         }
-        Ok(segment)
+        let store = match data.store_id {
+            None => None,
+            Some(id) if is_store_id(&id) => Some(StoreId::from(id)),
+            Some(id) => {
+                return Err(invalid(format!(
+                    "store_id {id:?} is not a store id (1 to 64 letters and digits)"
+                )));
+            }
+        };
+        Ok((segment, store))
     }
+}
 
-    fn transport_error(&self, url: &str, e: reqwest::Error) -> ClientError {
-        if e.is_timeout() {
+/// A plausible store id: the server sends 32 lowercase hex digits; anything
+/// short and alphanumeric is accepted so that the format may evolve.
+fn is_store_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl SegmentClient {
+    /// A connect that timed out is a connection failure (the server is
+    /// unreachable); a request that timed out after connecting is a
+    /// timeout of `after`.
+    fn transport_error(&self, url: &str, after: Duration, e: reqwest::Error) -> ClientError {
+        if e.is_timeout() && !e.is_connect() {
             return ClientError::Timeout {
                 url: url.to_owned(),
-                after: self.inner.config.timeout,
+                after,
             };
         }
         // reqwest's own message is generic; the cause is in its sources.
@@ -197,6 +370,10 @@ impl SegmentClient {
         while let Some(cause) = source {
             reason = format!("{reason}: {cause}");
             source = cause.source();
+        }
+        if e.is_timeout() {
+            let limit = self.inner.config.effective_connect_timeout();
+            reason = format!("no connection within {limit:?} ({reason})");
         }
         ClientError::Connection {
             url: url.to_owned(),

@@ -1,4 +1,4 @@
-//! How a client reaches its servers: base URLs, timeout, headers, API key.
+//! How a client reaches its servers: base URLs, timeouts, headers, API key.
 
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use crate::ClientError;
 pub struct ClientConfig {
     pub(crate) base_urls: Vec<String>,
     pub(crate) timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     pub(crate) verify_tls: bool,
     pub(crate) headers: HeaderMap,
 }
@@ -19,6 +20,12 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// The Python client's default request timeout.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// How long a TCP (and TLS) connect may take by default. A server on
+    /// the same network answers a connect within milliseconds; one that
+    /// does not within a second is treated as down, so that the next base
+    /// URL is tried well within a generator's `max_wait`.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
     /// A configuration for one or more servers, tried in order on failure.
     /// URLs must be `http://` or `https://`; a trailing `/` is ignored.
@@ -47,6 +54,7 @@ impl ClientConfig {
         Ok(ClientConfig {
             base_urls: urls,
             timeout: Self::DEFAULT_TIMEOUT,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             verify_tls: true,
             headers: HeaderMap::new(),
         })
@@ -61,6 +69,30 @@ impl ClientConfig {
         }
         self.timeout = timeout;
         Ok(self)
+    }
+
+    /// How long connecting to a server may take (default
+    /// [`Self::DEFAULT_CONNECT_TIMEOUT`]); never more than the request
+    /// timeout.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Result<Self, ClientError> {
+        if timeout.is_zero() {
+            return Err(ClientError::InvalidArgument(
+                "connect_timeout must be longer than zero".into(),
+            ));
+        }
+        self.connect_timeout = timeout;
+        Ok(self)
+    }
+
+    /// The request timeout (connect + answer).
+    pub fn request_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The connect timeout in effect: the configured one, at most the
+    /// request timeout.
+    pub fn effective_connect_timeout(&self) -> Duration {
+        self.connect_timeout.min(self.timeout)
     }
 
     /// Whether to verify the server's TLS certificate (default true).
@@ -110,6 +142,23 @@ mod tests {
             assert!(ClientConfig::new([bad]).is_err(), "{bad}");
         }
         assert!(ClientConfig::new(Vec::<String>::new()).is_err());
+    }
+
+    #[test]
+    fn connects_time_out_before_requests() {
+        let config = ClientConfig::new(["http://a"]).unwrap();
+        assert_eq!(
+            config.effective_connect_timeout(),
+            ClientConfig::DEFAULT_CONNECT_TIMEOUT
+        );
+        let short = config.clone().timeout(Duration::from_millis(300)).unwrap();
+        assert_eq!(
+            short.effective_connect_timeout(),
+            Duration::from_millis(300)
+        );
+        let custom = config.connect_timeout(Duration::from_secs(2)).unwrap();
+        assert_eq!(custom.effective_connect_timeout(), Duration::from_secs(2));
+        assert!(custom.connect_timeout(Duration::ZERO).is_err());
     }
 
     #[test]

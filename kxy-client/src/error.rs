@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use kxy_core::Segment;
+
 /// Why a call of the client failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
@@ -26,6 +28,38 @@ pub enum ClientError {
     /// The server answered, but not with a kxy envelope.
     #[error("unexpected answer from {url}: {reason}")]
     InvalidResponse { url: String, reason: String },
+    /// The server handed out a segment that does not start above the
+    /// highest ID this process already received for the counter from the
+    /// same store: the store went backwards (lost writes, restored from an
+    /// older backup, failed over to a lagging replica). The segment was
+    /// discarded, never handed out. Another server, or the same one after
+    /// an operator raised the counter, may do better.
+    #[error(
+        "kxy server at {url} handed out {}..={} of {key}, but this process already \
+         received IDs up to {highest} from that store: the store went backwards; \
+         the segment was discarded",
+        got.start, got.end
+    )]
+    WentBackwards {
+        key: String,
+        highest: i64,
+        got: Segment,
+        url: String,
+    },
+    /// The server answered from another store than the one this client
+    /// pinned the counter to: two stores that count independently hand out
+    /// the same ranges. The segment was discarded; the next base URL is
+    /// tried.
+    #[error(
+        "kxy server at {url} answered for {key} from store {got}, but this client \
+         is pinned to store {pinned} for it; the segment was discarded"
+    )]
+    StoreMismatch {
+        key: String,
+        pinned: String,
+        got: String,
+        url: String,
+    },
     /// A generator ran out of buffered IDs and no server gave it more
     /// within its bounded wait; `last` is the most recent failure.
     #[error("no IDs available after waiting {waited:?}: {last}")]
@@ -37,17 +71,29 @@ pub enum ClientError {
 
 impl ClientError {
     /// Whether another server, or a later attempt, might succeed: connection
-    /// failures, timeouts, malformed answers and 5xx answers. A 4xx answer
+    /// failures, timeouts, malformed answers, 5xx answers and discarded
+    /// segments. A 4xx answer
     /// (unregistered counter, invalid name) would be the same everywhere.
     pub fn is_retryable(&self) -> bool {
         match self {
             ClientError::Connection { .. }
             | ClientError::Timeout { .. }
-            | ClientError::InvalidResponse { .. } => true,
+            | ClientError::InvalidResponse { .. }
+            | ClientError::WentBackwards { .. }
+            | ClientError::StoreMismatch { .. } => true,
             ClientError::Api { status, .. } => *status >= 500,
             ClientError::InvalidArgument(_) => false,
             ClientError::Unavailable { last, .. } => last.is_retryable(),
         }
+    }
+
+    /// Whether this is a segment the client discarded (see
+    /// [`crate::fence`]).
+    pub fn is_discarded_segment(&self) -> bool {
+        matches!(
+            self.root(),
+            ClientError::WentBackwards { .. } | ClientError::StoreMismatch { .. }
+        )
     }
 
     /// The failure behind an [`ClientError::Unavailable`], or `self`.

@@ -17,20 +17,23 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: [`ClientConfig`], base URLs, timeout, headers, API key.
+//! - [`config`]: [`ClientConfig`], base URLs, timeouts, headers, API key.
 //! - [`client`]: [`SegmentClient`] (async) and [`BlockingSegmentClient`]:
 //!   one allocation per call, with failover across base URLs.
+//! - [`fence`]: the segments a client refuses (a store that went backwards,
+//!   a store other than the pinned one), so no ID is handed out twice.
 //! - [`generator`]: [`IdGenerator`], the double-buffered, adaptive,
 //!   lock-free cache of segments; [`GeneratorConfig`].
 //! - [`factory`]: [`IdGeneratorFactory`], one generator per table.
 //! - [`runtime`]: the background runtime for blocking calls and prefetches.
-//! - [`fork`]: what a forked child must do before it hands out IDs.
+//! - [`fork`]: fork generations: a forked child starts over by itself.
 //! - [`error`]: [`ClientError`], what can go wrong.
 
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod factory;
+pub mod fence;
 pub mod fork;
 pub mod generator;
 pub mod runtime;

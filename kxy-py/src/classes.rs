@@ -49,21 +49,27 @@ pub struct NativeSegmentClient {
 #[pymethods]
 impl NativeSegmentClient {
     #[new]
-    #[pyo3(signature = (base_url, timeout = 30.0, verify_ssl = true, headers = None, *, api_key = None))]
+    #[pyo3(signature = (
+        base_url, timeout = 30.0, verify_ssl = true, headers = None, *, api_key = None,
+        connect_timeout = 1.0
+    ))]
     fn new(
         base_url: BaseUrls,
         timeout: f64,
         verify_ssl: bool,
         headers: Option<HashMap<String, String>>,
         api_key: Option<String>,
+        connect_timeout: f64,
     ) -> PyResult<Self> {
         let urls = match base_url {
             BaseUrls::One(url) => vec![url],
             BaseUrls::Many(urls) => urls,
         };
         let timeout = seconds("timeout", timeout)?;
+        let connect_timeout = seconds("connect_timeout", connect_timeout)?;
         let mut config = ClientConfig::new(urls)
             .and_then(|c| c.timeout(timeout))
+            .and_then(|c| c.connect_timeout(connect_timeout))
             .map_err(invalid)?
             .verify_tls(verify_ssl);
         for (name, value) in headers.unwrap_or_default() {
@@ -102,6 +108,13 @@ impl NativeSegmentClient {
         self.client.get().as_async().config().base_urls().to_vec()
     }
 
+    /// Segments this client discarded: from another store than the one a
+    /// counter is pinned to, or not above what this process had received.
+    #[getter]
+    fn discarded_segments(&self) -> u64 {
+        self.client.get().as_async().discarded()
+    }
+
     /// In a forked child: a fresh client with the same settings.
     fn _reset_after_fork(&self) -> PyResult<()> {
         let fresh = self.client.get().as_async().rebuilt().map_err(invalid)?;
@@ -109,6 +122,20 @@ impl NativeSegmentClient {
             .replace_leaking(BlockingSegmentClient::from(fresh));
         Ok(())
     }
+}
+
+/// `range(start, end + 1)`. The stop is one past the last ID, which for a
+/// run ending at `i64::MAX` does not fit an `isize`: such a run is built
+/// from Python ints.
+fn range(py: Python<'_>, start: i64, end: i64) -> PyResult<Bound<'_, PyAny>> {
+    if let (Ok(start), Some(stop)) = (
+        isize::try_from(start),
+        isize::try_from(end).ok().and_then(|e| e.checked_add(1)),
+    ) {
+        return Ok(PyRange::new(py, start, stop)?.into_any());
+    }
+    let stop = end.into_pyobject(py)?.add(1)?;
+    py.get_type::<PyRange>().call1((start, stop))
 }
 
 #[pyclass(module = "kxy_open_id_client._native", frozen, subclass, weakref)]
@@ -137,9 +164,10 @@ impl NativeIdGenerator {
         let key = SegmentKey::new(system_code, db_name, table_name, field_name)
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let max = max_segment_count.unwrap_or(segment_count.max(GeneratorConfig::DEFAULT_MAX_SIZE));
+        let max_wait = seconds("max_wait", max_wait)?;
         let config = GeneratorConfig::with_bounds(segment_count, segment_count, max)
-            .map_err(invalid)?
-            .max_wait(seconds("max_wait", max_wait)?);
+            .and_then(|c| c.with_max_wait(max_wait))
+            .map_err(invalid)?;
         let client = segment_client.client.get().as_async().clone();
         Ok(NativeIdGenerator {
             ids: Swap::new(IdGenerator::new(client, key, config)),
@@ -162,10 +190,10 @@ impl NativeIdGenerator {
     }
 
     /// `n` consecutive IDs as a `range`.
-    fn next_ids<'py>(&self, py: Python<'py>, n: i64) -> PyResult<Bound<'py, PyRange>> {
+    fn next_ids<'py>(&self, py: Python<'py>, n: i64) -> PyResult<Bound<'py, PyAny>> {
         let ids = self.ids.get();
         let run = py.detach(|| ids.next_ids(n)).map_err(|e| to_py(py, e))?;
-        PyRange::new(py, run.start as isize, run.end as isize + 1)
+        range(py, run.start, run.end)
     }
 
     /// IDs cached right now: the rest of the current segment plus the
@@ -173,6 +201,13 @@ impl NativeIdGenerator {
     #[getter]
     fn buffered(&self) -> u64 {
         self.ids.get().buffered()
+    }
+
+    /// Segments this generator's requests discarded, never handing out
+    /// their IDs (see `kxy_client::fence`).
+    #[getter]
+    fn discarded_segments(&self) -> u64 {
+        self.ids.get().discarded()
     }
 
     /// The size the next segment request will ask for.

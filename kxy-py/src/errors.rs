@@ -3,7 +3,12 @@
 //! The hierarchy is the one `kxy-open-id-client` users catch today:
 //! `OpenIdAPIError(code, msg, trace_id)` for a refusal by the server,
 //! `OpenIdTimeoutError` and `OpenIdConnectionError` for the network, all
-//! under `OpenIdClientError`. Invalid arguments are `ValueError`, as the
+//! under `OpenIdClientError`. A segment the client discarded (its store went
+//! backwards, or it is not the store the counter is pinned to) is
+//! `OpenIdStoreError`, a subclass of `OpenIdConnectionError`: like an
+//! outage, no trustworthy server gave IDs, and a later attempt may succeed,
+//! so code that handles outages already handles it; it is not an
+//! `OpenIdAPIError`, because the server did not refuse anything. Invalid arguments are `ValueError`, as the
 //! original's request validation raised. The classes live in Python
 //! (`kxy_open_id_client.exceptions`), so users can subclass and pickle them.
 
@@ -36,6 +41,18 @@ pub fn to_py(py: Python<'_>, error: ClientError) -> PyErr {
             Ok(args) => raise("OpenIdAPIError", args),
             Err(e) => e,
         },
+        ClientError::WentBackwards { url, .. } => {
+            match (message, "went_backwards", url.as_str()).into_pyobject(py) {
+                Ok(args) => raise("OpenIdStoreError", args),
+                Err(e) => e,
+            }
+        }
+        ClientError::StoreMismatch { url, .. } => {
+            match (message, "store_mismatch", url.as_str()).into_pyobject(py) {
+                Ok(args) => raise("OpenIdStoreError", args),
+                Err(e) => e,
+            }
+        }
         ClientError::Timeout { .. } => match (message,).into_pyobject(py) {
             Ok(args) => raise("OpenIdTimeoutError", args),
             Err(e) => e,

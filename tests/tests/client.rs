@@ -185,7 +185,8 @@ fn buffered_ids_outlive_the_server_and_the_generator_recovers() {
     let server = ServerProcess::start_on(&address, &["--data-dir", &data_dir], &[]);
     let config = GeneratorConfig::new(1000)
         .unwrap()
-        .max_wait(Duration::from_millis(800));
+        .with_max_wait(Duration::from_millis(800))
+        .unwrap();
     let ids = generator(&[server.base_url()], "orders", config);
 
     // Past the prefetch mark, and wait until the next segment has arrived.
@@ -237,7 +238,8 @@ fn with_every_server_down_the_wait_is_bounded() {
     let (a, b) = (dead_url(), dead_url());
     let config = GeneratorConfig::new(10)
         .unwrap()
-        .max_wait(Duration::from_millis(300));
+        .with_max_wait(Duration::from_millis(300))
+        .unwrap();
     let ids = generator(&[a.as_str(), b.as_str()], "orders", config);
     let started = Instant::now();
     let err = ids.next_id().unwrap_err();
@@ -259,7 +261,8 @@ fn unregistered_counters_fail_fast_and_later_calls_ask_again() {
     let (_dir, server) = server();
     let config = GeneratorConfig::new(10)
         .unwrap()
-        .max_wait(Duration::from_secs(30));
+        .with_max_wait(Duration::from_secs(30))
+        .unwrap();
     let ids = generator(&[server.base_url()], "invoices", config);
     let started = Instant::now();
     let err = ids.next_id().unwrap_err();

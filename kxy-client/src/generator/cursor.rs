@@ -167,6 +167,21 @@ impl Cursor {
             });
     }
 
+    /// Forgets the current segment: every take is `Empty` until the next
+    /// [`Cursor::install`]. For a forked child, whose cursor holds the
+    /// parent's segment; it may be called while the parent's lock is held
+    /// (by a thread that no longer exists), so it writes every field an
+    /// interrupted install might have left half-written.
+    pub fn forget(&self) {
+        for slot in &self.slots {
+            slot.tag.store(INVALID, Ordering::Relaxed);
+        }
+        let epoch = self.epoch().wrapping_add(1);
+        let epoch = if epoch == INVALID { 1 } else { epoch };
+        // Release: a thread that sees the new word sees the invalid tags.
+        self.word.store(u64::from(epoch) << 32, Ordering::Release);
+    }
+
     /// How many IDs of the current segment are left (0 if none).
     pub fn remaining(&self) -> u64 {
         let word = self.word.load(Ordering::Acquire);
@@ -266,6 +281,21 @@ mod tests {
         }
         cursor.clamp(1);
         assert_eq!(cursor.word.load(Ordering::Relaxed), (1u64 << 32) | 3);
+    }
+
+    #[test]
+    fn a_forgotten_segment_hands_out_nothing_until_the_next_install() {
+        let cursor = Cursor::new();
+        cursor.install(seg(1, 100), 20);
+        assert!(matches!(cursor.take(1), Take::Taken { first: 1, .. }));
+        cursor.forget();
+        let Take::Empty { epoch } = cursor.take(1) else {
+            panic!("a forgotten segment must not be taken from");
+        };
+        assert_eq!(cursor.remaining(), 0);
+        cursor.clamp(epoch);
+        cursor.install(seg(500, 600), 20);
+        assert!(matches!(cursor.take(1), Take::Taken { first: 500, .. }));
     }
 
     #[test]

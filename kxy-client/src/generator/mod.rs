@@ -16,7 +16,18 @@
 //! The background fetch keeps retrying while the generator lives, so a
 //! generator recovers by itself when a server comes back. A 4xx answer
 //! (say, an unregistered counter) is not retried: the waiting call gets it
-//! at once, and the next call asks again.
+//! at once, and the next call asks again. With several base URLs, each
+//! attempt at one URL is bounded by a share of `max_wait`, so a server that
+//! accepts connections but never answers cannot keep a waiting call from
+//! the next URL.
+//!
+//! Every fetched segment passes the client's fences (see [`crate::fence`])
+//! and must start above every segment this generator buffered before, so
+//! `next_id` never returns an ID at or below one it returned before.
+//!
+//! A generator is per-process state (see [`crate::fork`]): in a forked
+//! child, the first call finds a newer fork generation, forgets the
+//! parent's segments and takes a fresh lock, before any ID is handed out.
 
 mod cursor;
 
@@ -27,18 +38,22 @@ use std::time::{Duration, Instant};
 use kxy_core::{Segment, SegmentKey, StepPolicy};
 use tokio::sync::Notify;
 
+use crate::client::Attempt;
+use crate::fork::{self, PerProcess};
 use crate::{ClientError, SegmentClient, runtime};
 use cursor::{Cursor, MAX_SEGMENT_LEN, MAX_TAKE, Take};
 
-/// How a generator sizes segments and how long it waits for one.
+/// How a generator sizes segments and how long it waits for one. Built
+/// only through its constructors and `with_*` methods, which check every
+/// bound.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GeneratorConfig {
     /// The size of the first segment asked for.
-    pub initial_size: i64,
+    initial_size: i64,
     /// Bounds and target lifetime of later segment sizes.
-    pub policy: StepPolicy,
+    policy: StepPolicy,
     /// The longest `next_id` waits when both buffers are empty.
-    pub max_wait: Duration,
+    max_wait: Duration,
 }
 
 impl GeneratorConfig {
@@ -78,20 +93,55 @@ impl GeneratorConfig {
         })
     }
 
-    pub fn target_lifetime(mut self, lifetime: Duration) -> Result<Self, ClientError> {
+    /// How long a segment should last at the current rate of use (default
+    /// [`StepPolicy::DEFAULT_TARGET_LIFETIME`]); must be longer than zero.
+    pub fn with_target_lifetime(mut self, lifetime: Duration) -> Result<Self, ClientError> {
         self.policy = StepPolicy::new(self.policy.min, self.policy.max, lifetime)
             .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
         Ok(self)
     }
 
-    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+    /// The longest a call waits for a segment when the cache is empty
+    /// (default [`Self::DEFAULT_MAX_WAIT`]); must be longer than zero.
+    pub fn with_max_wait(mut self, max_wait: Duration) -> Result<Self, ClientError> {
+        if max_wait.is_zero() {
+            return Err(ClientError::InvalidArgument(
+                "max_wait must be longer than zero".into(),
+            ));
+        }
         self.max_wait = max_wait;
-        self
+        Ok(self)
+    }
+
+    /// The size of the first segment asked for.
+    pub fn initial_size(&self) -> i64 {
+        self.initial_size
+    }
+
+    /// The smallest segment asked for.
+    pub fn min_size(&self) -> i64 {
+        self.policy.min
+    }
+
+    /// The largest segment asked for, and the longest run `next_ids` gives.
+    pub fn max_size(&self) -> i64 {
+        self.policy.max
+    }
+
+    /// How long a segment should last.
+    pub fn target_lifetime(&self) -> Duration {
+        self.policy.target_lifetime
+    }
+
+    /// The longest a call waits for a segment.
+    pub fn max_wait(&self) -> Duration {
+        self.max_wait
     }
 }
 
 /// Hands out the IDs of one counter from locally cached segments. Cheap to
-/// clone; clones share the cache. Safe to use from any number of threads.
+/// clone; clones share the cache. Safe to use from any number of threads,
+/// and across `fork` (see [`crate::fork`]).
 #[derive(Clone)]
 pub struct IdGenerator {
     shared: Arc<Shared>,
@@ -99,19 +149,36 @@ pub struct IdGenerator {
 
 struct Shared {
     cursor: Cursor,
+    /// The fork generation the cursor's segments belong to. The hot path
+    /// compares it with the process's generation; Acquire pairs with the
+    /// Release store in [`Shared::start_over_after_fork`], so a thread that
+    /// sees the new generation also sees the emptied cursor.
+    generation: AtomicU64,
+    /// The generation some thread is moving the cursor to; the thread that
+    /// swaps it in does the move, the others wait for `generation`.
+    moving_to: AtomicU64,
     key: SegmentKey,
     client: SegmentClient,
     config: GeneratorConfig,
-    /// Everything off the hot path. A std mutex: held briefly, never across
-    /// an `.await`, and waited on by blocking callers through `refilled`.
+    /// Everything off the hot path, per process: a forked child must not
+    /// wait on a lock that a parent thread held at the fork.
+    slow: PerProcess<SlowPath>,
+    /// Calls that found both buffers empty and waited for a fetch: zero at
+    /// steady load if prefetching works. Touched only on the slow path.
+    waits: AtomicU64,
+    /// Segments this generator's requests discarded (see [`crate::fence`]).
+    discarded: AtomicU64,
+}
+
+/// The lock and wake-ups of the slow path.
+struct SlowPath {
+    /// A std mutex: held briefly, never across an `.await`, and waited on
+    /// by blocking callers through `refilled`.
     state: Mutex<State>,
     /// Woken when a fetch finishes, for blocking callers...
     refilled: Condvar,
     /// ...and for async ones.
     refilled_async: Notify,
-    /// Calls that found both buffers empty and waited for a fetch: zero at
-    /// steady load if prefetching works. Touched only on the slow path.
-    waits: AtomicU64,
 }
 
 struct State {
@@ -126,9 +193,47 @@ struct State {
     /// The largest size the server accepted to be asked for, learned from a
     /// 400 refusal of a larger one.
     size_ceiling: i64,
+    /// The longest run (`next_ids(n)`) the cached segments were too short
+    /// for; the next fetch asks for at least this many. 0 if none.
+    wanted: i64,
     /// Length and install time of the current segment, to measure its
     /// lifetime when it runs out.
     current: Option<(u64, Instant)>,
+    /// The highest end of any segment this generator buffered: the next one
+    /// must start above it.
+    highest: i64,
+}
+
+impl SlowPath {
+    /// A fresh slow path; in a forked child, it keeps the parent's high
+    /// mark if the parent's lock is free (see [`crate::fork::inherit`]).
+    fn new(config: &GeneratorConfig, parent: Option<&SlowPath>) -> Self {
+        let highest = parent
+            .and_then(|p| p.state.try_lock().ok().map(|s| s.highest))
+            .unwrap_or(0);
+        SlowPath {
+            state: Mutex::new(State {
+                next: None,
+                fetching: false,
+                last_error: None,
+                size: config.initial_size,
+                size_ceiling: config.policy.max,
+                wanted: 0,
+                current: None,
+                highest,
+            }),
+            refilled: Condvar::new(),
+            refilled_async: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State inconsistent in
+        // a way that matters (every field is re-checked), so recover.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Whether a slow-path call may wait for the network.
@@ -140,23 +245,19 @@ enum Wait {
 
 impl IdGenerator {
     pub fn new(client: SegmentClient, key: SegmentKey, config: GeneratorConfig) -> Self {
+        let slow = PerProcess::new(SlowPath::new(&config, None));
+        let generation = fork::generation();
         IdGenerator {
             shared: Arc::new(Shared {
                 cursor: Cursor::new(),
+                generation: AtomicU64::new(generation),
+                moving_to: AtomicU64::new(generation),
                 key,
                 client,
-                state: Mutex::new(State {
-                    next: None,
-                    fetching: false,
-                    last_error: None,
-                    size: config.initial_size,
-                    size_ceiling: config.policy.max,
-                    current: None,
-                }),
                 config,
-                refilled: Condvar::new(),
-                refilled_async: Notify::new(),
+                slow,
                 waits: AtomicU64::new(0),
+                discarded: AtomicU64::new(0),
             }),
         }
     }
@@ -184,12 +285,13 @@ impl IdGenerator {
         self.take(1, Wait::Never).ok().flatten()
     }
 
-    /// The first of `n` consecutive IDs from the cache. The hot path is one
-    /// `fetch_add`; the take that passes the prefetch mark starts the next
-    /// fetch; an empty cursor goes to the slow path. `None` only when `wait`
-    /// is `Never` and nothing is buffered.
+    /// The first of `n` consecutive IDs from the cache. The hot path is the
+    /// fork-generation check and one `fetch_add`; the take that passes the
+    /// prefetch mark starts the next fetch; an empty cursor goes to the slow
+    /// path. `None` only when `wait` is `Never` and nothing is buffered.
     #[inline]
     fn take(&self, n: u32, wait: Wait) -> Result<Option<i64>, ClientError> {
+        self.shared.ensure_this_process();
         loop {
             match self.shared.cursor.take(n) {
                 Take::Taken {
@@ -202,7 +304,7 @@ impl IdGenerator {
                     return Ok(Some(first));
                 }
                 Take::Empty { epoch } => {
-                    if !self.shared.refill(epoch, wait)? {
+                    if !self.shared.refill(epoch, wait, n)? {
                         return Ok(None);
                     }
                 }
@@ -221,20 +323,27 @@ impl IdGenerator {
     }
 
     /// `n` consecutive IDs as one segment. Runs of up to 65,536 come from the
-    /// cache; an ID-range left too short for the run is skipped, never split.
-    /// Longer runs are allocated from the server directly.
+    /// cache; an ID-range left too short for the run is skipped, never split,
+    /// and the next fetch asks for at least `n`. Longer runs, up to the
+    /// generator's largest segment, are allocated from the server directly.
+    /// A run longer than the largest segment, or than the server hands out
+    /// in one segment (its `--max-segment`), is an
+    /// [`ClientError::InvalidArgument`] naming both numbers.
     pub fn next_ids(&self, n: i64) -> Result<Segment, ClientError> {
+        let max = self.shared.config.policy.max;
         if n < 1 {
             return Err(ClientError::InvalidArgument(format!(
                 "n must be at least 1; got {n}"
             )));
         }
-        let cached = u32::try_from(n)
-            .ok()
-            .filter(|&n| n <= MAX_TAKE && i64::from(n) <= self.shared.config.policy.max);
-        let Some(take) = cached else {
-            let shared = Arc::clone(&self.shared);
-            return runtime::block_on(async move { shared.client.allocate(&shared.key, n).await })?;
+        if n > max {
+            return Err(ClientError::InvalidArgument(format!(
+                "n = {n} is more than this generator's largest segment ({max}); \
+                 ask for at most {max} at a time, or raise max_segment_count"
+            )));
+        }
+        let Some(take) = u32::try_from(n).ok().filter(|&n| n <= MAX_TAKE) else {
+            return self.shared.allocate_run(n);
         };
         let first = self
             .take(take, Wait::Block)?
@@ -248,7 +357,8 @@ impl IdGenerator {
     /// How many IDs are buffered: what is left of the current segment plus
     /// the prefetched one, if it has arrived.
     pub fn buffered(&self) -> u64 {
-        let next = self.shared.lock().next.map_or(0, |s| s.len());
+        self.shared.ensure_this_process();
+        let next = self.shared.slow().lock().next.map_or(0, |s| s.len());
         self.shared.cursor.remaining() + next
     }
 
@@ -258,17 +368,27 @@ impl IdGenerator {
         self.shared.waits.load(Ordering::Relaxed)
     }
 
-    /// The size the next fetch will ask for (it adapts to the rate of use).
-    pub fn next_request_size(&self) -> i64 {
-        self.shared.lock().size
+    /// How many segments this generator's requests discarded, never handing
+    /// out their IDs: from a store other than the pinned one, or not above
+    /// what this process had already received (see [`crate::fence`]).
+    pub fn discarded(&self) -> u64 {
+        self.shared.discarded.load(Ordering::Relaxed)
     }
 
-    /// A generator for the same counter with the same settings and a new
-    /// client and cache, for a process that was forked (see [`crate::fork`]).
+    /// The size the next fetch will ask for (it adapts to the rate of use).
+    pub fn next_request_size(&self) -> i64 {
+        self.shared.ensure_this_process();
+        let state = self.shared.slow().lock();
+        state.size.max(state.wanted)
+    }
+
+    /// A generator for the same counter with the same settings and store
+    /// pins, and a new client and cache. A forked child does not need it
+    /// (generators start over by themselves, see [`crate::fork`]); it is for
+    /// callers that replace their generators explicitly.
     pub fn rebuilt(&self) -> Result<IdGenerator, ClientError> {
-        let client = SegmentClient::new(self.shared.client.config().clone())?;
         Ok(IdGenerator::new(
-            client,
+            self.shared.client.rebuilt()?,
             self.shared.key.clone(),
             self.shared.config,
         ))
@@ -276,17 +396,66 @@ impl IdGenerator {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave State inconsistent in
-        // a way that matters (every field is re-checked), so recover.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The slow path of this process (see [`crate::fork`]).
+    fn slow(&self) -> &SlowPath {
+        self.slow.get(|parent| SlowPath::new(&self.config, parent))
+    }
+
+    /// The fork check of every call: one load and compare, unless this
+    /// process forked since the cursor was filled.
+    #[inline]
+    fn ensure_this_process(&self) {
+        if self.generation.load(Ordering::Acquire) != fork::generation() {
+            self.start_over_after_fork();
+        }
+    }
+
+    /// In a forked child: forgets the parent's segments before any ID is
+    /// taken. One thread empties the cursor; others of the child wait for
+    /// it (a child thread, never a vanished parent one: `moving_to` holds
+    /// the child's generation only once a child thread set it).
+    #[cold]
+    #[inline(never)]
+    fn start_over_after_fork(&self) {
+        let now = fork::generation();
+        if self.moving_to.swap(now, Ordering::AcqRel) != now {
+            self.cursor.forget();
+            self.generation.store(now, Ordering::Release);
+        } else {
+            while self.generation.load(Ordering::Acquire) != now {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// How long one base URL may take in a fetch: with several URLs, a
+    /// share of `max_wait`, so that a waiting call reaches the next URL in
+    /// time; with one, the client's own timeout.
+    fn attempt_timeout(&self) -> Option<Duration> {
+        let urls = self.client.config().base_urls().len() as u32;
+        (urls > 1).then(|| (self.config.max_wait / (urls + 1)).max(Duration::from_millis(100)))
+    }
+
+    /// A run longer than the cache serves, straight from the server.
+    fn allocate_run(self: &Arc<Self>, n: i64) -> Result<Segment, ClientError> {
+        let shared = Arc::clone(self);
+        runtime::block_on(async move {
+            let attempt = Attempt {
+                per_url_timeout: shared.attempt_timeout(),
+                discarded: Some(&shared.discarded),
+                above: None,
+            };
+            shared
+                .client
+                .allocate_with(&shared.key, n, attempt)
+                .await
+                .map_err(|e| too_long_for_the_server(n, e))
+        })?
     }
 
     /// Starts a fetch of the next segment unless one is buffered or running.
     fn prefetch(self: &Arc<Self>) {
-        let mut state = self.lock();
+        let mut state = self.slow().lock();
         if state.next.is_none() && !state.fetching {
             self.start_fetch(&mut state);
         }
@@ -297,15 +466,16 @@ impl Shared {
         runtime::handle().spawn(fetch(Arc::downgrade(self)));
     }
 
-    /// The slow path for a caller that found epoch `seen` empty. Returns
-    /// `Ok(true)` when the caller should take again, `Ok(false)` when
-    /// nothing is buffered and `wait` is `Never`.
-    fn refill(self: &Arc<Self>, seen: u32, wait: Wait) -> Result<bool, ClientError> {
+    /// The slow path for a caller that found epoch `seen` too short for `n`
+    /// IDs. Returns `Ok(true)` when the caller should take again,
+    /// `Ok(false)` when nothing is buffered and `wait` is `Never`.
+    fn refill(self: &Arc<Self>, seen: u32, wait: Wait, n: u32) -> Result<bool, ClientError> {
         let deadline = Instant::now() + self.config.max_wait;
-        let mut state = self.lock();
+        let slow = self.slow();
+        let mut state = slow.lock();
         let mut waited = false;
         loop {
-            if let Some(ready) = self.try_install(&mut state, seen)? {
+            if let Some(ready) = self.try_install(&mut state, seen, n)? {
                 return Ok(ready);
             }
             if wait == Wait::Never {
@@ -319,7 +489,7 @@ impl Shared {
             if now >= deadline {
                 return Err(self.gave_up(&state));
             }
-            state = self
+            state = slow
                 .refilled
                 .wait_timeout(state, deadline - now)
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -329,15 +499,16 @@ impl Shared {
 
     async fn refill_async(self: &Arc<Self>) -> Result<(), ClientError> {
         let deadline = tokio::time::Instant::now() + self.config.max_wait;
+        let slow = self.slow();
         loop {
-            let notified = self.refilled_async.notified();
+            let notified = slow.refilled_async.notified();
             tokio::pin!(notified);
             // Register before checking, so a wake-up in between is not lost.
             notified.as_mut().enable();
             {
-                let mut state = self.lock();
+                let mut state = slow.lock();
                 let seen = self.cursor.epoch();
-                if self.try_install(&mut state, seen)?.is_some() {
+                if self.try_install(&mut state, seen, 1)?.is_some() {
                     return Ok(());
                 }
                 if tokio::time::Instant::now() >= deadline {
@@ -355,6 +526,7 @@ impl Shared {
         self: &Arc<Self>,
         state: &mut State,
         seen: u32,
+        n: u32,
     ) -> Result<Option<bool>, ClientError> {
         // Someone installed since the caller looked, or IDs are left (a
         // failed take always pushes the offset past the end, so this means
@@ -363,6 +535,11 @@ impl Shared {
             return Ok(Some(true));
         }
         self.cursor.clamp(seen);
+        // A run longer than the segments being asked for: the next fetch
+        // asks for at least that many, so the take cannot fail forever.
+        if i64::from(n) > state.size {
+            state.wanted = state.wanted.max(i64::from(n));
+        }
         if let Some(segment) = state.next.take() {
             self.install(state, segment);
             return Ok(Some(true));
@@ -411,8 +588,25 @@ impl Shared {
 
     fn finish_fetch(&self, state: MutexGuard<'_, State>) {
         drop(state);
-        self.refilled.notify_all();
-        self.refilled_async.notify_waiters();
+        let slow = self.slow();
+        slow.refilled.notify_all();
+        slow.refilled_async.notify_waiters();
+    }
+}
+
+/// A server's refusal of a run's size (400, 40002) as the caller's error:
+/// the run is longer than the server hands out in one segment.
+fn too_long_for_the_server(n: i64, error: ClientError) -> ClientError {
+    match error {
+        ClientError::Api {
+            status: 400,
+            code: 40002,
+            msg,
+            ..
+        } => ClientError::InvalidArgument(format!(
+            "n = {n} is more than the server hands out in one segment ({msg})"
+        )),
+        other => other,
     }
 }
 
@@ -425,8 +619,19 @@ async fn fetch(generator: Weak<Shared>) {
         let Some(shared) = generator.upgrade() else {
             return;
         };
-        let size = shared.lock().size;
-        let result = shared.client.allocate(&shared.key, size).await;
+        let (size, above) = {
+            let state = shared.slow().lock();
+            (state.size.max(state.wanted), state.highest)
+        };
+        let attempt = Attempt {
+            per_url_timeout: shared.attempt_timeout(),
+            discarded: Some(&shared.discarded),
+            above: Some(above),
+        };
+        let result = shared
+            .client
+            .allocate_with(&shared.key, size, attempt)
+            .await;
         match shared.record_fetch(size, result) {
             Fetched::Done => return,
             Fetched::RetryNow => continue,
@@ -448,9 +653,13 @@ enum Fetched {
 impl Shared {
     /// Records the outcome of one fetch attempt and wakes the waiters.
     fn record_fetch(&self, size: i64, result: Result<Segment, ClientError>) -> Fetched {
-        let mut state = self.lock();
+        let mut state = self.slow().lock();
         match result {
             Ok(segment) => {
+                state.highest = state.highest.max(segment.end);
+                if segment.len() >= state.wanted as u64 {
+                    state.wanted = 0;
+                }
                 state.next = Some(segment);
                 state.fetching = false;
                 state.last_error = None;
@@ -460,13 +669,36 @@ impl Shared {
             Err(ClientError::Api {
                 status: 400,
                 code: 40002,
-                ..
-            }) if size > self.config.policy.min => {
-                // Larger than the server allows (--max-segment): ask for
-                // less from now on, down to the configured minimum.
-                state.size_ceiling = self.config.policy.clamp(size / 2);
-                state.size = state.size_ceiling;
-                Fetched::RetryNow
+                msg,
+                trace_id,
+            }) => {
+                // Larger than the server allows (--max-segment).
+                let least = self.config.policy.min.max(state.wanted);
+                if size > least {
+                    // Ask for less from now on, but never less than the
+                    // configured minimum or a pending run needs.
+                    state.size_ceiling = self.config.policy.clamp(size / 2).max(least);
+                    state.size = state.size.min(state.size_ceiling);
+                    return Fetched::RetryNow;
+                }
+                let refusal = ClientError::Api {
+                    status: 400,
+                    code: 40002,
+                    msg,
+                    trace_id,
+                };
+                let error = if state.wanted > self.config.policy.min {
+                    // A pending run asks for more than the server gives:
+                    // refuse the run, and let ordinary fetches go on.
+                    let wanted = std::mem::take(&mut state.wanted);
+                    too_long_for_the_server(wanted, refusal)
+                } else {
+                    refusal
+                };
+                state.last_error = Some(error);
+                state.fetching = false;
+                self.finish_fetch(state);
+                Fetched::Done
             }
             Err(e) => {
                 let retry = e.is_retryable();
@@ -483,5 +715,88 @@ impl Shared {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A generator whose server never answers (nothing listens on the
+    /// port), with segments put in its buffers by hand.
+    fn generator_holding(current: Segment, next: Segment) -> IdGenerator {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap();
+        let client = SegmentClient::for_url(&format!("http://{dead}")).unwrap();
+        let key = SegmentKey::new("generator-test", "db", "t", "id").unwrap();
+        let config = GeneratorConfig::new(10)
+            .unwrap()
+            .with_max_wait(Duration::from_millis(50))
+            .unwrap();
+        let ids = IdGenerator::new(client, key, config);
+        let mut state = ids.shared.slow().lock();
+        ids.shared.install(&mut state, current);
+        state.next = Some(next);
+        drop(state);
+        ids
+    }
+
+    #[test]
+    fn a_forked_child_forgets_the_parents_segments() {
+        let _bumping = fork::GENERATION_TESTS.write();
+        let ids = generator_holding(
+            Segment { start: 1, end: 10 },
+            Segment { start: 11, end: 20 },
+        );
+        assert_eq!(ids.try_next_id(), Some(1));
+        assert_eq!(ids.buffered(), 19);
+
+        fork::after_fork_in_child();
+        assert_eq!(ids.buffered(), 0, "the parent's segments are gone");
+        assert_eq!(ids.try_next_id(), None);
+        assert!(
+            ids.next_ids(3).is_err(),
+            "nothing of the parent's is handed out"
+        );
+    }
+
+    #[test]
+    fn runs_longer_than_the_largest_segment_are_refused_at_once() {
+        let _stable = fork::GENERATION_TESTS.read();
+        let ids = generator_holding(
+            Segment { start: 1, end: 10 },
+            Segment { start: 11, end: 20 },
+        );
+        let max = ids.config().max_size();
+        match ids.next_ids(max + 1) {
+            Err(ClientError::InvalidArgument(msg)) => {
+                assert!(msg.contains(&format!("n = {}", max + 1)), "{msg}");
+                assert!(msg.contains(&max.to_string()), "{msg}");
+            }
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+        // A run the cached segment is too short for skips it, takes the
+        // next one, and asks the next fetch for at least that many.
+        assert_eq!(ids.next_ids(8).unwrap(), Segment { start: 1, end: 8 });
+        assert_eq!(ids.next_ids(5).unwrap(), Segment { start: 11, end: 15 });
+        assert!(ids.next_ids(50).is_err(), "no server answers");
+        assert!(ids.next_request_size() >= 50);
+    }
+
+    #[test]
+    fn the_config_checks_its_bounds() {
+        assert!(GeneratorConfig::new(0).is_err());
+        assert!(GeneratorConfig::with_bounds(5, 10, 100).is_err());
+        assert!(GeneratorConfig::with_bounds(10, 10, 1 << 40).is_err());
+        let config = GeneratorConfig::with_bounds(10, 5, 100).unwrap();
+        assert_eq!(
+            (config.initial_size(), config.min_size(), config.max_size()),
+            (10, 5, 100)
+        );
+        assert!(config.with_max_wait(Duration::ZERO).is_err());
+        assert!(config.with_target_lifetime(Duration::ZERO).is_err());
+        let config = config.with_max_wait(Duration::from_secs(1)).unwrap();
+        assert_eq!(config.max_wait(), Duration::from_secs(1));
     }
 }

@@ -16,6 +16,7 @@ from .exceptions import (
     OpenIdAPIError,
     OpenIdClientError,
     OpenIdConnectionError,
+    OpenIdStoreError,
     OpenIdTimeoutError,
 )
 from .models import ApiResponse, SegmentRequest, SegmentResponse
@@ -32,5 +33,6 @@ __all__ = [
     "OpenIdClientError",
     "OpenIdAPIError",
     "OpenIdConnectionError",
+    "OpenIdStoreError",
     "OpenIdTimeoutError",
 ]

@@ -13,9 +13,14 @@ class NativeSegmentClient:
         headers: Optional[Dict[str, str]] = None,
         *,
         api_key: Optional[str] = None,
+        connect_timeout: float = 1.0,
     ) -> "NativeSegmentClient": ...
     @property
     def base_urls(self) -> List[str]: ...
+    @property
+    def discarded_segments(self) -> int:
+        """Segments this client discarded (another store than the pinned
+        one, or not above what this process had received)."""
     def _allocate(
         self, system_code: str, db_name: str, table_name: str, field_name: str, segment_count: int
     ) -> Tuple[int, int]: ...
@@ -41,6 +46,10 @@ class NativeIdGenerator:
     def buffered(self) -> int: ...
     @property
     def next_segment_count(self) -> int: ...
+    @property
+    def discarded_segments(self) -> int:
+        """Segments this generator's requests discarded, never handing out
+        their IDs: their store went backwards or is not the pinned one."""
     def _reset_after_fork(self) -> None: ...
 
 def after_fork_in_child() -> None: ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from typing import Dict, Mapping, Optional, Sequence, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _fork, _native
 from .models import SegmentResponse
@@ -30,6 +30,15 @@ class SegmentClient(_native.NativeSegmentClient):
         verify_ssl: whether to verify TLS certificates (default True).
         headers: extra headers sent with every request.
         api_key: sent as ``Authorization: Bearer <api_key>``.
+        connect_timeout: seconds a connect to one server may take (default
+            1.0, at most ``timeout``), so that with several base URLs a dead
+            one is left quickly.
+
+    The first server that answers for a counter names its store, and the
+    client keeps to that store for the counter: a segment from a server on
+    another store, or one that does not start above the IDs this process
+    already received, is discarded (``discarded_segments`` counts them) and
+    the next base URL is tried; see ``OpenIdStoreError``.
     """
 
     def __init__(
@@ -40,6 +49,7 @@ class SegmentClient(_native.NativeSegmentClient):
         headers: Optional[Mapping[str, str]] = None,
         *,
         api_key: Optional[str] = None,
+        connect_timeout: float = 1.0,
     ) -> None:
         self.base_url = base_url.rstrip("/") if isinstance(base_url, str) else self.base_urls[0]
         self.timeout = timeout
@@ -63,6 +73,8 @@ class SegmentClient(_native.NativeSegmentClient):
         Raises:
             OpenIdAPIError: the server refused (unregistered counter, ...).
             OpenIdConnectionError: no server could be reached.
+            OpenIdStoreError: every answer was a segment the client
+                discarded (its store went backwards, or is not the pinned one).
             OpenIdTimeoutError: no answer within ``timeout``.
             ValueError: an invalid name or ``segment_count``.
         """
@@ -99,7 +111,12 @@ class IdGenerator(_native.NativeIdGenerator):
             seconds ``next_id`` waits before raising.
 
     ``next_id()`` returns the next ID; ``next_ids(n)`` returns ``n``
-    consecutive IDs as a ``range``.
+    consecutive IDs as a ``range`` (``ValueError`` if ``n`` is more than
+    ``max_segment_count`` or than the server hands out at once).
+    ``next_id()`` never returns an ID at or below one it returned before:
+    segments that would allow it are discarded and counted in
+    ``discarded_segments``. A forked child never hands out the IDs its
+    parent cached, with or without ``os.register_at_fork``.
     """
 
     def __init__(
@@ -186,14 +203,16 @@ class IdGeneratorFactory:
         self.system_code = system_code
         self.db_name = db_name
         self.segment_count = segment_count
-        self._generators: Dict[str, IdGenerator] = {}
+        # Keyed by the (table, field) tuple: a joined string is ambiguous
+        # ("a.b", "c") vs ("a", "b.c").
+        self._generators: Dict[Tuple[str, str], IdGenerator] = {}
         self._lock = threading.Lock()
 
     def get_generator(
         self, table_name: str, field_name: str = "id", segment_count: Optional[int] = None
     ) -> IdGenerator:
         """The generator of ``table_name``.``field_name``."""
-        key = f"{table_name}.{field_name}"
+        key = (table_name, field_name)
         generator = self._generators.get(key)
         if generator is None:
             with self._lock:
@@ -225,14 +244,15 @@ class AsyncIdGeneratorFactory:
         self.system_code = system_code
         self.db_name = db_name
         self.segment_count = segment_count
-        self._generators: Dict[str, AsyncIdGenerator] = {}
+        # Keyed by the (table, field) tuple, as in IdGeneratorFactory.
+        self._generators: Dict[Tuple[str, str], AsyncIdGenerator] = {}
         self._lock = asyncio.Lock()
 
     async def get_generator(
         self, table_name: str, field_name: str = "id", segment_count: Optional[int] = None
     ) -> AsyncIdGenerator:
         """The generator of ``table_name``.``field_name``."""
-        key = f"{table_name}.{field_name}"
+        key = (table_name, field_name)
         async with self._lock:
             if key not in self._generators:
                 self._generators[key] = AsyncIdGenerator(

@@ -3,7 +3,10 @@
 ``OpenIdClientError`` is the base. ``OpenIdAPIError`` means the server
 refused the request (its ``code``, ``msg`` and ``trace_id`` say why);
 ``OpenIdConnectionError`` and ``OpenIdTimeoutError`` mean no server could
-be reached in time. Invalid arguments raise ``ValueError``.
+be reached in time. ``OpenIdStoreError``, a kind of
+``OpenIdConnectionError``, means a server answered with a segment the
+client would not hand out (see its docstring). Invalid arguments raise
+``ValueError``.
 """
 
 from __future__ import annotations
@@ -41,3 +44,34 @@ class OpenIdConnectionError(OpenIdClientError):
 
 class OpenIdTimeoutError(OpenIdClientError):
     """The server did not answer in time."""
+
+
+class OpenIdStoreError(OpenIdConnectionError):
+    """A server handed out a segment the client discarded, never handing out
+    its IDs, because handing them out could repeat IDs:
+
+    - ``reason == "went_backwards"``: the segment does not start above the
+      IDs this process already received from the same store. The store lost
+      allocations (a Redis that lost writes, a restore from an older
+      backup); an operator must raise the counter past the IDs in use.
+    - ``reason == "store_mismatch"``: the server answered from another store
+      than the one this client first got the counter from; two stores count
+      independently and hand out the same ranges.
+
+    It is an ``OpenIdConnectionError`` because, as in an outage, no
+    trustworthy server gave IDs and a later attempt (or another base URL)
+    may succeed; the server did not refuse the request, so it is not an
+    ``OpenIdAPIError``.
+
+    Attributes:
+        reason: ``"went_backwards"`` or ``"store_mismatch"``.
+        url: the server that sent the segment.
+    """
+
+    def __init__(self, message: str, reason: str, url: str) -> None:
+        self.reason = reason
+        self.url = url
+        super().__init__(message)
+
+    def __reduce__(self):  # keep reason/url through pickling
+        return (type(self), (self.args[0], self.reason, self.url))

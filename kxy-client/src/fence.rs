@@ -1,0 +1,343 @@
+//! Fences: segments a client refuses, so that it never hands out an ID twice
+//! even when a server does.
+//!
+//! A server hands out a segment twice only when its store forgot an
+//! allocation: a Redis that lost acknowledged writes, a restore from an
+//! older backup, a failover to a lagging replica, or a client configured
+//! with two servers that do not share a store. The client cannot see the
+//! store, but it can see what it was given. Two fences follow:
+//!
+//! - **High water** ([`HighWater`], one per process): for each (store,
+//!   counter), the segments this process received. A segment that does not
+//!   start above the highest end this process had received *when it sent
+//!   the request* is refused: the store went backwards. Segments received
+//!   while the request was in flight are checked for overlap instead, so
+//!   that two concurrent requests answered out of order are both accepted.
+//!   The registry is process-global because every client and generator of a
+//!   process hands IDs to the same program.
+//! - **Store pins** ([`StorePins`], one per client): the first store a
+//!   client hears from for a counter is the one it keeps to. A segment from
+//!   a server that names another store is refused: the two stores count
+//!   independently and hand out the same ranges.
+//!
+//! Servers that do not name their store (older kxy servers, the seed's
+//! Python service) are accepted under the store `None`: they can neither be
+//! checked against a pin nor replace one.
+//!
+//! Both fences are part of per-process state (see [`crate::fork`]): a
+//! forked child keeps its parent's marks and pins when they can be copied
+//! safely, and starts empty when not.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use kxy_core::{Segment, SegmentKey};
+
+use crate::fork::{self, PerProcess};
+
+/// The id a kxy store was given when it was first initialised (32
+/// lowercase hex digits), as servers report it with each segment.
+pub type StoreId = Arc<str>;
+
+/// How many of a counter's latest segments the registry keeps to accept
+/// answers that arrive out of order. Older ones are summarised by their
+/// highest end: a request in flight across more than this many arrivals is
+/// held to the strict rule (start above the highest end of all).
+const RECENT_SEGMENTS: usize = 16;
+
+/// The process's high-water registry.
+pub struct HighWater;
+
+/// The registry's sequence number when a request was sent: segments
+/// recorded after it are the ones the answer may have raced with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket(u64);
+
+#[derive(Default, Clone)]
+struct Marks {
+    /// Sequence number of the latest recorded segment, over all counters.
+    sequence: u64,
+    counters: HashMap<(Option<StoreId>, SegmentKey), CounterMarks>,
+}
+
+#[derive(Default, Clone)]
+struct CounterMarks {
+    /// The latest segments, oldest first, each with its sequence number.
+    recent: VecDeque<(u64, Segment)>,
+    /// Highest end among segments no longer in `recent` (0 if none).
+    forgotten_highest: i64,
+    /// Sequence number of the newest segment no longer in `recent`.
+    forgotten_through: u64,
+}
+
+impl CounterMarks {
+    fn highest(&self) -> i64 {
+        self.recent
+            .iter()
+            .map(|(_, s)| s.end)
+            .fold(self.forgotten_highest, i64::max)
+    }
+
+    /// `Err(highest)` if `segment` must be refused for a request sent at
+    /// `ticket`; `highest` is what it had to start above or not overlap.
+    fn check(&self, segment: Segment, ticket: Ticket) -> Result<(), i64> {
+        if self.forgotten_through > ticket.0 {
+            // Segments that arrived during the request were forgotten:
+            // only the strict rule is safe.
+            let highest = self.highest();
+            return if segment.start > highest {
+                Ok(())
+            } else {
+                Err(highest)
+            };
+        }
+        let mut before = self.forgotten_highest;
+        for &(sequence, earlier) in &self.recent {
+            if sequence <= ticket.0 {
+                before = before.max(earlier.end);
+            } else if segment.start <= earlier.end && earlier.start <= segment.end {
+                return Err(self.highest());
+            }
+        }
+        if segment.start > before {
+            Ok(())
+        } else {
+            Err(self.highest())
+        }
+    }
+
+    fn record(&mut self, sequence: u64, segment: Segment) {
+        self.recent.push_back((sequence, segment));
+        if self.recent.len() > RECENT_SEGMENTS
+            && let Some((old_sequence, old)) = self.recent.pop_front()
+        {
+            self.forgotten_highest = self.forgotten_highest.max(old.end);
+            self.forgotten_through = old_sequence;
+        }
+    }
+}
+
+static MARKS: PerProcess<Mutex<Marks>> = PerProcess::empty();
+
+impl HighWater {
+    fn marks() -> MutexGuard<'static, Marks> {
+        MARKS
+            .get(fork::inherit)
+            .lock()
+            // A panic under this lock leaves marks at worst incomplete for
+            // one segment, which the next record repairs.
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Taken before a request is sent; see [`HighWater::admit`].
+    pub fn ticket() -> Ticket {
+        Ticket(Self::marks().sequence)
+    }
+
+    /// The highest segment end this process received for `key` from
+    /// `store`, if any.
+    pub fn highest(store: Option<&StoreId>, key: &SegmentKey) -> Option<i64> {
+        let marks = Self::marks();
+        marks
+            .counters
+            .get(&(store.cloned(), key.clone()))
+            .map(CounterMarks::highest)
+    }
+
+    /// Records `segment` of `key` from `store`, for a request sent at
+    /// `ticket`, or refuses it with the highest end it conflicts with.
+    pub fn admit(
+        store: Option<&StoreId>,
+        key: &SegmentKey,
+        segment: Segment,
+        ticket: Ticket,
+    ) -> Result<(), i64> {
+        let mut marks = Self::marks();
+        marks.sequence += 1;
+        let sequence = marks.sequence;
+        let counter = marks
+            .counters
+            .entry((store.cloned(), key.clone()))
+            .or_default();
+        counter.check(segment, ticket)?;
+        counter.record(sequence, segment);
+        Ok(())
+    }
+}
+
+/// The store each counter of one client is pinned to. Cheap to clone the
+/// map (a child copies it); one lookup per segment request.
+pub struct StorePins {
+    pins: PerProcess<Mutex<HashMap<SegmentKey, StoreId>>>,
+}
+
+impl StorePins {
+    pub fn new() -> Self {
+        StorePins {
+            pins: PerProcess::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Pins copied from `other`, for a client rebuilt after a fork.
+    pub fn copied_from(other: &StorePins) -> Self {
+        StorePins {
+            pins: PerProcess::new(Mutex::new(other.lock().clone())),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<SegmentKey, StoreId>> {
+        self.pins
+            .get(fork::inherit)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The store `key` is pinned to, if any.
+    pub fn pinned(&self, key: &SegmentKey) -> Option<StoreId> {
+        self.lock().get(key).cloned()
+    }
+
+    /// Pins `key` to `store` if it is not pinned yet; `Err(pinned)` if it
+    /// is pinned to another store. A server that names no store changes
+    /// nothing and is never refused here.
+    pub fn pin_or_check(&self, key: &SegmentKey, store: Option<&StoreId>) -> Result<(), StoreId> {
+        let Some(store) = store else {
+            return Ok(());
+        };
+        let mut pins = self.lock();
+        match pins.get(key) {
+            Some(pinned) if pinned != store => Err(pinned.clone()),
+            Some(_) => Ok(()),
+            None => {
+                pins.insert(key.clone(), store.clone());
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Default for StorePins {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(start: i64, end: i64) -> Segment {
+        Segment { start, end }
+    }
+
+    /// A counter no other test uses, since the registry is process-global.
+    fn fresh_key(name: &str) -> SegmentKey {
+        SegmentKey::new("fence-test", "db", name, "id").unwrap()
+    }
+
+    #[test]
+    fn a_segment_at_or_below_the_high_water_is_refused() {
+        let _stable = fork::GENERATION_TESTS.read();
+        let key = fresh_key("backwards");
+        let store: StoreId = "a".repeat(32).into();
+        assert_eq!(HighWater::highest(Some(&store), &key), None);
+        let ticket = HighWater::ticket();
+        HighWater::admit(Some(&store), &key, seg(1, 10), ticket).unwrap();
+        assert_eq!(HighWater::highest(Some(&store), &key), Some(10));
+
+        let ticket = HighWater::ticket();
+        assert_eq!(
+            HighWater::admit(Some(&store), &key, seg(5, 14), ticket),
+            Err(10)
+        );
+        assert_eq!(
+            HighWater::admit(Some(&store), &key, seg(1, 10), ticket),
+            Err(10)
+        );
+        HighWater::admit(Some(&store), &key, seg(11, 20), ticket).unwrap();
+        // A refused segment did not move the mark; an accepted one did.
+        assert_eq!(HighWater::highest(Some(&store), &key), Some(20));
+    }
+
+    #[test]
+    fn stores_are_fenced_separately_and_unknown_stores_apart() {
+        let _stable = fork::GENERATION_TESTS.read();
+        let key = fresh_key("per_store");
+        let (a, b): (StoreId, StoreId) = ("a".repeat(32).into(), "b".repeat(32).into());
+        let ticket = HighWater::ticket();
+        HighWater::admit(Some(&a), &key, seg(1, 100), ticket).unwrap();
+        HighWater::admit(Some(&b), &key, seg(1, 100), ticket).unwrap();
+        HighWater::admit(None, &key, seg(1, 100), ticket).unwrap();
+        let ticket = HighWater::ticket();
+        assert_eq!(HighWater::admit(None, &key, seg(50, 60), ticket), Err(100));
+    }
+
+    #[test]
+    fn concurrent_answers_arriving_out_of_order_are_both_accepted() {
+        let _stable = fork::GENERATION_TESTS.read();
+        let key = fresh_key("out_of_order");
+        let (first_sent, second_sent) = (HighWater::ticket(), HighWater::ticket());
+        // The second request's answer (the later segment) arrives first.
+        HighWater::admit(None, &key, seg(11, 20), second_sent).unwrap();
+        HighWater::admit(None, &key, seg(1, 10), first_sent).unwrap();
+        // But an overlap with what arrived during the flight is refused...
+        let third_sent = HighWater::ticket();
+        let fourth_sent = HighWater::ticket();
+        HighWater::admit(None, &key, seg(31, 40), fourth_sent).unwrap();
+        assert_eq!(
+            HighWater::admit(None, &key, seg(35, 44), third_sent),
+            Err(40)
+        );
+        // ...and so is anything at or below what had arrived before the send.
+        assert_eq!(
+            HighWater::admit(None, &key, seg(15, 16), third_sent),
+            Err(40)
+        );
+        HighWater::admit(None, &key, seg(21, 30), third_sent).unwrap();
+    }
+
+    #[test]
+    fn a_request_that_outlived_the_memory_gets_the_strict_rule() {
+        let _stable = fork::GENERATION_TESTS.read();
+        let key = fresh_key("forgotten");
+        let sent_long_ago = HighWater::ticket();
+        for i in 0..=RECENT_SEGMENTS as i64 {
+            let ticket = HighWater::ticket();
+            HighWater::admit(None, &key, seg(100 + i * 10, 109 + i * 10), ticket).unwrap();
+        }
+        // 1..=10 overlaps nothing remembered, but arrivals during its flight
+        // were forgotten, so it must start above everything.
+        assert!(HighWater::admit(None, &key, seg(1, 10), sent_long_ago).is_err());
+        let highest = HighWater::highest(None, &key).unwrap();
+        HighWater::admit(None, &key, seg(highest + 1, highest + 5), sent_long_ago).unwrap();
+    }
+
+    #[test]
+    fn the_first_store_named_is_pinned() {
+        let _stable = fork::GENERATION_TESTS.read();
+        let pins = StorePins::new();
+        let key = fresh_key("pinned");
+        let (a, b): (StoreId, StoreId) = ("a".repeat(32).into(), "b".repeat(32).into());
+        assert_eq!(pins.pin_or_check(&key, None), Ok(()));
+        assert_eq!(pins.pinned(&key), None, "an unnamed store pins nothing");
+        assert_eq!(pins.pin_or_check(&key, Some(&a)), Ok(()));
+        assert_eq!(pins.pin_or_check(&key, Some(&b)), Err(a.clone()));
+        assert_eq!(pins.pin_or_check(&key, None), Ok(()), "allowed, pin kept");
+        assert_eq!(pins.pinned(&key), Some(a.clone()));
+        assert_eq!(StorePins::copied_from(&pins).pinned(&key), Some(a));
+        assert_eq!(pins.pinned(&fresh_key("other")), None);
+    }
+
+    #[test]
+    fn a_forked_child_keeps_marks_and_pins() {
+        let _bumping = fork::GENERATION_TESTS.write();
+        let key = fresh_key("inherited");
+        let store: StoreId = "c".repeat(32).into();
+        let pins = StorePins::new();
+        pins.pin_or_check(&key, Some(&store)).unwrap();
+        HighWater::admit(Some(&store), &key, seg(1, 10), HighWater::ticket()).unwrap();
+        fork::after_fork_in_child();
+        assert_eq!(HighWater::highest(Some(&store), &key), Some(10));
+        assert_eq!(pins.pinned(&key), Some(store));
+    }
+}
