@@ -19,7 +19,7 @@ use std::time::Duration;
 use kxy_core::{Segment, SegmentKey};
 use serde::{Deserialize, Serialize};
 
-use crate::fence::{HighWater, StoreId, StorePins, Ticket};
+use crate::fence::{HighWater, StoreId, StorePins, StoreScope, Ticket};
 use crate::fork::PerProcess;
 use crate::{ClientConfig, ClientError};
 
@@ -40,6 +40,9 @@ struct Inner {
     pins: StorePins,
     /// Segments refused by the fences, over the client's life.
     discarded: AtomicU64,
+    /// Where segments of servers that name no store are fenced: this
+    /// client's base URLs, sorted (see [`crate::fence`]).
+    unnamed_store: StoreScope,
 }
 
 #[derive(Serialize)]
@@ -108,6 +111,9 @@ impl SegmentClient {
 
     fn with_pins(config: ClientConfig, pins: StorePins) -> Result<Self, ClientError> {
         let http = build_http(&config)?;
+        let mut urls = config.base_urls.clone();
+        urls.sort();
+        let unnamed_store = StoreScope::Unnamed(urls.join(" ").into());
         Ok(SegmentClient {
             inner: Arc::new(Inner {
                 config,
@@ -115,6 +121,7 @@ impl SegmentClient {
                 preferred: AtomicUsize::new(0),
                 pins,
                 discarded: AtomicU64::new(0),
+                unnamed_store,
             }),
         })
     }
@@ -262,7 +269,14 @@ impl SegmentClient {
         {
             return Err(went_backwards(floor));
         }
-        HighWater::admit(store, key, segment, ticket).map_err(went_backwards)
+        HighWater::admit(&self.scope(store), key, segment, ticket).map_err(went_backwards)
+    }
+
+    fn scope(&self, store: Option<&StoreId>) -> StoreScope {
+        match store {
+            Some(store) => StoreScope::Named(store.clone()),
+            None => self.inner.unnamed_store.clone(),
+        }
     }
 
     async fn allocate_at(
@@ -277,7 +291,7 @@ impl SegmentClient {
         let pinned = self.inner.pins.pinned(key);
         let high_water = pinned
             .as_ref()
-            .and_then(|store| HighWater::highest(Some(store), key));
+            .and_then(|store| HighWater::highest(&StoreScope::Named(store.clone()), key));
         let body = AllocateRequest {
             system_code: key.system_code(),
             db_name: key.db_name(),

@@ -21,8 +21,13 @@
 //!   independently and hand out the same ranges.
 //!
 //! Servers that do not name their store (older kxy servers, the seed's
-//! Python service) are accepted under the store `None`: they can neither be
-//! checked against a pin nor replace one.
+//! Python service) can neither be checked against a pin nor replace one.
+//! Their segments are fenced per *deployment*: the set of base URLs of the
+//! client that asked ([`StoreScope::Unnamed`]). A client's URLs are
+//! servers of one deployment by configuration, so failing over among them
+//! is fenced; two clients of independent deployments that happen to use
+//! the same counter names do not refuse each other's segments, which one
+//! process-wide "unknown store" would do.
 //!
 //! Both fences are part of per-process state (see [`crate::fork`]): a
 //! forked child keeps its parent's marks and pins when they can be copied
@@ -38,6 +43,17 @@ use crate::fork::{self, PerProcess};
 /// The id a kxy store was given when it was first initialised (32
 /// lowercase hex digits), as servers report it with each segment.
 pub type StoreId = Arc<str>;
+
+/// Whose counting a mark belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StoreScope {
+    /// A store that named itself: every client of the process shares its
+    /// marks.
+    Named(StoreId),
+    /// Servers that name no store, identified by the client's base URLs
+    /// (sorted, space-separated).
+    Unnamed(Arc<str>),
+}
 
 /// How many of a counter's latest segments the registry keeps to accept
 /// answers that arrive out of order. Older ones are summarised by their
@@ -57,7 +73,7 @@ pub struct Ticket(u64);
 struct Marks {
     /// Sequence number of the latest recorded segment, over all counters.
     sequence: u64,
-    counters: HashMap<(Option<StoreId>, SegmentKey), CounterMarks>,
+    counters: HashMap<(StoreScope, SegmentKey), CounterMarks>,
 }
 
 #[derive(Default, Clone)]
@@ -135,19 +151,19 @@ impl HighWater {
     }
 
     /// The highest segment end this process received for `key` from
-    /// `store`, if any.
-    pub fn highest(store: Option<&StoreId>, key: &SegmentKey) -> Option<i64> {
+    /// `scope`, if any.
+    pub fn highest(scope: &StoreScope, key: &SegmentKey) -> Option<i64> {
         let marks = Self::marks();
         marks
             .counters
-            .get(&(store.cloned(), key.clone()))
+            .get(&(scope.clone(), key.clone()))
             .map(CounterMarks::highest)
     }
 
-    /// Records `segment` of `key` from `store`, for a request sent at
+    /// Records `segment` of `key` from `scope`, for a request sent at
     /// `ticket`, or refuses it with the highest end it conflicts with.
     pub fn admit(
-        store: Option<&StoreId>,
+        scope: &StoreScope,
         key: &SegmentKey,
         segment: Segment,
         ticket: Ticket,
@@ -157,7 +173,7 @@ impl HighWater {
         let sequence = marks.sequence;
         let counter = marks
             .counters
-            .entry((store.cloned(), key.clone()))
+            .entry((scope.clone(), key.clone()))
             .or_default();
         counter.check(segment, ticket)?;
         counter.record(sequence, segment);
@@ -230,6 +246,14 @@ mod tests {
         Segment { start, end }
     }
 
+    fn named(id: char) -> StoreScope {
+        StoreScope::Named(id.to_string().repeat(32).into())
+    }
+
+    fn unnamed(urls: &str) -> StoreScope {
+        StoreScope::Unnamed(urls.into())
+    }
+
     /// A counter no other test uses, since the registry is process-global.
     fn fresh_key(name: &str) -> SegmentKey {
         SegmentKey::new("fence-test", "db", name, "id").unwrap()
@@ -260,56 +284,60 @@ mod tests {
     }
 
     #[test]
-    fn stores_are_fenced_separately_and_unknown_stores_apart() {
+    fn stores_are_fenced_separately_and_unnamed_ones_per_deployment() {
         let _stable = fork::GENERATION_TESTS.read();
         let key = fresh_key("per_store");
-        let (a, b): (StoreId, StoreId) = ("a".repeat(32).into(), "b".repeat(32).into());
+        let (a, b) = (named('a'), named('b'));
+        let (here, there) = (unnamed("http://a http://b"), unnamed("http://c"));
         let ticket = HighWater::ticket();
-        HighWater::admit(Some(&a), &key, seg(1, 100), ticket).unwrap();
-        HighWater::admit(Some(&b), &key, seg(1, 100), ticket).unwrap();
-        HighWater::admit(None, &key, seg(1, 100), ticket).unwrap();
+        for scope in [&a, &b, &here, &there] {
+            HighWater::admit(scope, &key, seg(1, 100), ticket).unwrap();
+        }
         let ticket = HighWater::ticket();
-        assert_eq!(HighWater::admit(None, &key, seg(50, 60), ticket), Err(100));
+        assert_eq!(HighWater::admit(&here, &key, seg(50, 60), ticket), Err(100));
+        assert_eq!(HighWater::admit(&a, &key, seg(100, 160), ticket), Err(100));
     }
 
     #[test]
     fn concurrent_answers_arriving_out_of_order_are_both_accepted() {
         let _stable = fork::GENERATION_TESTS.read();
         let key = fresh_key("out_of_order");
+        let scope = unnamed("http://a");
         let (first_sent, second_sent) = (HighWater::ticket(), HighWater::ticket());
         // The second request's answer (the later segment) arrives first.
-        HighWater::admit(None, &key, seg(11, 20), second_sent).unwrap();
-        HighWater::admit(None, &key, seg(1, 10), first_sent).unwrap();
+        HighWater::admit(&scope, &key, seg(11, 20), second_sent).unwrap();
+        HighWater::admit(&scope, &key, seg(1, 10), first_sent).unwrap();
         // But an overlap with what arrived during the flight is refused...
         let third_sent = HighWater::ticket();
         let fourth_sent = HighWater::ticket();
-        HighWater::admit(None, &key, seg(31, 40), fourth_sent).unwrap();
+        HighWater::admit(&scope, &key, seg(31, 40), fourth_sent).unwrap();
         assert_eq!(
-            HighWater::admit(None, &key, seg(35, 44), third_sent),
+            HighWater::admit(&scope, &key, seg(35, 44), third_sent),
             Err(40)
         );
         // ...and so is anything at or below what had arrived before the send.
         assert_eq!(
-            HighWater::admit(None, &key, seg(15, 16), third_sent),
+            HighWater::admit(&scope, &key, seg(15, 16), third_sent),
             Err(40)
         );
-        HighWater::admit(None, &key, seg(21, 30), third_sent).unwrap();
+        HighWater::admit(&scope, &key, seg(21, 30), third_sent).unwrap();
     }
 
     #[test]
     fn a_request_that_outlived_the_memory_gets_the_strict_rule() {
         let _stable = fork::GENERATION_TESTS.read();
         let key = fresh_key("forgotten");
+        let scope = unnamed("http://a");
         let sent_long_ago = HighWater::ticket();
         for i in 0..=RECENT_SEGMENTS as i64 {
             let ticket = HighWater::ticket();
-            HighWater::admit(None, &key, seg(100 + i * 10, 109 + i * 10), ticket).unwrap();
+            HighWater::admit(&scope, &key, seg(100 + i * 10, 109 + i * 10), ticket).unwrap();
         }
         // 1..=10 overlaps nothing remembered, but arrivals during its flight
         // were forgotten, so it must start above everything.
-        assert!(HighWater::admit(None, &key, seg(1, 10), sent_long_ago).is_err());
-        let highest = HighWater::highest(None, &key).unwrap();
-        HighWater::admit(None, &key, seg(highest + 1, highest + 5), sent_long_ago).unwrap();
+        assert!(HighWater::admit(&scope, &key, seg(1, 10), sent_long_ago).is_err());
+        let highest = HighWater::highest(&scope, &key).unwrap();
+        HighWater::admit(&scope, &key, seg(highest + 1, highest + 5), sent_long_ago).unwrap();
     }
 
     #[test]
@@ -335,9 +363,10 @@ mod tests {
         let store: StoreId = "c".repeat(32).into();
         let pins = StorePins::new();
         pins.pin_or_check(&key, Some(&store)).unwrap();
-        HighWater::admit(Some(&store), &key, seg(1, 10), HighWater::ticket()).unwrap();
+        let scope = StoreScope::Named(store.clone());
+        HighWater::admit(&scope, &key, seg(1, 10), HighWater::ticket()).unwrap();
         fork::after_fork_in_child();
-        assert_eq!(HighWater::highest(Some(&store), &key), Some(10));
+        assert_eq!(HighWater::highest(&scope, &key), Some(10));
         assert_eq!(pins.pinned(&key), Some(store));
     }
 }

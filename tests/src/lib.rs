@@ -12,11 +12,14 @@
 //! - [`redis_env`]: the shared Redis (or a clear skip/failure when absent),
 //!   private `redis-server` processes, and unique key prefixes.
 //! - [`sql_env`]: throwaway MariaDB and PostgreSQL databases.
+//! - [`client_env`]: a Redis-backed server that can be rolled back, and a
+//!   server that never answers, for the client fence tests.
 //! - [`api`]: a small HTTP helper for the allocation endpoint and envelope.
 //! - [`deploy`]: a deployment (embedded, or two servers on Redis) and the
 //!   calls identity tests make.
 
 pub mod api;
+pub mod client_env;
 pub mod deploy;
 pub mod redis_env;
 pub mod server;

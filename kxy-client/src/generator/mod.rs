@@ -348,9 +348,10 @@ impl IdGenerator {
         let first = self
             .take(take, Wait::Block)?
             .expect("a blocking take yields IDs or an error");
+        // `first + (n - 1)`: a run may end at i64::MAX.
         Ok(Segment {
             start: first,
-            end: first + n - 1,
+            end: first + (n - 1),
         })
     }
 
@@ -535,11 +536,6 @@ impl Shared {
             return Ok(Some(true));
         }
         self.cursor.clamp(seen);
-        // A run longer than the segments being asked for: the next fetch
-        // asks for at least that many, so the take cannot fail forever.
-        if i64::from(n) > state.size {
-            state.wanted = state.wanted.max(i64::from(n));
-        }
         if let Some(segment) = state.next.take() {
             self.install(state, segment);
             return Ok(Some(true));
@@ -549,6 +545,12 @@ impl Shared {
         {
             // Not worth waiting for; the next call will ask again.
             return Err(state.last_error.take().expect("checked above"));
+        }
+        // A run longer than the segments being asked for: the next fetch
+        // asks for at least that many, so the take cannot fail forever
+        // (the server either gives that many or refuses, see record_fetch).
+        if i64::from(n) > state.size {
+            state.wanted = state.wanted.max(i64::from(n));
         }
         if !state.fetching {
             self.start_fetch(state);
