@@ -263,24 +263,18 @@ mod tests {
     fn a_segment_at_or_below_the_high_water_is_refused() {
         let _stable = fork::GENERATION_TESTS.read();
         let key = fresh_key("backwards");
-        let store: StoreId = "a".repeat(32).into();
-        assert_eq!(HighWater::highest(Some(&store), &key), None);
+        let store = named('a');
+        assert_eq!(HighWater::highest(&store, &key), None);
         let ticket = HighWater::ticket();
-        HighWater::admit(Some(&store), &key, seg(1, 10), ticket).unwrap();
-        assert_eq!(HighWater::highest(Some(&store), &key), Some(10));
+        HighWater::admit(&store, &key, seg(1, 10), ticket).unwrap();
+        assert_eq!(HighWater::highest(&store, &key), Some(10));
 
         let ticket = HighWater::ticket();
-        assert_eq!(
-            HighWater::admit(Some(&store), &key, seg(5, 14), ticket),
-            Err(10)
-        );
-        assert_eq!(
-            HighWater::admit(Some(&store), &key, seg(1, 10), ticket),
-            Err(10)
-        );
-        HighWater::admit(Some(&store), &key, seg(11, 20), ticket).unwrap();
+        assert_eq!(HighWater::admit(&store, &key, seg(5, 14), ticket), Err(10));
+        assert_eq!(HighWater::admit(&store, &key, seg(1, 10), ticket), Err(10));
+        HighWater::admit(&store, &key, seg(11, 20), ticket).unwrap();
         // A refused segment did not move the mark; an accepted one did.
-        assert_eq!(HighWater::highest(Some(&store), &key), Some(20));
+        assert_eq!(HighWater::highest(&store, &key), Some(20));
     }
 
     #[test]
