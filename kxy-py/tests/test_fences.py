@@ -42,14 +42,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def drain(ids: IdGenerator) -> tuple[list[int], Exception]:
-    """Takes IDs until the generator raises; returns them and the error."""
+def drain(ids: IdGenerator, limit: int = 1_000_000) -> tuple[list[int], Exception]:
+    """Takes IDs until the generator raises; returns them and the error.
+    Fails if it is still handing out IDs after ``limit`` (far more than it
+    can have cached)."""
     taken = []
-    while True:
+    while len(taken) < limit:
         try:
             taken.append(ids.next_id())
         except Exception as error:  # noqa: BLE001 (the test inspects it)
             return taken, error
+    pytest.fail(f"the generator kept handing out IDs ({limit} after the refusal began)")
 
 
 class PrivateRedis:
