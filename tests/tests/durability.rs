@@ -260,6 +260,49 @@ async fn strict_refuses_everysec_at_start_and_closes_allocation_when_fsync_chang
     assert!(resumed.segment().start > 10, "{:?}", resumed.body);
 }
 
+/// Where `CONFIG` is renamed away (as hardened setups do), kxy cannot read
+/// `appendfsync`: strict says so and refuses; `unsafe` is the explicit choice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_hides_its_config_needs_an_explicit_choice() {
+    if !require_redis_server() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--rename-command",
+        "CONFIG",
+        "",
+    ]);
+    let strict = redis.store_args("strict", dir.path());
+    let stderr = serve_expecting_refusal(&strict.get());
+    assert!(stderr.contains("appendfsync cannot be read"), "{stderr}");
+    assert!(stderr.contains("CONFIG GET"), "{stderr}");
+    assert!(stderr.contains("--redis-durability unsafe"), "{stderr}");
+
+    let trusting = redis.store_args("unsafe", dir.path());
+    let server = ServerProcess::start(&trusting.get(), &[]);
+    assert!(
+        server.logs().contains("appendfsync cannot be read"),
+        "{}",
+        server.logs()
+    );
+    let health = get(&reqwest::Client::new(), server.base_url(), "/health")
+        .await
+        .unwrap();
+    assert_eq!(health.status, 200);
+    assert_eq!(health.body["data"]["store"]["durability"]["mode"], "unsafe");
+    assert_eq!(health.body["data"]["store"]["durability"]["durable"], false);
+    let warnings = health.body["data"]["warnings"].to_string();
+    assert!(
+        warnings.contains("appendfsync cannot be read"),
+        "{warnings}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_policy_waits_for_its_replica_and_refuses_without_it() {
     if !require_redis_server() {

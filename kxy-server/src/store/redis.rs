@@ -16,7 +16,10 @@
 //!   `INCRBY` would create it; the script checks first.
 //!
 //! Redis acknowledges writes before they reach disk unless configured with
-//! `appendonly yes` and `appendfsync always`; the README says so.
+//! `appendonly yes` and `appendfsync always`: [`super::durability`] says what
+//! kxy requires and [`crate::store_guard`] checks it. A counter fenced after
+//! its store went backwards holds `fenced:<floor>` instead of a number, which
+//! `INCRBY` refuses: every instance (and the seed's service) stops there.
 
 use std::time::Duration;
 
