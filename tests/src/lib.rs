@@ -12,7 +12,7 @@
 //! - [`redis_env`]: the shared Redis (or a clear skip/failure when absent),
 //!   private `redis-server` processes, and unique key prefixes.
 //! - [`sql_env`]: throwaway MariaDB and PostgreSQL databases.
-//! - [`client_env`]: a Redis-backed server that can be rolled back, and a
+//! - [`client_env`]: a counter rolled back behind the server's back, and a
 //!   server that never answers, for the client fence tests.
 //! - [`api`]: a small HTTP helper for the allocation endpoint and envelope.
 //! - [`deploy`]: a deployment (embedded, or two servers on Redis) and the

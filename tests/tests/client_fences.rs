@@ -14,7 +14,7 @@ use kxy_client::{
     SegmentKey,
 };
 use kxy_core::Segment;
-use kxy_e2e::client_env::{SilentServer, redis_store_args, roll_back_counter};
+use kxy_e2e::client_env::{SilentServer, roll_back_counter};
 use kxy_e2e::redis_env::PrivateRedis;
 use kxy_e2e::server::{ServerProcess, register_counter};
 
@@ -66,13 +66,11 @@ const HIGH_START: i64 = 1_000_000_000;
 #[test]
 fn a_store_that_went_backwards_is_refused_and_no_id_repeats() {
     let redis = PrivateRedis::start();
-    let store_args = redis_store_args(&redis);
-    let store: Vec<&str> = store_args.iter().map(String::as_str).collect();
-    register_counter(&store, "orders", HIGH_START);
     let first_dir = tempfile::tempdir().unwrap();
-    let mut args = store.clone();
-    args.extend(["--data-dir", first_dir.path().to_str().unwrap()]);
-    let server = ServerProcess::start(&args, &[]);
+    let first_args = redis.store_args(first_dir.path());
+    let first_args: Vec<&str> = first_args.iter().map(String::as_str).collect();
+    register_counter(&first_args, "orders", HIGH_START);
+    let server = ServerProcess::start(&first_args, &[]);
     let address = server.address().to_owned();
 
     let config = GeneratorConfig::new(100)
@@ -84,13 +82,13 @@ fn a_store_that_went_backwards_is_refused_and_no_id_repeats() {
     assert_eq!(handed_out[0], HIGH_START + 1);
 
     // The store loses its allocations (a restore from an old backup), and
-    // the server restarts with no memory of its own.
+    // the server restarts with no memory of its own (no witness file).
     server.kill();
     roll_back_counter(&redis, "orders", 0);
     let fresh_dir = tempfile::tempdir().unwrap();
-    let mut args = store.clone();
-    args.extend(["--data-dir", fresh_dir.path().to_str().unwrap()]);
-    let server = ServerProcess::start_on(&address, &args, &[]);
+    let fresh_args = redis.store_args(fresh_dir.path());
+    let fresh_args: Vec<&str> = fresh_args.iter().map(String::as_str).collect();
+    let server = ServerProcess::start_on(&address, &fresh_args, &[]);
 
     // Buffered IDs still flow; then every segment is refused: by the server
     // (the client told it its high water) or by the client's own fence.
