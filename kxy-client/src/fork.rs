@@ -33,8 +33,13 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// How many forks separate this process from the one that loaded
 /// kxy-client. Only ever incremented, by the child handler (or by
-/// [`after_fork_in_child`]).
-static GENERATION: AtomicU64 = AtomicU64::new(0);
+/// [`after_fork_in_child`]). Every `next_id` reads it, so it has a cache
+/// line of its own: a write to a neighbouring static would otherwise make
+/// every core fetch the line again.
+static GENERATION: CacheLine<AtomicU64> = CacheLine(AtomicU64::new(0));
+
+#[repr(align(64))]
+struct CacheLine<T>(T);
 
 static WATCH_FORKS: Once = Once::new();
 
@@ -42,7 +47,7 @@ static WATCH_FORKS: Once = Once::new();
 /// called `fork`, before `fork` returns there.
 extern "C" fn count_fork_in_child() {
     // An atomic add is async-signal-safe; nothing else may happen here.
-    GENERATION.fetch_add(1, Ordering::Relaxed);
+    GENERATION.0.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Registers the fork handler, once per process. Called whenever
@@ -67,7 +72,7 @@ pub fn generation() -> u64 {
     // Relaxed is enough: the value changes only in a child's single thread
     // before that process starts any other, and thread creation orders it
     // before everything those threads do.
-    GENERATION.load(Ordering::Relaxed)
+    GENERATION.0.load(Ordering::Relaxed)
 }
 
 /// Declares this process a forked child, as the `pthread_atfork` handler
@@ -77,7 +82,7 @@ pub fn generation() -> u64 {
 /// `os.register_at_fork` hook). Calling it when the handler already ran
 /// only starts over once more, which costs the cached IDs and nothing else.
 pub fn after_fork_in_child() {
-    GENERATION.fetch_add(1, Ordering::Relaxed);
+    GENERATION.0.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A value that belongs to one process: read without locks, replaced (and

@@ -66,6 +66,12 @@ impl Slot {
     }
 }
 
+/// Aligned to a cache line of its own: every take writes `word`, and
+/// nothing else a take reads (the generator's fork generation, in
+/// particular) may share its line, or two threads taking at once would
+/// fetch the line shared for that read and then again exclusive for the
+/// `fetch_add`.
+#[repr(align(64))]
 pub struct Cursor {
     word: AtomicU64,
     slots: [Slot; 2],
