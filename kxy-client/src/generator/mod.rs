@@ -402,11 +402,14 @@ impl Shared {
         self.slow.get(|parent| SlowPath::new(&self.config, parent))
     }
 
-    /// The fork check of every call: one load and compare, unless this
-    /// process forked since the cursor was filled.
+    /// The fork check of every call. In a process that never forked the
+    /// generation is 0, and so is every generator's (generations only
+    /// grow): one load of the global and a compare with zero. In a forked
+    /// child, the generator's own generation is compared too.
     #[inline]
     fn ensure_this_process(&self) {
-        if self.generation.load(Ordering::Acquire) != fork::generation() {
+        let now = fork::generation();
+        if now != 0 && self.generation.load(Ordering::Acquire) != now {
             self.start_over_after_fork();
         }
     }
