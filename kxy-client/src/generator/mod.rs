@@ -149,8 +149,8 @@ pub struct IdGenerator {
 
 struct Shared {
     cursor: Cursor,
-    /// The fork generation the cursor's segments belong to. The hot path
-    /// compares it with the process's generation; Acquire pairs with the
+    /// The fork generation the cursor's segments belong to. In a forked
+    /// child the hot path compares it with the process's; Acquire pairs with the
     /// Release store in [`Shared::start_over_after_fork`], so a thread that
     /// sees the new generation also sees the emptied cursor.
     generation: AtomicU64,

@@ -55,6 +55,7 @@ class SegmentClient(_native.NativeSegmentClient):
         self.timeout = timeout
         self.verify_ssl = verify_ssl
         self.headers = dict(headers or {})
+        self.connect_timeout = connect_timeout
         _fork.track(self)
 
     def allocate_segment(
