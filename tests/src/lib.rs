@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod deploy;
+pub mod faults;
 pub mod redis_env;
 pub mod server;
 pub mod sql_env;

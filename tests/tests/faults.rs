@@ -1,0 +1,763 @@
+//! Real crashes against kxy's one promise: a counter's segments never
+//! overlap, and where the store loses data kxy refuses instead of handing an
+//! ID out twice.
+//!
+//! Every test runs real processes: `kxy-server` binaries and `redis-server`s
+//! of its own (free ports, temp dirs; see `kxy_e2e::faults`), and injects
+//! real faults: `kill -9` of Redis mid-load and a restart from its files,
+//! Redis rolled back to a snapshot or an older copy of its directory,
+//! `kill -9` of a server instance mid-load, and Redis frozen with SIGSTOP.
+//! Every acknowledged segment goes into a [`Ledger`]; a single shared ID
+//! fails the test. Gaps (IDs burnt by an answer lost in a crash) are allowed
+//! and printed.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kxy_client::{
+    BlockingSegmentClient, ClientConfig, GeneratorConfig, IdGenerator, SegmentClient, SegmentKey,
+};
+use kxy_e2e::api::{Answer, allocate, get, post_json};
+use kxy_e2e::deploy::{Deployment, ROOT_PASSWORD};
+use kxy_e2e::faults::{Ledger, Persistence, RedisProcess, pid_listening_on, thread_count};
+use kxy_e2e::require_redis_server;
+use kxy_e2e::server::{ServerProcess, binary, register_counter, run_cli};
+use serde_json::json;
+
+/// The Redis store's response timeout (`RESPONSE_TIMEOUT` in
+/// `kxy-server/src/store/redis.rs`).
+const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Envelope codes of the Redis store's refusals.
+const UNAVAILABLE: i64 = 50301;
+const WENT_BACKWARDS: i64 = 50303;
+const NOT_DURABLE: i64 = 50304;
+
+fn str_args(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// `kxy-server` store flags for `redis` plus `extra`.
+fn args<'a>(redis: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
+    let mut all = str_args(redis);
+    all.extend_from_slice(extra);
+    all
+}
+
+/// Allocates, retrying for up to 20 s while the store is unreachable
+/// (503/50301, e.g. while Redis restarts); returns the first other answer.
+async fn allocate_past_outage(
+    http: &reqwest::Client,
+    base: &str,
+    table: &str,
+    count: i64,
+) -> Answer {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = allocate(http, base, table, "id", count).await.unwrap();
+        if answer.status != 503 || answer.code() != UNAVAILABLE || Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Asserts a 503 "store went backwards" refusal.
+fn assert_went_backwards(answer: &Answer, table: &str) {
+    assert_eq!(
+        (answer.status, answer.code()),
+        (503, WENT_BACKWARDS),
+        "{:?}",
+        answer.body
+    );
+    let msg = answer.msg();
+    assert!(
+        msg.contains("store went backwards") && msg.contains(table),
+        "{msg}"
+    );
+}
+
+/// Runs `kxy-server` with `args`, expecting it to refuse to start: returns
+/// its stderr once it exits non-zero; panics if it starts listening.
+fn start_refused(args: &[&str]) -> String {
+    let mut child = Command::new(binary())
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kxy-server");
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut log = Vec::new();
+    loop {
+        while let Ok(line) = lines.try_recv() {
+            if line.contains("listening on") {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "kxy-server started although it should refuse:\n{}",
+                    log.join("\n")
+                );
+            }
+            log.push(line);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            // The reader thread ends at EOF; collect what is left.
+            while let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
+                log.push(line);
+            }
+            assert!(!status.success(), "exited 0:\n{}", log.join("\n"));
+            return log.join("\n");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kxy-server neither started nor exited:\n{}", log.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A small deterministic generator of request sizes (xorshift64).
+struct Sizes(u64);
+
+impl Sizes {
+    fn new(seed: u64) -> Sizes {
+        Sizes(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self, max: u64) -> i64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % max + 1) as i64
+    }
+}
+
+fn key(table: &str) -> SegmentKey {
+    SegmentKey::new("sys", "db", table, "id").unwrap()
+}
+
+/// Threads allocating until told to stop (or dropped), recording every
+/// acknowledged segment in a ledger and counting failed calls.
+struct Load {
+    stop: Arc<AtomicBool>,
+    failures: Arc<AtomicU64>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Load {
+    fn new() -> Load {
+        Load {
+            stop: Arc::new(AtomicBool::new(false)),
+            failures: Arc::new(AtomicU64::new(0)),
+            threads: Vec::new(),
+        }
+    }
+
+    /// A thread of raw `SegmentClient` calls of sizes 1..=1000 to `urls`
+    /// (tried in order), each checked to be exactly the size asked for.
+    fn raw(&mut self, urls: &[&str], table: &str, ledger: &Ledger, seed: u64) {
+        let config = ClientConfig::new(urls)
+            .unwrap()
+            .timeout(Duration::from_secs(10))
+            .unwrap();
+        let client = BlockingSegmentClient::new(config).unwrap();
+        let (stop, failures, ledger, key) = (
+            Arc::clone(&self.stop),
+            Arc::clone(&self.failures),
+            ledger.clone(),
+            key(table),
+        );
+        self.threads.push(std::thread::spawn(move || {
+            let mut sizes = Sizes::new(seed);
+            while !stop.load(Ordering::Relaxed) {
+                let size = sizes.next(1000);
+                match client.allocate(&key, size) {
+                    Ok(segment) => {
+                        assert_eq!(segment.len(), size as u64, "{segment:?} asked {size}");
+                        ledger.record(segment);
+                    }
+                    Err(_) => {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+        }));
+    }
+
+    /// A thread taking runs of 1..=500 IDs from `ids`, a generator shared
+    /// with other threads.
+    fn generator(&mut self, ids: &IdGenerator, ledger: &Ledger, seed: u64) {
+        let (stop, failures, ledger, ids) = (
+            Arc::clone(&self.stop),
+            Arc::clone(&self.failures),
+            ledger.clone(),
+            ids.clone(),
+        );
+        self.threads.push(std::thread::spawn(move || {
+            let mut sizes = Sizes::new(seed);
+            while !stop.load(Ordering::Relaxed) {
+                let size = sizes.next(500);
+                match ids.next_ids(size) {
+                    Ok(run) => {
+                        assert_eq!(run.len(), size as u64, "{run:?} asked {size}");
+                        ledger.record(run);
+                    }
+                    Err(_) => {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+        }));
+    }
+
+    fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Stops every thread and re-raises any thread's panic.
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            if let Err(panic) = thread.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        self.failures()
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Waits until `ledger` holds at least `n` segments.
+fn wait_for_segments(ledger: &Ledger, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ledger.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "load made no progress ({} segments)",
+            ledger.len()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A generator over both instances, failing over between them.
+fn generator_over(urls: &[&str], table: &str) -> IdGenerator {
+    let client = SegmentClient::new(ClientConfig::new(urls).unwrap()).unwrap();
+    let config = GeneratorConfig::with_bounds(100, 100, 5_000)
+        .unwrap()
+        .max_wait(Duration::from_secs(10));
+    IdGenerator::new(client, key(table), config)
+}
+
+/// Polls `base` with allocations of 1 ID until one succeeds (recorded in
+/// `ledger`); returns how long it took. Panics after 20 s.
+fn wait_until_serving(base: &str, table: &str, ledger: &Ledger) -> Duration {
+    let client = BlockingSegmentClient::new(
+        ClientConfig::new([base])
+            .unwrap()
+            .timeout(Duration::from_secs(10))
+            .unwrap(),
+    )
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        match client.allocate(&key(table), 1) {
+            Ok(segment) => {
+                ledger.record(segment);
+                return started.elapsed();
+            }
+            Err(e) => assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{base} does not serve again: {e}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_can_lose_writes_is_refused_and_unsafe_mode_refuses_a_rollback() {
+    require_redis_server!();
+    // Strict (the default) refuses both a Redis without AOF and one that
+    // fsyncs only every second, naming the setting and the flag.
+    for (persistence, setting) in [
+        (Persistence::RdbOnly, "appendonly"),
+        (Persistence::AofEverysec, "appendfsync"),
+    ] {
+        let redis = RedisProcess::start(persistence);
+        let store = redis.store_args();
+        let stderr = start_refused(&str_args(&store));
+        assert!(
+            stderr.contains(setting) && stderr.contains("--redis-durability"),
+            "{persistence:?}: {stderr}"
+        );
+    }
+
+    let mut redis = RedisProcess::start(Persistence::RdbOnly);
+    let store = redis.store_args();
+    register_counter(&str_args(&store), "orders", 0);
+    let unsafe_args = args(&store, &["--redis-durability", "unsafe"]);
+    let server = ServerProcess::start(&unsafe_args, &[]);
+    let logs = server.logs().to_lowercase();
+    assert!(
+        logs.contains("unsafe") && logs.contains("durab"),
+        "warns: {logs}"
+    );
+    let http = reqwest::Client::new();
+    let base = server.base_url();
+    let health = get(&http, base, "/health").await.unwrap();
+    assert_eq!(
+        health.body["data"]["store"]["durability"]["mode"], "unsafe",
+        "{:?}",
+        health.body
+    );
+
+    let ledger = Ledger::new();
+    for _ in 0..20 {
+        ledger.record(
+            allocate(&http, base, "orders", "id", 10)
+                .await
+                .unwrap()
+                .segment(),
+        );
+    }
+    assert_eq!(redis.command(&["SAVE"]), "OK");
+    for _ in 0..20 {
+        ledger.record(
+            allocate(&http, base, "orders", "id", 10)
+                .await
+                .unwrap()
+                .segment(),
+        );
+    }
+    let highest = ledger.highest().unwrap();
+    assert_eq!(highest, 400);
+    // The crash loses the 20 allocations after the snapshot: Redis comes
+    // back at 200. The same process refuses rather than hand out 201..
+    redis.kill9();
+    redis.restart();
+    assert_eq!(
+        redis.get("kxy:id:segment:sys:db:orders:id").as_deref(),
+        Some("200"),
+        "restarted from the snapshot"
+    );
+    let answer = allocate_past_outage(&http, base, "orders", 10).await;
+    if answer.status == 200 {
+        ledger.record(answer.segment());
+    }
+    assert_went_backwards(&answer, "orders");
+    assert!(
+        answer.msg().contains(&format!("expected > {highest}")),
+        "{}",
+        answer.msg()
+    );
+    // It keeps refusing, and so does a fresh instance: the counter is fenced
+    // in the store, not only in the memory of the instance that noticed.
+    let again = allocate(&http, base, "orders", "id", 1).await.unwrap();
+    assert_went_backwards(&again, "orders");
+    let fresh = ServerProcess::start(&unsafe_args, &[]);
+    let answer = allocate(&http, fresh.base_url(), "orders", "id", 1)
+        .await
+        .unwrap();
+    assert_went_backwards(&answer, "orders");
+    ledger.assert_no_overlap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durability_lost_at_run_time_stops_allocation_until_it_is_back() {
+    require_redis_server!();
+    let redis = RedisProcess::start(Persistence::AofAlways);
+    let store = redis.store_args();
+    register_counter(&str_args(&store), "orders", 0);
+    let server = ServerProcess::start(&args(&store, &["--redis-check-interval", "1"]), &[]);
+    let http = reqwest::Client::new();
+    let base = server.base_url();
+    let ledger = Ledger::new();
+    ledger.record(
+        allocate(&http, base, "orders", "id", 10)
+            .await
+            .unwrap()
+            .segment(),
+    );
+
+    // Someone turns fsync down on the running Redis: within a few check
+    // intervals every allocation is refused with 50304.
+    redis.command(&["CONFIG", "SET", "appendfsync", "everysec"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let answer = allocate(&http, base, "orders", "id", 10).await.unwrap();
+        if answer.status == 200 {
+            ledger.record(answer.segment());
+            assert!(Instant::now() < deadline, "still allocating on everysec");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        } else {
+            break answer;
+        }
+    };
+    assert_eq!(
+        (refused.status, refused.code()),
+        (503, NOT_DURABLE),
+        "{:?}",
+        refused.body
+    );
+    assert!(refused.msg().contains("appendfsync"), "{}", refused.msg());
+
+    redis.command(&["CONFIG", "SET", "appendfsync", "always"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = allocate(&http, base, "orders", "id", 10).await.unwrap();
+        if answer.status == 200 {
+            ledger.record(answer.segment());
+            break;
+        }
+        assert_eq!(answer.code(), NOT_DURABLE, "{:?}", answer.body);
+        assert!(Instant::now() < deadline, "no recovery: {:?}", answer.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ledger.assert_no_overlap();
+}
+
+#[test]
+fn redis_killed_mid_load_with_aof_always_never_repeats_an_id() {
+    require_redis_server!();
+    let mut redis = RedisProcess::start(Persistence::AofAlways);
+    let store = redis.store_args();
+    register_counter(&str_args(&store), "orders", 0);
+    let servers = [
+        ServerProcess::start(&str_args(&store), &[]),
+        ServerProcess::start(&str_args(&store), &[]),
+    ];
+    let urls = [servers[0].base_url(), servers[1].base_url()];
+    let ledger = Ledger::new();
+    let mut load = Load::new();
+    for i in 0..4 {
+        load.raw(&[urls[i % 2]], "orders", &ledger, i as u64);
+    }
+    let ids = generator_over(&urls, "orders");
+    for i in 0..2 {
+        load.generator(&ids, &ledger, 100 + i);
+    }
+
+    wait_for_segments(&ledger, 300);
+    let before_kill = ledger.len();
+    redis.kill9();
+    std::thread::sleep(Duration::from_millis(300));
+    redis.restart();
+    let recovery: Vec<Duration> = urls
+        .iter()
+        .map(|url| wait_until_serving(url, "orders", &ledger))
+        .collect();
+    let after_restart = ledger.len();
+    wait_for_segments(&ledger, after_restart + 300);
+    let failures = load.finish();
+
+    let coverage = ledger.assert_no_overlap();
+    eprintln!(
+        "redis kill -9: {before_kill} segments before, {coverage}; \
+         {failures} failed calls; instances served again after {recovery:?}"
+    );
+    for server in &servers {
+        assert!(!server.logs().contains("panicked"), "{}", server.logs());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restored_from_an_older_copy_refuses_until_an_operator_raises() {
+    require_redis_server!();
+    let mut redis = RedisProcess::start(Persistence::AofAlways);
+    let store = redis.store_args();
+    let store_args = str_args(&store);
+    register_counter(&store_args, "orders", 0);
+    register_counter(&store_args, "users", 0);
+    let first = ServerProcess::start(&store_args, &[]);
+    let http = reqwest::Client::new();
+    let ledger = Ledger::new();
+    let take = |table: &'static str, base: String| {
+        let (http, ledger) = (http.clone(), ledger.clone());
+        async move {
+            for _ in 0..20 {
+                let answer = allocate(&http, &base, table, "id", 10).await.unwrap();
+                ledger.record(answer.segment());
+            }
+        }
+    };
+    let base = first.base_url().to_owned();
+    take("orders", base.clone()).await;
+    take("users", base.clone()).await;
+    let backup = redis.copy_dir();
+    take("orders", base.clone()).await;
+    take("users", base.clone()).await;
+    assert_eq!(ledger.highest(), Some(400));
+
+    // The operator restores the older copy: Redis forgets 20 allocations of
+    // each counter. The instance that saw them refuses...
+    redis.kill9();
+    redis.restore(&backup);
+    redis.restart();
+    let answer = allocate_past_outage(&http, &base, "orders", 10).await;
+    if answer.status == 200 {
+        ledger.record(answer.segment());
+    }
+    assert_went_backwards(&answer, "orders");
+    assert!(
+        answer.msg().contains("expected > 400, got"),
+        "{}",
+        answer.msg()
+    );
+    let answer = allocate(&http, &base, "users", "id", 10).await.unwrap();
+    assert_went_backwards(&answer, "users");
+    // ...and so does an instance started after the rollback was noticed.
+    let second = ServerProcess::start(&store_args, &[]);
+    for table in ["orders", "users"] {
+        let answer = allocate(&http, second.base_url(), table, "id", 10)
+            .await
+            .unwrap();
+        assert_went_backwards(&answer, table);
+    }
+
+    // Recovery with the CLI: never below what was handed out.
+    let raise = |table: &str, to: &str| {
+        let mut cli = store_args.clone();
+        cli.extend([
+            "counters", "raise", "--system", "sys", "--db", "db", "--table", table, "--field",
+            "id", "--to", to,
+        ]);
+        run_cli(&cli, &[])
+    };
+    let below = raise("orders", "399");
+    assert!(
+        !below.status.success(),
+        "raised below the fence's floor: {}",
+        String::from_utf8_lossy(&below.stdout)
+    );
+    let unknown = raise("invoices", "1000");
+    assert!(!unknown.status.success(), "raised an unknown counter");
+    let raised = raise("orders", "400");
+    assert!(
+        raised.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raised.stderr)
+    );
+    for server in [&first, &second] {
+        let segment = allocate(&http, server.base_url(), "orders", "id", 10)
+            .await
+            .unwrap()
+            .segment();
+        assert!(segment.start > 400, "{segment:?}");
+        ledger.record(segment);
+    }
+
+    // Recovery over HTTP, for an admin with counters:write.
+    let deployment = Deployment::new("restored", vec![first, second], None, None);
+    deployment.init().await;
+    let (token, _) = deployment.tokens("root", ROOT_PASSWORD).await;
+    let raise_users = |to: i64| {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        async move {
+            kxy_e2e::api::request(
+                &http,
+                reqwest::Method::POST,
+                &format!("{base}/api/counters/raise"),
+                Some(&json!({"system_code": "sys", "db_name": "db",
+                    "table_name": "users", "field_name": "id", "to": to})),
+                Some(&token),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let anonymous = post_json(
+        &http,
+        &base,
+        "/api/counters/raise",
+        &json!({"system_code": "sys", "db_name": "db",
+            "table_name": "users", "field_name": "id", "to": 5000}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(anonymous.status, 401, "{:?}", anonymous.body);
+    let below = raise_users(390).await;
+    assert_eq!(below.status, 400, "{:?}", below.body);
+    let raised = raise_users(5000).await;
+    assert_eq!(raised.status, 200, "{:?}", raised.body);
+    for server in &deployment.servers {
+        let segment = allocate(&http, server.base_url(), "users", "id", 10)
+            .await
+            .unwrap()
+            .segment();
+        assert_eq!(
+            segment.start,
+            if segment.start < 5011 { 5001 } else { 5011 }
+        );
+        ledger.record(segment);
+    }
+    ledger.assert_no_overlap();
+}
+
+#[test]
+fn a_server_killed_mid_load_leaves_clients_on_the_other_instance() {
+    require_redis_server!();
+    let redis = RedisProcess::start(Persistence::AofAlways);
+    let store = redis.store_args();
+    let store_args = str_args(&store);
+    register_counter(&store_args, "orders", 0);
+    let victim = ServerProcess::start(&store_args, &[]);
+    let survivor = ServerProcess::start(&store_args, &[]);
+    let victim_address = victim.address().to_owned();
+    let urls = [victim.base_url().to_owned(), survivor.base_url().to_owned()];
+    let (a, b) = (urls[0].as_str(), urls[1].as_str());
+    let ledger = Ledger::new();
+    let mut load = Load::new();
+    load.raw(&[a, b], "orders", &ledger, 1);
+    load.raw(&[b, a], "orders", &ledger, 2);
+    load.raw(&[a, b], "orders", &ledger, 3);
+    let ids = generator_over(&[a, b], "orders");
+    load.generator(&ids, &ledger, 4);
+    load.generator(&ids, &ledger, 5);
+
+    wait_for_segments(&ledger, 300);
+    victim.kill();
+    let after_kill = ledger.len();
+    wait_for_segments(&ledger, after_kill + 300);
+    let failures_while_down = load.failures();
+    // The instance comes back on its address and serves its share again.
+    let back = ServerProcess::start_on(&victim_address, &store_args, &[]);
+    let recovery = wait_until_serving(back.base_url(), "orders", &ledger);
+    let after_restart = ledger.len();
+    wait_for_segments(&ledger, after_restart + 300);
+    let failures = load.finish();
+
+    let coverage = ledger.assert_no_overlap();
+    eprintln!(
+        "server kill -9: {coverage}; {failures} failed calls; restarted instance \
+         served after {recovery:?}"
+    );
+    assert_eq!(
+        failures_while_down, 0,
+        "every call failed over to the other instance"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_redis_gives_bounded_503s_without_piling_up_threads() {
+    require_redis_server!();
+    let redis = RedisProcess::start(Persistence::AofAlways);
+    let store = redis.store_args();
+    let tables = ["orders", "users"];
+    for table in tables {
+        register_counter(&str_args(&store), table, 0);
+    }
+    let server = ServerProcess::start(&str_args(&store), &[]);
+    let pid = pid_listening_on(server.address()).expect("the server's pid");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let base = server.base_url().to_owned();
+    let ledgers = [Ledger::new(), Ledger::new()];
+    let allocate_both = async |n: usize| {
+        for _ in 0..n {
+            for (table, ledger) in tables.iter().zip(&ledgers) {
+                let answer = allocate(&http, &base, table, "id", 10).await.unwrap();
+                ledger.record(answer.segment());
+            }
+        }
+    };
+    allocate_both(50).await;
+    let threads_before = thread_count(pid);
+
+    // Freeze Redis for 8 s, four response timeouts: connections are
+    // accepted, nothing answers. Waves of requests during the first 4 s.
+    const STALL: Duration = Duration::from_secs(8);
+    const SLACK: Duration = Duration::from_millis(1500);
+    // /health pings once: one timeout. An allocation that arrives while a
+    // call for its counter is in flight waits for that call (the server
+    // coalesces per counter), then its own call times out: two timeouts.
+    let health_bound = REDIS_RESPONSE_TIMEOUT + SLACK;
+    let allocation_bound = 2 * REDIS_RESPONSE_TIMEOUT + SLACK;
+    redis.sigstop();
+    let stalled = Instant::now();
+    let mut requests = Vec::new();
+    let mut max_threads = threads_before;
+    while stalled.elapsed() < STALL / 2 {
+        for table in ["orders", "orders", "users", "health"] {
+            let (http, base) = (http.clone(), base.clone());
+            requests.push(tokio::spawn(async move {
+                let started = Instant::now();
+                let answer = match table {
+                    "health" => get(&http, &base, "/health").await,
+                    table => allocate(&http, &base, table, "id", 10).await,
+                };
+                (table, started.elapsed(), answer.unwrap())
+            }));
+        }
+        max_threads = max_threads.max(thread_count(pid));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (mut longest_allocation, mut longest_health) = (Duration::ZERO, Duration::ZERO);
+    let answers = requests.len();
+    for request in requests {
+        let (table, took, answer) = request.await.unwrap();
+        max_threads = max_threads.max(thread_count(pid));
+        assert_eq!(answer.status, 503, "{table} {took:?}: {:?}", answer.body);
+        if table == "health" {
+            assert_eq!(answer.body["data"]["store"]["reachable"], false);
+            assert!(took <= health_bound, "/health took {took:?}");
+            longest_health = longest_health.max(took);
+        } else {
+            assert_eq!(answer.code(), UNAVAILABLE, "{:?}", answer.body);
+            assert!(
+                took <= allocation_bound,
+                "an allocation during the stall took {took:?}, more than {allocation_bound:?}"
+            );
+            longest_allocation = longest_allocation.max(took);
+        }
+    }
+    assert!(
+        stalled.elapsed() < STALL,
+        "every request ended while Redis was still frozen"
+    );
+    tokio::time::sleep(STALL - stalled.elapsed()).await;
+    max_threads = max_threads.max(thread_count(pid));
+    redis.sigcont();
+    let resumed = Instant::now();
+    let first_after = allocate_past_outage(&http, &base, "orders", 10).await;
+    let recovered_after = resumed.elapsed();
+    ledgers[0].record(first_after.segment());
+    allocate_both(20).await;
+    for ledger in &ledgers {
+        ledger.assert_no_overlap();
+    }
+    eprintln!(
+        "redis SIGSTOP {STALL:?}: {answers} requests answered 503, the longest allocation \
+         {longest_allocation:?} (bound {allocation_bound:?}), the longest /health \
+         {longest_health:?} (bound {health_bound:?}); server threads {threads_before} \
+         before, at most {max_threads} during; served again {recovered_after:?} after SIGCONT"
+    );
+    assert!(
+        max_threads <= threads_before + 2,
+        "threads piled up: {threads_before} before the stall, {max_threads} during"
+    );
+}
