@@ -272,8 +272,8 @@ fn generator_over(urls: &[&str], table: &str) -> IdGenerator {
 }
 
 /// Polls `base` with allocations of 1 ID until one succeeds (recorded in
-/// `ledger`); returns how long it took. Panics after 20 s.
-fn wait_until_serving(base: &str, table: &str, ledger: &Ledger) -> Duration {
+/// `ledger`); returns how long that was after `since`. Panics after 20 s.
+fn wait_until_serving(base: &str, table: &str, ledger: &Ledger, since: Instant) -> Duration {
     let client = BlockingSegmentClient::new(
         ClientConfig::new([base])
             .unwrap()
@@ -281,15 +281,14 @@ fn wait_until_serving(base: &str, table: &str, ledger: &Ledger) -> Duration {
             .unwrap(),
     )
     .unwrap();
-    let started = Instant::now();
     loop {
         match client.allocate(&key(table), 1) {
             Ok(segment) => {
                 ledger.record(segment);
-                return started.elapsed();
+                return since.elapsed();
             }
             Err(e) => assert!(
-                started.elapsed() < Duration::from_secs(20),
+                since.elapsed() < Duration::from_secs(20),
                 "{base} does not serve again: {e}"
             ),
         }
@@ -465,9 +464,10 @@ fn redis_killed_mid_load_with_aof_always_never_repeats_an_id() {
     redis.kill9();
     std::thread::sleep(Duration::from_millis(300));
     redis.restart();
+    let restarted = Instant::now();
     let recovery: Vec<Duration> = urls
         .iter()
-        .map(|url| wait_until_serving(url, "orders", &ledger))
+        .map(|url| wait_until_serving(url, "orders", &ledger, restarted))
         .collect();
     let after_restart = ledger.len();
     wait_for_segments(&ledger, after_restart + 300);
@@ -643,8 +643,9 @@ fn a_server_killed_mid_load_leaves_clients_on_the_other_instance() {
     wait_for_segments(&ledger, after_kill + 300);
     let failures_while_down = load.failures();
     // The instance comes back on its address and serves its share again.
+    let restarted = Instant::now();
     let back = ServerProcess::start_on(&victim_address, &store_args, &[]);
-    let recovery = wait_until_serving(back.base_url(), "orders", &ledger);
+    let recovery = wait_until_serving(back.base_url(), "orders", &ledger, restarted);
     let after_restart = ledger.len();
     wait_for_segments(&ledger, after_restart + 300);
     let failures = load.finish();
