@@ -10,6 +10,8 @@
 //! replicas. Every Redis here is the test's own, on a free port with its own
 //! directory; the machine's shared Redis is never touched.
 //!
+//! A [`TcpProxy`] between a server and Redis partitions just that link.
+//!
 //! The [`Ledger`] collects every segment a caller was *acknowledged* (from
 //! any thread) and [`coverage`] checks them exactly: sorted by start, any
 //! shared ID is an overlap (a broken promise, the test fails), any ID between
@@ -18,10 +20,13 @@
 //! reports can show it).
 
 use std::fs;
-use std::net::TcpStream;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kxy_core::Segment;
@@ -328,6 +333,147 @@ fn render(value: redis::Value) -> String {
         }
         redis::Value::VerbatimString { text, .. } => text,
         other => format!("{other:?}"),
+    }
+}
+
+/// A TCP proxy to `127.0.0.1:<target>` that can partition the link: while
+/// [`Self::hold`] is in force it forwards nothing in either direction (bytes
+/// wait in the kernel's buffers, as in a network partition that TCP later
+/// heals) and new connections are accepted but not served; [`Self::heal`]
+/// delivers everything late. Stopped, with all its connections, when dropped.
+pub struct TcpProxy {
+    port: u16,
+    shared: Arc<ProxyShared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+struct ProxyShared {
+    /// Whether the link is partitioned. A std mutex + condvar: pumps wait on
+    /// it between reads and writes, never while holding it across I/O.
+    held: Mutex<bool>,
+    healed: Condvar,
+    stop: AtomicBool,
+    /// Clones of every socket, to shut them down when the proxy stops.
+    sockets: Mutex<Vec<TcpStream>>,
+}
+
+impl ProxyShared {
+    /// Waits while the link is held; false once the proxy stops.
+    fn wait_until_open(&self) -> bool {
+        let mut held = self.held.lock().unwrap();
+        while *held && !self.stop.load(Ordering::Relaxed) {
+            held = self
+                .healed
+                .wait_timeout(held, Duration::from_millis(50))
+                .unwrap()
+                .0;
+        }
+        !self.stop.load(Ordering::Relaxed)
+    }
+}
+
+impl TcpProxy {
+    pub fn start(target: u16) -> TcpProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let shared = Arc::new(ProxyShared {
+            held: Mutex::new(false),
+            healed: Condvar::new(),
+            stop: AtomicBool::new(false),
+            sockets: Mutex::new(Vec::new()),
+        });
+        let accepting = Arc::clone(&shared);
+        let acceptor = std::thread::spawn(move || {
+            while !accepting.stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        let Ok(upstream) = TcpStream::connect(("127.0.0.1", target)) else {
+                            continue;
+                        };
+                        Self::pump(&accepting, &client, &upstream);
+                        Self::pump(&accepting, &upstream, &client);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        TcpProxy {
+            port,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// Copies `from` to `to` in a thread of its own, pausing while held.
+    fn pump(shared: &Arc<ProxyShared>, from: &TcpStream, to: &TcpStream) {
+        let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+            return;
+        };
+        shared
+            .sockets
+            .lock()
+            .unwrap()
+            .extend(from.try_clone().ok().into_iter().chain(to.try_clone().ok()));
+        let _ = from.set_read_timeout(Some(Duration::from_millis(50)));
+        let shared = Arc::clone(shared);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 16 * 1024];
+            loop {
+                if !shared.wait_until_open() {
+                    break;
+                }
+                let n = match from.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        continue;
+                    }
+                    Err(_) => break,
+                };
+                // Bytes read just before a hold are delivered after it.
+                if !shared.wait_until_open() || to.write_all(&buffer[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown(Shutdown::Write);
+        });
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>`, for a Redis behind this proxy.
+    pub fn redis_url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Partitions the link: nothing passes until [`Self::heal`].
+    pub fn hold(&self) {
+        *self.shared.held.lock().unwrap() = true;
+    }
+
+    pub fn heal(&self) {
+        *self.shared.held.lock().unwrap() = false;
+        self.shared.healed.notify_all();
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.healed.notify_all();
+        for socket in self.shared.sockets.lock().unwrap().drain(..) {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
     }
 }
 

@@ -23,7 +23,9 @@ use kxy_client::{
 };
 use kxy_e2e::api::{Answer, allocate, get, post_json};
 use kxy_e2e::deploy::{Deployment, ROOT_PASSWORD};
-use kxy_e2e::faults::{Ledger, Persistence, RedisProcess, pid_listening_on, thread_count};
+use kxy_e2e::faults::{
+    Ledger, Persistence, RedisProcess, TcpProxy, pid_listening_on, thread_count,
+};
 use kxy_e2e::require_redis_server;
 use kxy_e2e::server::{ServerProcess, binary, register_counter, run_cli};
 use serde_json::json;
@@ -156,6 +158,8 @@ fn key(table: &str) -> SegmentKey {
 struct Load {
     stop: Arc<AtomicBool>,
     failures: Arc<AtomicU64>,
+    /// The longest a failed raw call took, in microseconds.
+    slowest_failure_us: Arc<AtomicU64>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -164,6 +168,7 @@ impl Load {
         Load {
             stop: Arc::new(AtomicBool::new(false)),
             failures: Arc::new(AtomicU64::new(0)),
+            slowest_failure_us: Arc::new(AtomicU64::new(0)),
             threads: Vec::new(),
         }
     }
@@ -176,9 +181,10 @@ impl Load {
             .timeout(Duration::from_secs(10))
             .unwrap();
         let client = BlockingSegmentClient::new(config).unwrap();
-        let (stop, failures, ledger, key) = (
+        let (stop, failures, slowest, ledger, key) = (
             Arc::clone(&self.stop),
             Arc::clone(&self.failures),
+            Arc::clone(&self.slowest_failure_us),
             ledger.clone(),
             key(table),
         );
@@ -186,12 +192,15 @@ impl Load {
             let mut sizes = Sizes::new(seed);
             while !stop.load(Ordering::Relaxed) {
                 let size = sizes.next(1000);
+                let started = Instant::now();
                 match client.allocate(&key, size) {
                     Ok(segment) => {
                         assert_eq!(segment.len(), size as u64, "{segment:?} asked {size}");
                         ledger.record(segment);
                     }
                     Err(_) => {
+                        let took = started.elapsed().as_micros() as u64;
+                        slowest.fetch_max(took, Ordering::Relaxed);
                         failures.fetch_add(1, Ordering::Relaxed);
                         std::thread::sleep(Duration::from_millis(20));
                     }
@@ -229,6 +238,10 @@ impl Load {
 
     fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
+    }
+
+    fn slowest_failure(&self) -> Duration {
+        Duration::from_micros(self.slowest_failure_us.load(Ordering::Relaxed))
     }
 
     /// Stops every thread and re-raises any thread's panic.
@@ -760,5 +773,61 @@ async fn a_stalled_redis_gives_bounded_503s_without_piling_up_threads() {
     assert!(
         max_threads <= threads_before + 2,
         "threads piled up: {threads_before} before the stall, {max_threads} during"
+    );
+}
+
+#[test]
+fn an_instance_cut_off_from_redis_refuses_and_its_late_replies_never_leak() {
+    require_redis_server!();
+    let redis = RedisProcess::start(Persistence::AofAlways);
+    let direct = redis.store_args();
+    register_counter(&str_args(&direct), "orders", 0);
+    // Instance A reaches Redis through a proxy that the test partitions;
+    // instance B reaches it directly and keeps allocating meanwhile.
+    let proxy = TcpProxy::start(redis.port());
+    let proxied = proxy.redis_url();
+    let a = ServerProcess::start(&["--store", "redis", "--redis-url", &proxied], &[]);
+    let b = ServerProcess::start(&str_args(&direct), &[]);
+    let ledger = Ledger::new();
+    let mut on_a = Load::new();
+    let mut on_b = Load::new();
+    for seed in 0..2 {
+        on_a.raw(&[a.base_url()], "orders", &ledger, seed);
+        on_b.raw(&[b.base_url()], "orders", &ledger, 10 + seed);
+    }
+    wait_for_segments(&ledger, 300);
+
+    // Partitioned for 5 s, two and a half response timeouts. Commands A
+    // sent meanwhile reach Redis late, after A gave up on them.
+    const PARTITION: Duration = Duration::from_secs(5);
+    proxy.hold();
+    let held = Instant::now();
+    let during = ledger.len();
+    std::thread::sleep(PARTITION);
+    let served_during = ledger.len() - during;
+    let failed_during = on_a.failures();
+    proxy.heal();
+    let healed = Instant::now();
+    let recovery = wait_until_serving(a.base_url(), "orders", &ledger, healed);
+    let after = ledger.len();
+    wait_for_segments(&ledger, after + 300);
+    let slowest = on_a.slowest_failure();
+    let failures_a = on_a.finish();
+    let failures_b = on_b.finish();
+
+    let coverage = ledger.assert_no_overlap();
+    eprintln!(
+        "partition of A for {:?}: {coverage}; A failed {failures_a} calls, the slowest \
+         {slowest:?}; B served {served_during} segments meanwhile and failed {failures_b}; \
+         A served again {recovery:?} after the heal",
+        healed - held
+    );
+    assert!(failed_during > 0, "A refused while cut off");
+    assert!(served_during > 0, "B kept serving during A's partition");
+    assert_eq!(failures_b, 0, "B never failed");
+    let bound = 2 * REDIS_RESPONSE_TIMEOUT + Duration::from_millis(1500);
+    assert!(
+        slowest <= bound,
+        "a refusal took {slowest:?}, over {bound:?}"
     );
 }
