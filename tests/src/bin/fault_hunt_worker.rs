@@ -32,7 +32,8 @@ use serde_json::json;
 
 const USAGE: &str = "usage:
   fault_hunt_worker run --urls URL[,URL...] --table T --ids N --out FILE \
-[--threads 16] [--max-seconds 1800] [--seed S] [--progress FILE]
+[--threads 16] [--max-seconds 1800] [--seed S] [--progress FILE] \
+[--raw-max 1000] [--run-max 10000] [--generator-max 5000]
   fault_hunt_worker check FILE...";
 
 fn main() {
@@ -133,11 +134,12 @@ impl Rng {
 /// How a thread takes its IDs.
 #[derive(Clone, Copy, Debug)]
 enum Style {
-    /// `SegmentClient::allocate` of 1..=40 000 IDs.
+    /// `SegmentClient::allocate` of 1..=`--raw-max` IDs.
     Raw,
-    /// `next_ids(1..=20 000)` on a generator shared with other threads.
+    /// `next_ids(1..=--run-max)` on a generator shared with other threads.
     SharedRuns,
-    /// `next_id()` 1000 times or `next_ids(1..=20 000)` on its own generator.
+    /// `next_id()` 1000 times or `next_ids(1..=--run-max)` on its own
+    /// generator.
     OwnGenerator,
 }
 
@@ -150,12 +152,17 @@ fn run(args: &[String]) {
     let seed = number(args, "--seed", std::process::id() as u64);
     let out = required(args, "--out").to_owned();
     let progress_file = flag(args, "--progress").map(str::to_owned);
+    // Sizes: small enough that the store is asked often (many allocations
+    // to crash in the middle of), large enough to move 10^9 IDs.
+    let raw_max = number(args, "--raw-max", 1000).max(1);
+    let run_max = number(args, "--run-max", 10_000).max(1);
+    let generator_max = number(args, "--generator-max", 5000).max(1000);
     let key = SegmentKey::new("sys", "db", table, "id").expect("a valid counter name");
     let config = ClientConfig::new(&urls)
         .and_then(|c| c.timeout(Duration::from_secs(10)))
         .expect("valid base URLs");
     let generator_config = || {
-        GeneratorConfig::with_bounds(1000, 1000, 200_000)
+        GeneratorConfig::with_bounds(1000, 1000, generator_max as i64)
             .expect("generator bounds")
             .max_wait(Duration::from_secs(20))
     };
@@ -209,8 +216,8 @@ fn run(args: &[String]) {
                 while got.ids < per_thread && Instant::now() < deadline {
                     let before = got.ids;
                     let want = rng.upto(match style {
-                        Style::Raw => 40_000,
-                        _ => 20_000,
+                        Style::Raw => raw_max,
+                        _ => run_max,
                     }) as i64;
                     // A finished next_id() burst has been recorded ID by ID: None.
                     let result = match style {
