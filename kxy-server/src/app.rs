@@ -69,6 +69,16 @@ impl AppState {
             settings.limits,
             settings.missing,
         ));
+        Self::with_segments(store, segments, settings).await
+    }
+
+    /// As [`AppState::new`], with an allocation service built by the caller
+    /// (the server's, which watches its store).
+    pub async fn with_segments(
+        store: Arc<dyn crate::store::Store>,
+        segments: Arc<SegmentService>,
+        settings: Settings,
+    ) -> Result<AppState, Error> {
         let auth = AuthService::new(
             Arc::clone(&store),
             settings.auth,

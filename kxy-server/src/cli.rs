@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +21,11 @@ use crate::credentials::CredentialService;
 use crate::databases::DatabaseService;
 use crate::identity::{AuthSettings, LockoutPolicy};
 use crate::segments::SegmentService;
-use crate::store::{self, MissingCounter, Registration, StoreConfig};
+use crate::store::durability::WaitReplicas;
+use crate::store::{self, DurabilityPolicy, MissingCounter, Registration, StoreConfig};
+use crate::store_guard::GuardSettings;
 use crate::vault::{MasterKey, Vault};
+use crate::witness::Witness;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -107,6 +111,36 @@ pub struct StoreArgs {
         global = true
     )]
     pub redis_prefix: String,
+    /// What Redis must guarantee before the server allocates from it:
+    /// `strict` (appendonly yes + appendfsync always, else refuse),
+    /// `replicas:N` (WAIT for N replicas after each allocation) or `unsafe`
+    /// (trust any setting; warned about and shown on /health).
+    #[arg(
+        long,
+        env = "KXY_REDIS_DURABILITY",
+        default_value = "strict",
+        value_parser = DurabilityPolicy::from_str,
+        global = true
+    )]
+    pub redis_durability: DurabilityPolicy,
+    /// How long an allocation waits for its replicas under
+    /// `--redis-durability replicas:N`, in milliseconds.
+    #[arg(
+        long,
+        env = "KXY_REDIS_WAIT_TIMEOUT_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub redis_wait_timeout_ms: u64,
+    /// Seconds between checks of the Redis store's durability and restarts
+    /// (a check also follows every store error).
+    #[arg(
+        long,
+        env = "KXY_REDIS_CHECK_INTERVAL",
+        default_value_t = 10,
+        global = true
+    )]
+    pub redis_check_interval: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,6 +152,24 @@ pub enum StoreKind {
 }
 
 impl StoreArgs {
+    /// How a serving instance watches its store. The Redis store keeps its
+    /// witness under --data-dir.
+    pub fn guard_settings(&self) -> Result<GuardSettings, Error> {
+        if self.redis_check_interval == 0 {
+            return Err(Error::Startup(
+                "--redis-check-interval must be at least 1".into(),
+            ));
+        }
+        Ok(GuardSettings {
+            policy: match self.store {
+                StoreKind::Embedded => DurabilityPolicy::Strict,
+                StoreKind::Redis => self.redis_durability,
+            },
+            interval: Duration::from_secs(self.redis_check_interval),
+            witness: (self.store == StoreKind::Redis).then(|| Witness::new(&self.data_dir)),
+        })
+    }
+
     pub fn config(&self) -> StoreConfig {
         match self.store {
             StoreKind::Embedded => StoreConfig::Embedded {
@@ -126,6 +178,13 @@ impl StoreArgs {
             StoreKind::Redis => StoreConfig::Redis {
                 url: self.redis_url.clone(),
                 prefix: self.redis_prefix.clone(),
+                wait_replicas: match self.redis_durability {
+                    DurabilityPolicy::Replicas(replicas) => Some(WaitReplicas {
+                        replicas,
+                        timeout: Duration::from_millis(self.redis_wait_timeout_ms.max(1)),
+                    }),
+                    _ => None,
+                },
             },
         }
     }
@@ -264,6 +323,10 @@ pub enum CountersCommand {
     /// Register a counter whose first ID will be START + 1. Re-running with a
     /// higher START raises it; a lower one changes nothing.
     Add(CounterAdd),
+    /// Raise a registered counter so that the next ID it hands out is
+    /// TO + 1: the recovery step after its store went backwards (lifts the
+    /// fence). Never lowers a counter; refuses an unknown one.
+    Raise(CounterRaise),
     /// List registered counters and the next ID each hands out.
     List {
         /// Print JSON instead of a table.
@@ -285,6 +348,22 @@ pub struct CounterAdd {
     /// The highest ID already in use (0 for a new counter).
     #[arg(long, allow_negative_numbers = true)]
     pub start: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct CounterRaise {
+    #[arg(long)]
+    pub system: String,
+    #[arg(long)]
+    pub db: String,
+    #[arg(long)]
+    pub table: String,
+    #[arg(long)]
+    pub field: String,
+    /// The highest ID that may be in use: at least the fence's floor (see
+    /// `counters list`), plus a margin for IDs clients held in their caches.
+    #[arg(long, allow_negative_numbers = true)]
+    pub to: i64,
 }
 
 /// Runs the parsed command line.
@@ -319,7 +398,14 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 scan_interval: (security.scan_interval > 0)
                     .then(|| Duration::from_secs(security.scan_interval)),
             };
-            let state = AppState::new(store, settings).await?;
+            let segments = SegmentService::guarded(
+                Arc::clone(&store),
+                limits,
+                missing,
+                cli.store.guard_settings()?,
+            )
+            .await?;
+            let state = AppState::with_segments(store, Arc::new(segments), settings).await?;
             state.watch(Duration::from_millis(security.policy_refresh_ms.max(10)));
             run_server(&cli.serve, state).await
         }
@@ -346,6 +432,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let segments = SegmentService::new(store, limits, missing);
             match command {
                 CountersCommand::Add(add) => add_counter(&segments, &add).await,
+                CountersCommand::Raise(raise) => raise_counter(&segments, &raise).await,
                 CountersCommand::List { json } => list_counters(&segments, json).await,
             }
         }
@@ -365,10 +452,11 @@ async fn run_server(args: &ServeArgs, state: AppState) -> Result<(), Error> {
         .local_addr()
         .map_err(|e| Error::Startup(format!("cannot read the bound address: {e}")))?;
     tracing::info!(
-        "kxy-server {} listening on http://{address} (store: {} at {}, auto-create: {}, allocation requires an API key: {}, master key: {})",
+        "kxy-server {} listening on http://{address} (store: {} at {}, durability: {}, auto-create: {}, allocation requires an API key: {}, master key: {})",
         env!("CARGO_PKG_VERSION"),
         store.backend(),
         store.location(),
+        state.segments.guard().report().mode,
         args.auto_create,
         args.security.allocation_requires_key,
         state
@@ -377,10 +465,14 @@ async fn run_server(args: &ServeArgs, state: AppState) -> Result<(), Error> {
             .fingerprint()
             .unwrap_or("none, storing secrets disabled"),
     );
+    let guard = Arc::clone(state.segments.guard());
     let app = router(state);
     serve(listener, app, shutdown_signal())
         .await
         .map_err(|e| Error::Startup(format!("server error: {e}")))?;
+    if let Some(witness) = guard.witness() {
+        guard.save_witness(witness).await;
+    }
     tracing::info!("kxy-server stopped");
     Ok(())
 }
@@ -410,17 +502,33 @@ async fn shutdown_signal() {
 
 async fn add_counter(segments: &SegmentService, add: &CounterAdd) -> Result<(), Error> {
     let key = SegmentKey::new(&add.system, &add.db, &add.table, &add.field)?;
+    let registration = segments.register(&key, add.start).await?;
+    print_registration(&key, add.start, registration);
+    Ok(())
+}
+
+async fn raise_counter(segments: &SegmentService, raise: &CounterRaise) -> Result<(), Error> {
+    let key = SegmentKey::new(&raise.system, &raise.db, &raise.table, &raise.field)?;
+    let registration = segments.raise(&key, raise.to).await?;
+    print_registration(&key, raise.to, registration);
+    Ok(())
+}
+
+fn print_registration(key: &SegmentKey, start: i64, registration: Registration) {
     let next = |current: i64| current.saturating_add(1);
-    match segments.register(&key, add.start).await? {
+    match registration {
         Registration::Created => println!(
-            "registered {key} at {}; the first ID handed out will be {}",
-            add.start,
-            next(add.start)
+            "registered {key} at {start}; the first ID handed out will be {}",
+            next(start)
         ),
         Registration::Raised { from } => println!(
-            "raised {key} from {from} to {}; the next ID handed out will be {}",
-            add.start,
-            next(add.start)
+            "raised {key} from {from} to {start}; the next ID handed out will be {}",
+            next(start)
+        ),
+        Registration::Unfenced { floor } => println!(
+            "raised {key} to {start} and lifted its fence (floor {floor}); the next ID handed \
+             out will be {}",
+            next(start)
         ),
         Registration::Unchanged { current } => println!(
             "{key} already stands at {current} (next ID {}); left unchanged, \
@@ -428,7 +536,6 @@ async fn add_counter(segments: &SegmentService, add: &CounterAdd) -> Result<(), 
             next(current)
         ),
     }
-    Ok(())
 }
 
 #[derive(Serialize)]
@@ -439,6 +546,8 @@ struct CounterRow<'a> {
     field_name: &'a str,
     current: i64,
     next_id: Option<i64>,
+    /// Refuses to allocate until raised to at least `current`.
+    fenced: bool,
 }
 
 async fn list_counters(segments: &SegmentService, json: bool) -> Result<(), Error> {
@@ -451,7 +560,8 @@ async fn list_counters(segments: &SegmentService, json: bool) -> Result<(), Erro
             table_name: c.key.table_name(),
             field_name: c.key.field_name(),
             current: c.current,
-            next_id: c.current.checked_add(1),
+            next_id: c.current.checked_add(1).filter(|_| !c.fenced),
+            fenced: c.fenced,
         })
         .collect();
     if json {
@@ -475,9 +585,11 @@ async fn list_counters(segments: &SegmentService, json: bool) -> Result<(), Erro
         "COUNTER", "CURRENT", "NEXT ID"
     );
     for (counter, row) in counters.iter().zip(&rows) {
-        let next = row
-            .next_id
-            .map_or("exhausted".to_owned(), |n| n.to_string());
+        let next = match row.next_id {
+            Some(n) => n.to_string(),
+            None if row.fenced => "FENCED: raise it".to_owned(),
+            None => "exhausted".to_owned(),
+        };
         println!(
             "{:<width$}  {:>20}  {:>20}",
             counter.key.storage_name(),

@@ -72,6 +72,22 @@ pub enum Error {
     MethodNotAllowed { method: String, path: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store handed out a segment at or below IDs handed out before.
+    #[error(
+        "store went backwards for {key}: expected > {expected_above}, got {}..={}; nothing \
+         was handed out, and the counter stays refused until an operator raises it \
+         (kxy-server counters raise, or POST /api/counters/raise)",
+        got.start,
+        got.end
+    )]
+    StoreWentBackwards {
+        key: kxy_core::SegmentKey,
+        expected_above: i64,
+        got: kxy_core::Segment,
+    },
+    /// The store's durability does not satisfy `--redis-durability`.
+    #[error("allocation is closed: {0}")]
+    NotDurable(String),
     /// Bad configuration or a failure to start: reported by the CLI, never
     /// sent over HTTP.
     #[error("{0}")]
@@ -111,6 +127,12 @@ impl Error {
             // Record names are chosen by the server; a bad one is a bug.
             Error::Store(StoreError::InvalidName(_)) => (S::INTERNAL_SERVER_ERROR, 50000),
             Error::Store(StoreError::Unavailable { .. }) => (S::SERVICE_UNAVAILABLE, 50301),
+            Error::StoreWentBackwards { .. } | Error::Store(StoreError::Fenced { .. }) => {
+                (S::SERVICE_UNAVAILABLE, 50303)
+            }
+            Error::NotDurable(_) => (S::SERVICE_UNAVAILABLE, 50304),
+            Error::Store(StoreError::NotReplicated { .. }) => (S::SERVICE_UNAVAILABLE, 50305),
+            Error::Store(StoreError::BelowFence { .. }) => (S::CONFLICT, 40904),
             Error::VaultDisabled => (S::SERVICE_UNAVAILABLE, 50302),
             Error::Database(_) => (S::BAD_GATEWAY, 50201),
             Error::Sealed(_) => (S::INTERNAL_SERVER_ERROR, 50002),

@@ -14,6 +14,10 @@
 //! - [`credentials`]: users' upstream credentials, sealed by the [`vault`].
 //! - [`databases`]: registered databases, initialization and the scanner.
 //! - [`store`]: the [`store::Store`] trait and its embedded and Redis backends.
+//! - [`store_guard`]: whether the store may be trusted right now: durability
+//!   checks, Redis restarts, fencing counters that went backwards.
+//! - [`high_water`]: per counter, the highest ID this instance handed out.
+//! - [`witness`]: those marks on disk, for a restarted instance.
 //! - [`envelope`]: the `{code, msg, data, traceId}` response shape and trace ids.
 //! - [`extract`]: request extractors that answer bad input in that envelope.
 //! - [`error`]: the crate's one error type and its HTTP mapping.
@@ -26,11 +30,14 @@ pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod grants;
+pub mod high_water;
 pub mod identity;
 pub mod keys;
 pub mod routes;
 pub mod segments;
 pub mod store;
+pub mod store_guard;
 pub mod vault;
+pub mod witness;
 
 pub use error::Error;

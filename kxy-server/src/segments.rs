@@ -1,47 +1,188 @@
 //! Segment allocation: the service kxy exists for.
 //!
 //! [`SegmentService`] applies the server's policy (the largest segment one
-//! request may take, whether unregistered counters are refused) and asks the
-//! store for the IDs. Handlers parse; this decides; the store carries out.
+//! request may take, whether unregistered counters are refused), asks the
+//! [`StoreGuard`] whether the store may be trusted right now, takes the IDs
+//! from the store, and fences them: a segment that does not start above what
+//! this instance (or the asking client) already received means the store went
+//! backwards, and nothing of it is handed out. Handlers parse; this decides;
+//! the store carries out.
 
 use std::sync::Arc;
 
 use kxy_core::{AllocationLimits, Segment, SegmentKey, counter_start};
 
 use crate::Error;
-use crate::store::{CounterState, MissingCounter, Registration, Store};
+use crate::high_water::{HighWater, WentBackwards};
+use crate::store::{CounterState, MissingCounter, Registration, Store, StoreError};
+use crate::store_guard::{GuardSettings, StoreGuard};
 
 /// Allocation and registration of counters, with the server's policy.
 pub struct SegmentService {
     store: Arc<dyn Store>,
     limits: AllocationLimits,
     missing: MissingCounter,
+    high_water: Arc<HighWater>,
+    guard: Arc<StoreGuard>,
+}
+
+/// What a client says it already received of a counter: sent with a request
+/// so a server without marks of its own (freshly started) still notices a
+/// store that went backwards.
+#[derive(Debug, Clone)]
+pub struct ClientMark {
+    /// The store the client's segments came from; the mark means nothing
+    /// for another store.
+    pub store_id: String,
+    /// The highest segment end the client received.
+    pub high_water: i64,
+}
+
+/// A segment and the store it came from.
+#[derive(Debug, Clone)]
+pub struct Allocated {
+    pub segment: Segment,
+    pub store_id: Arc<str>,
 }
 
 impl SegmentService {
+    /// A service that does not watch its store (the CLI's subcommands).
     pub fn new(store: Arc<dyn Store>, limits: AllocationLimits, missing: MissingCounter) -> Self {
+        let high_water = Arc::new(HighWater::default());
+        let guard = Arc::new(StoreGuard::unchecked(
+            Arc::clone(&store),
+            Arc::clone(&high_water),
+        ));
         SegmentService {
             store,
             limits,
             missing,
+            high_water,
+            guard,
         }
+    }
+
+    /// A service that checks its store's durability and history first (and
+    /// refuses to start if the store cannot keep the promise), then keeps
+    /// checking while it serves.
+    pub async fn guarded(
+        store: Arc<dyn Store>,
+        limits: AllocationLimits,
+        missing: MissingCounter,
+        settings: GuardSettings,
+    ) -> Result<Self, Error> {
+        let high_water = Arc::new(HighWater::default());
+        let guard =
+            StoreGuard::start(Arc::clone(&store), Arc::clone(&high_water), settings).await?;
+        guard.watch();
+        Ok(SegmentService {
+            store,
+            limits,
+            missing,
+            high_water,
+            guard,
+        })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
+    pub fn guard(&self) -> &Arc<StoreGuard> {
+        &self.guard
+    }
+
     /// Takes `segment_count` IDs from the counter.
-    pub async fn allocate(&self, key: &SegmentKey, segment_count: i64) -> Result<Segment, Error> {
+    pub async fn allocate(
+        &self,
+        key: &SegmentKey,
+        segment_count: i64,
+        client: Option<&ClientMark>,
+    ) -> Result<Allocated, Error> {
         let count = self.limits.segment_count(segment_count)?;
-        Ok(self.store.allocate(key, count, self.missing).await?)
+        self.guard.admit()?;
+        let store_id = self
+            .guard
+            .store_id()
+            .await
+            .inspect_err(|_| self.guard.store_failed())?;
+        // The mark must be taken before asking: answers to concurrent
+        // requests of one counter arrive in any order.
+        let before = self.high_water.get(key);
+        let segment = match self.store.allocate(key, count, self.missing).await {
+            Ok(segment) => segment,
+            Err(e) => {
+                if matches!(e, StoreError::Unavailable { .. }) {
+                    self.guard.store_failed();
+                }
+                return Err(e.into());
+            }
+        };
+        if let Err(backwards) = self.high_water.admit(key, before, segment) {
+            return Err(self.went_backwards(key, backwards).await);
+        }
+        if let Some(mark) = client.filter(|m| *m.store_id == *store_id)
+            && segment.start <= mark.high_water
+        {
+            // One client's word fences nothing for the others (a client
+            // could claim any mark); the client is refused, the log says why.
+            tracing::error!(
+                "store went backwards for {key}: the client already received IDs up to {}, the \
+                 store handed out {}..={}; refused",
+                mark.high_water,
+                segment.start,
+                segment.end
+            );
+            return Err(Error::StoreWentBackwards {
+                key: key.clone(),
+                expected_above: mark.high_water,
+                got: segment,
+            });
+        }
+        Ok(Allocated { segment, store_id })
+    }
+
+    /// Fences the counter in the store, so every instance refuses it, and
+    /// returns the refusal.
+    async fn went_backwards(&self, key: &SegmentKey, backwards: WentBackwards) -> Error {
+        let WentBackwards {
+            expected_above,
+            got,
+        } = backwards;
+        tracing::error!(
+            "store went backwards for {key}: this instance handed out IDs up to \
+             {expected_above}, the store now hands out {}..={}; fencing the counter until an \
+             operator raises it",
+            got.start,
+            got.end
+        );
+        if let Err(e) = self.store.fence(key, expected_above.max(got.end)).await {
+            tracing::error!("cannot fence {key} in the store: {e}");
+        }
+        Error::StoreWentBackwards {
+            key: key.clone(),
+            expected_above,
+            got,
+        }
     }
 
     /// Registers the counter so that its first ID is `start + 1`; never moves
-    /// an existing counter backwards.
+    /// an existing counter backwards. Lifts a fence if `start` reaches it.
     pub async fn register(&self, key: &SegmentKey, start: i64) -> Result<Registration, Error> {
         let start = counter_start(start)?;
         Ok(self.store.register(key, start).await?)
+    }
+
+    /// Raises a registered counter to `to` (the recovery step after its
+    /// store went backwards); refuses an unknown counter rather than create
+    /// one from a mistyped name.
+    pub async fn raise(&self, key: &SegmentKey, to: i64) -> Result<Registration, Error> {
+        let to = counter_start(to)?;
+        let known = self.store.counters().await?.iter().any(|c| c.key == *key);
+        if !known {
+            return Err(StoreError::NotRegistered { key: key.clone() }.into());
+        }
+        Ok(self.store.register(key, to).await?)
     }
 
     pub async fn counters(&self) -> Result<Vec<CounterState>, Error> {

@@ -310,6 +310,67 @@ async fn records_and_marks(store: &dyn Store) {
     );
 }
 
+/// A fenced counter refuses every allocation until registration raises it
+/// to its floor; the store's id stays the same.
+async fn fences_and_identity(store: &dyn Store) {
+    let id = store.store_id().await.unwrap();
+    assert_eq!(id.len(), 32, "{id}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    assert_eq!(store.store_id().await.unwrap(), id, "created once");
+
+    let fenced = key("fenced");
+    assert!(matches!(
+        store.fence(&fenced, 10).await,
+        Err(StoreError::NotRegistered { .. })
+    ));
+    store.register(&fenced, 100).await.unwrap();
+    store
+        .allocate(&fenced, count(10), MissingCounter::Refuse)
+        .await
+        .unwrap();
+    // The floor is the greatest of the asked floor and the counter's value.
+    assert_eq!(store.fence(&fenced, 50).await.unwrap(), 110);
+    assert_eq!(store.fence(&fenced, 500).await.unwrap(), 500);
+    assert_eq!(
+        store.fence(&fenced, 200).await.unwrap(),
+        500,
+        "never lowered"
+    );
+    for missing in [MissingCounter::Refuse, MissingCounter::Create] {
+        let refused = store.allocate(&fenced, count(1), missing).await;
+        assert!(
+            matches!(refused, Err(StoreError::Fenced { floor: 500, .. })),
+            "{refused:?}"
+        );
+    }
+    let listed = store.counters().await.unwrap();
+    let state = listed.iter().find(|c| c.key == fenced).unwrap();
+    assert_eq!((state.current, state.fenced), (500, true));
+    let below = store.register(&fenced, 499).await;
+    assert!(
+        matches!(below, Err(StoreError::BelowFence { floor: 500, .. })),
+        "{below:?}"
+    );
+    assert_eq!(
+        store.register(&fenced, 600).await.unwrap(),
+        Registration::Unfenced { floor: 500 }
+    );
+    let next = store
+        .allocate(&fenced, count(1), MissingCounter::Refuse)
+        .await
+        .unwrap();
+    assert_eq!(
+        next,
+        Segment {
+            start: 601,
+            end: 601
+        }
+    );
+    let listed = store.counters().await.unwrap();
+    let state = listed.iter().find(|c| c.key == fenced).unwrap();
+    assert_eq!((state.current, state.fenced), (601, false));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_store_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
@@ -321,6 +382,7 @@ async fn embedded_store_keeps_the_contract() {
     exact_near_the_top_and_exhaustion(store.as_ref()).await;
     concurrent_allocations_are_disjoint_and_gapless(Arc::clone(&store)).await;
     records_and_marks(store.as_ref()).await;
+    fences_and_identity(store.as_ref()).await;
     assert_eq!(store.backend(), "embedded");
 }
 
@@ -366,12 +428,14 @@ async fn redis_store_keeps_the_contract() {
     let config = StoreConfig::Redis {
         url: url.clone(),
         prefix: prefix.as_str().to_owned(),
+        wait_replicas: None,
     };
     let store = store::open(&config).await.unwrap();
     registration_and_allocation(store.as_ref()).await;
     exact_near_the_top_and_exhaustion(store.as_ref()).await;
     concurrent_allocations_are_disjoint_and_gapless(Arc::clone(&store)).await;
     records_and_marks(store.as_ref()).await;
+    fences_and_identity(store.as_ref()).await;
     assert_eq!(store.backend(), "redis");
 }
 
@@ -382,6 +446,7 @@ async fn redis_uses_the_seed_key_layout() {
     let config = StoreConfig::Redis {
         url: url.clone(),
         prefix: prefix.as_str().to_owned(),
+        wait_replicas: None,
     };
     let store = store::open(&config).await.unwrap();
     store
@@ -453,13 +518,25 @@ impl Store for CountingCalls {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
+    async fn store_id(&self) -> Result<String, StoreError> {
+        self.inner.store_id().await
+    }
+    async fn durability(&self) -> Result<store::DurabilityFacts, StoreError> {
+        self.inner.durability().await
+    }
+    async fn fence(&self, key: &SegmentKey, floor: i64) -> Result<i64, StoreError> {
+        self.inner.fence(key, floor).await
+    }
     async fn allocate(
         &self,
         key: &SegmentKey,
         count: SegmentCount,
         missing: MissingCounter,
     ) -> Result<Segment, StoreError> {
-        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if key.table_name() == "panics" && call == 0 {
+            panic!("injected: the first store call of this counter panics");
+        }
         self.inner.allocate(key, count, missing).await
     }
     async fn register(&self, key: &SegmentKey, start: i64) -> Result<Registration, StoreError> {
@@ -500,12 +577,43 @@ impl Store for CountingCalls {
     }
 }
 
+/// A store call that panics fails the requests it served, and the next
+/// request of that counter is served again (the worker's queue is not left
+/// behind without a worker).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_coalescer_does_not_wedge_its_counter() {
+    let url = require_redis!();
+    let prefix = KeyPrefix::new(&url, "coalesce_panic");
+    let store = Coalescing::new(CountingCalls {
+        inner: redis_store::RedisStore::open(&url, prefix.as_str(), None).unwrap(),
+        calls: Default::default(),
+    });
+    store.register(&key("panics"), 0).await.unwrap();
+    let first = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.allocate(&key("panics"), count(5), MissingCounter::Refuse),
+    )
+    .await
+    .expect("the request whose store call panicked is answered");
+    assert!(
+        matches!(first, Err(StoreError::Unavailable { .. })),
+        "{first:?}"
+    );
+    let second = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.allocate(&key("panics"), count(5), MissingCounter::Refuse),
+    )
+    .await
+    .expect("the counter is served again");
+    assert_eq!(second.unwrap(), Segment { start: 1, end: 5 });
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_allocations_of_one_counter_are_coalesced() {
     let url = require_redis!();
     let prefix = KeyPrefix::new(&url, "coalesce");
     let counting = CountingCalls {
-        inner: redis_store::RedisStore::open(&url, prefix.as_str()).unwrap(),
+        inner: redis_store::RedisStore::open(&url, prefix.as_str(), None).unwrap(),
         calls: Default::default(),
     };
     let store = Arc::new(Coalescing::new(counting));

@@ -39,9 +39,18 @@ macro_rules! require_redis {
 }
 
 /// A key prefix no other test or run shares. Dropping it deletes its keys.
+///
+/// Servers on it run with `--redis-durability unsafe`: the shared Redis keeps
+/// nothing on disk (no AOF), so the default `strict` policy would rightly
+/// refuse it. These tests are about identity, keys, scans and failover, not
+/// about surviving a Redis crash; the fault tests run their own durable
+/// `redis-server`. Each prefix has its own data directory for the servers'
+/// witness files.
 pub struct KeyPrefix {
     prefix: String,
     url: String,
+    data_dir: tempfile::TempDir,
+    data_dir_arg: String,
 }
 
 impl KeyPrefix {
@@ -50,9 +59,12 @@ impl KeyPrefix {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_nanos();
+        let data_dir = tempfile::tempdir().expect("a temporary data directory");
         KeyPrefix {
             prefix: format!("kxytest:{test}:{}:{nanos}", std::process::id()),
             url: url.to_owned(),
+            data_dir_arg: data_dir.path().to_str().expect("a UTF-8 path").to_owned(),
+            data_dir,
         }
     }
 
@@ -60,7 +72,8 @@ impl KeyPrefix {
         &self.prefix
     }
 
-    /// The `kxy-server` arguments that select this Redis and prefix.
+    /// The `kxy-server` arguments that select this Redis and prefix (and,
+    /// see above, accept its lack of durability).
     pub fn store_args(&self) -> Vec<&str> {
         vec![
             "--store",
@@ -69,7 +82,16 @@ impl KeyPrefix {
             &self.url,
             "--redis-prefix",
             &self.prefix,
+            "--redis-durability",
+            "unsafe",
+            "--data-dir",
+            &self.data_dir_arg,
         ]
+    }
+
+    /// The servers' data directory (their witness files).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
     }
 }
 
@@ -92,7 +114,8 @@ impl Drop for KeyPrefix {
 }
 
 /// A `redis-server` of the test's own, without persistence, on a free port;
-/// for tests that stop and restart Redis. Killed when dropped.
+/// for tests that stop and restart Redis. Killed when dropped. Servers on it
+/// need `--redis-durability unsafe` (see [`PrivateRedis::store_args`]).
 pub struct PrivateRedis {
     port: u16,
     child: Option<Child>,
@@ -108,6 +131,24 @@ impl PrivateRedis {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `kxy-server` arguments for this Redis. It keeps nothing on disk, so
+    /// they accept that with `--redis-durability unsafe`; `data_dir` holds
+    /// the servers' witness files.
+    pub fn store_args(&self, data_dir: &std::path::Path) -> Vec<String> {
+        [
+            "--store",
+            "redis",
+            "--redis-url",
+            &self.url(),
+            "--redis-durability",
+            "unsafe",
+            "--data-dir",
+            data_dir.to_str().expect("a UTF-8 path"),
+        ]
+        .map(str::to_owned)
+        .to_vec()
     }
 
     /// Starts it (again) on the same port, empty.

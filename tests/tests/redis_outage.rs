@@ -21,9 +21,13 @@ async fn allocate_until_reachable(http: &reqwest::Client, base: &str) -> Answer 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_gives_503_and_a_redis_that_lost_its_data_refuses() {
     let mut redis = PrivateRedis::start();
-    let url = redis.url();
-    register_counter(&["--store", "redis", "--redis-url", &url], "orders", 500);
-    let server = ServerProcess::start(&["--store", "redis", "--redis-url", &url], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    // This Redis keeps nothing on disk, which is what the test is about:
+    // it comes back empty. So the server must accept a non-durable Redis.
+    let owned = redis.store_args(dir.path());
+    let store: Vec<&str> = owned.iter().map(String::as_str).collect();
+    register_counter(&store, "orders", 500);
+    let server = ServerProcess::start(&store, &[]);
     let http = reqwest::Client::new();
     let base = server.base_url();
 
@@ -64,7 +68,7 @@ async fn outage_gives_503_and_a_redis_that_lost_its_data_refuses() {
     assert_eq!(get(&http, base, "/health").await.unwrap().status, 200);
 
     // The operator re-registers above the last ID handed out; allocation goes on.
-    register_counter(&["--store", "redis", "--redis-url", &url], "orders", 510);
+    register_counter(&store, "orders", 510);
     let segment = allocate(&http, base, "orders", "id", 10)
         .await
         .unwrap()

@@ -32,7 +32,7 @@ use crate::Error;
 use crate::identity::tokens::{is_id, now, random_id};
 use crate::segments::SegmentService;
 use crate::store::records::typed;
-use crate::store::{Expect, Registration, Store};
+use crate::store::{Expect, Registration, Store, StoreError};
 use crate::vault::{Sealed, Vault};
 use drivers::{DbType, TableInfo, Target};
 
@@ -408,9 +408,19 @@ impl DatabaseService {
             &table.name,
             &field,
         )?;
-        let (outcome, current) = match self.segments.register(&key, start).await? {
+        let registration = match self.segments.register(&key, start).await {
+            Ok(registration) => registration,
+            // A fenced counter waits for a raise to its floor; the rest of
+            // the tables go on.
+            Err(Error::Store(e @ StoreError::BelowFence { .. })) => {
+                return Ok(Err(e.to_string()));
+            }
+            Err(e) => return Err(e),
+        };
+        let (outcome, current) = match registration {
             Registration::Created => ("created", start),
             Registration::Raised { .. } => ("raised", start),
+            Registration::Unfenced { .. } => ("unfenced", start),
             Registration::Unchanged { current } => ("unchanged", current),
         };
         Ok(Ok(RegisteredTable {
@@ -486,6 +496,7 @@ impl DatabaseService {
         let (outcome, current) = match self.segments.register(&key, start).await? {
             Registration::Created => ("created", start),
             Registration::Raised { .. } => ("raised", start),
+            Registration::Unfenced { .. } => ("unfenced", start),
             Registration::Unchanged { current } => ("unchanged", current),
         };
         Ok(RegisteredTable {

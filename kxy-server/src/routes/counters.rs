@@ -26,6 +26,12 @@ pub fn routes() -> Vec<RouteSpec> {
             Access::Permission("counters:write"),
             add,
         ),
+        route(
+            Method::POST,
+            "/api/counters/raise",
+            Access::Permission("counters:write"),
+            raise,
+        ),
     ]
 }
 
@@ -37,6 +43,9 @@ struct CounterView {
     field_name: String,
     current: i64,
     next_id: Option<i64>,
+    /// The store went backwards: the counter refuses to allocate until
+    /// raised to at least `current`.
+    fenced: bool,
 }
 
 async fn list(State(state): State<AppState>) -> Result<Envelope<Vec<CounterView>>, Error> {
@@ -49,7 +58,8 @@ async fn list(State(state): State<AppState>) -> Result<Envelope<Vec<CounterView>
             table_name: c.key.table_name().to_owned(),
             field_name: c.key.field_name().to_owned(),
             current: c.current,
-            next_id: c.current.checked_add(1),
+            next_id: c.current.checked_add(1).filter(|_| !c.fenced),
+            fenced: c.fenced,
         })
         .collect();
     Ok(Envelope::ok("ok", views))
@@ -66,12 +76,66 @@ struct NewCounter {
     start: i64,
 }
 
+/// `POST /api/counters/raise`: the recovery step after a store went
+/// backwards.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RaiseCounter {
+    system_code: String,
+    db_name: String,
+    table_name: String,
+    field_name: String,
+    /// The highest ID that may be in use; the next one handed out is `to + 1`.
+    to: i64,
+}
+
 #[derive(Serialize)]
 struct Registered {
-    /// `created`, `raised` or `unchanged` (counters never move backwards).
+    /// `created`, `raised`, `unfenced` or `unchanged` (counters never move
+    /// backwards).
     outcome: &'static str,
     current: i64,
     next_id: i64,
+}
+
+impl Registered {
+    fn new(registration: Registration, requested: i64) -> Self {
+        let (outcome, current) = match registration {
+            Registration::Created => ("created", requested),
+            Registration::Raised { .. } => ("raised", requested),
+            Registration::Unfenced { .. } => ("unfenced", requested),
+            Registration::Unchanged { current } => ("unchanged", current),
+        };
+        Registered {
+            outcome,
+            current,
+            next_id: current.saturating_add(1),
+        }
+    }
+}
+
+async fn raise(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RaiseCounter>,
+) -> Result<Envelope<Registered>, Error> {
+    let key = SegmentKey::new(
+        &body.system_code,
+        &body.db_name,
+        &body.table_name,
+        &body.field_name,
+    )?;
+    let registration = state.segments.raise(&key, body.to).await?;
+    if let Registration::Unfenced { floor } = registration {
+        tracing::warn!(
+            "counter {key} raised to {} and unfenced (floor {floor})",
+            body.to
+        );
+    }
+    let registered = Registered::new(registration, body.to);
+    Ok(Envelope::ok(
+        format!("counter {key} {}", registered.outcome),
+        registered,
+    ))
 }
 
 async fn add(
@@ -84,15 +148,10 @@ async fn add(
         &body.table_name,
         &body.field_name,
     )?;
-    let (outcome, current) = match state.segments.register(&key, body.start).await? {
-        Registration::Created => ("created", body.start),
-        Registration::Raised { .. } => ("raised", body.start),
-        Registration::Unchanged { current } => ("unchanged", current),
-    };
-    let registered = Registered {
-        outcome,
-        current,
-        next_id: current.saturating_add(1),
-    };
-    Ok(Envelope::ok(format!("counter {key} {outcome}"), registered))
+    let registration = state.segments.register(&key, body.start).await?;
+    let registered = Registered::new(registration, body.start);
+    Ok(Envelope::ok(
+        format!("counter {key} {}", registered.outcome),
+        registered,
+    ))
 }

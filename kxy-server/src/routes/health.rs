@@ -1,7 +1,10 @@
 //! `GET /health`: is this instance up, and can it reach its store?
 //!
 //! Load balancers take an instance out of rotation on a non-2xx answer, so an
-//! unreachable store answers 503: the instance cannot allocate anyway.
+//! instance that cannot allocate answers 503: its store is unreachable, or
+//! not durable enough for `--redis-durability`. The answer also says how
+//! durable the store is and when that was last checked; a store trusted
+//! under `--redis-durability unsafe` is listed in `warnings`.
 
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
@@ -11,6 +14,7 @@ use serde::Serialize;
 use super::{Access, RouteSpec, route};
 use crate::app::AppState;
 use crate::envelope::Envelope;
+use crate::store::durability::DurabilityReport;
 
 pub fn routes() -> Vec<RouteSpec> {
     vec![route(Method::GET, "/health", Access::Public, health)]
@@ -21,6 +25,8 @@ struct Health {
     status: &'static str,
     version: &'static str,
     store: StoreHealth,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -30,32 +36,45 @@ struct StoreHealth {
     reachable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    durability: DurabilityReport,
 }
 
 async fn health(State(state): State<AppState>) -> Response {
     let store = state.segments.store();
+    let guard = state.segments.guard();
     let ping = store.ping().await;
-    let health = |status, error: Option<String>| Health {
-        status,
+    let durability = guard.report();
+    let warnings = if guard.trusted_unsafely() {
+        vec![durability.detail.clone()]
+    } else {
+        Vec::new()
+    };
+    let failure = match (&ping, guard.admit()) {
+        (Err(e), _) => Some((50301, e.to_string())),
+        (Ok(()), Err(e)) => Some((e.status_and_code().1, e.to_string())),
+        (Ok(()), Ok(())) => None,
+    };
+    let health = Health {
+        status: if failure.is_some() {
+            "unavailable"
+        } else {
+            "ok"
+        },
         version: env!("CARGO_PKG_VERSION"),
         store: StoreHealth {
             backend: store.backend(),
             location: store.location(),
-            reachable: error.is_none(),
-            error,
+            reachable: ping.is_ok(),
+            error: ping.err().map(|e| e.to_string()),
+            durability,
         },
+        warnings,
     };
-    match ping {
-        Ok(()) => Envelope::ok("ok", health("ok", None)).into_response(),
-        Err(e) => {
-            let msg = e.to_string();
-            Envelope::failure_with(
-                StatusCode::SERVICE_UNAVAILABLE,
-                50301,
-                msg.clone(),
-                health("unavailable", Some(msg)),
-            )
-            .into_response()
+    match failure {
+        None => Envelope::ok("ok", health).into_response(),
+        Some((code, msg)) => {
+            Envelope::failure_with(StatusCode::SERVICE_UNAVAILABLE, code, msg, health)
+                .into_response()
         }
     }
 }

@@ -23,7 +23,10 @@ use tokio::sync::oneshot;
 
 use std::time::Duration;
 
-use super::{CounterState, Expect, Mark, MissingCounter, Record, Registration, Store, StoreError};
+use super::{
+    CounterState, DurabilityFacts, Expect, Mark, MissingCounter, Record, Registration, Store,
+    StoreError,
+};
 
 /// A [`Store`] that merges concurrent allocations per counter; every other
 /// operation goes straight to the inner store.
@@ -75,6 +78,18 @@ impl<S: Store> Store for Coalescing<S> {
         self.shared.inner.ping().await
     }
 
+    async fn store_id(&self) -> Result<String, StoreError> {
+        self.shared.inner.store_id().await
+    }
+
+    async fn durability(&self) -> Result<DurabilityFacts, StoreError> {
+        self.shared.inner.durability().await
+    }
+
+    async fn fence(&self, key: &SegmentKey, floor: i64) -> Result<i64, StoreError> {
+        self.shared.inner.fence(key, floor).await
+    }
+
     async fn allocate(
         &self,
         key: &SegmentKey,
@@ -87,7 +102,7 @@ impl<S: Store> Store for Coalescing<S> {
             missing,
             reply,
         };
-        let start_worker = match self.shared.queues.lock().unwrap().entry(key.clone()) {
+        let start_worker = match self.shared.lock_queues().entry(key.clone()) {
             Entry::Occupied(mut queue) => {
                 queue.get_mut().push(waiter);
                 false
@@ -166,17 +181,72 @@ impl<S: Store> Store for Coalescing<S> {
     }
 }
 
+/// Hands a counter's queue on when its worker ends abnormally (a panic in
+/// the store call): the requests of the failed call are answered with an
+/// error as their reply senders drop, and the requests queued behind it get
+/// a new worker.
+struct WorkerGuard<S: Store> {
+    shared: Arc<Shared<S>>,
+    key: SegmentKey,
+    /// Set when the worker ended normally, having removed its queue.
+    done: bool,
+}
+
+impl<S: Store> Drop for WorkerGuard<S> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut queues = self.shared.lock_queues();
+        let Some(queue) = queues.get(&self.key) else {
+            return;
+        };
+        tracing::error!(
+            "the allocation worker of {} stopped abnormally; {} queued requests go to a new one",
+            self.key,
+            queue.len()
+        );
+        if queue.is_empty() {
+            queues.remove(&self.key);
+        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(Arc::clone(&self.shared).serve(self.key.clone()));
+        } else {
+            // No runtime to serve them: dropping them answers with an error.
+            queues.remove(&self.key);
+        }
+    }
+}
+
+impl<S> Shared<S> {
+    /// The queues, even if a panicking thread poisoned the lock: every
+    /// change under it is a single push, take or remove.
+    fn lock_queues(&self) -> std::sync::MutexGuard<'_, HashMap<SegmentKey, Vec<Waiter>>> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 impl<S: Store> Shared<S> {
     /// The worker of one counter: serves its queue batch by batch until it
     /// finds it empty, then removes the entry (under the lock, so a request
     /// arriving at that moment starts a new worker).
     async fn serve(self: Arc<Self>, key: SegmentKey) {
+        // If the store call panics, the guard removes the counter's queue,
+        // which fails its waiters and lets the next request start a new
+        // worker, instead of queueing behind a worker that is gone.
+        let mut worker = WorkerGuard {
+            shared: Arc::clone(&self),
+            key: key.clone(),
+            done: false,
+        };
         loop {
             let batch = {
-                let mut queues = self.queues.lock().unwrap();
+                let mut queues = self.lock_queues();
                 let queue = queues.get_mut(&key).expect("a served counter has a queue");
                 if queue.is_empty() {
                     queues.remove(&key);
+                    // A request arriving from now on starts a new worker;
+                    // the guard must not start another for it.
+                    worker.done = true;
                     return;
                 }
                 std::mem::take(queue)

@@ -18,6 +18,7 @@
 //! segment is returned.
 
 pub mod coalesce;
+pub mod durability;
 pub mod embedded;
 pub mod records;
 pub mod redis;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kxy_core::{Exhausted, Segment, SegmentCount, SegmentKey};
 
+pub use durability::{DurabilityFacts, DurabilityPolicy, RedisFacts};
 pub use records::{Expect, Mark, Record};
 
 /// What to do when asked to allocate from a counter that was never registered.
@@ -54,6 +56,10 @@ pub enum Registration {
     Raised { from: i64 },
     /// The counter already stood at or above the requested value.
     Unchanged { current: i64 },
+    /// The counter was fenced at `floor` (its store went backwards) and now
+    /// stands at the requested value, at or above the floor: allocation
+    /// resumes.
+    Unfenced { floor: i64 },
 }
 
 /// A counter and the highest ID it has handed out (or reserved at
@@ -61,7 +67,11 @@ pub enum Registration {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CounterState {
     pub key: SegmentKey,
+    /// For a fenced counter, its floor (see [`Store::fence`]).
     pub current: i64,
+    /// Whether the counter is fenced: it refuses to allocate until raised
+    /// to at least `current`.
+    pub fenced: bool,
 }
 
 /// Why a store operation failed.
@@ -83,6 +93,30 @@ pub enum StoreError {
     },
     #[error("invalid record name {0:?}")]
     InvalidName(String),
+    /// The counter was fenced after its store went backwards; it refuses
+    /// until an operator raises it to at least `floor`.
+    #[error(
+        "counter {key} is fenced because its store went backwards: IDs up to {floor} may have \
+         been handed out already; raise it to at least {floor} plus a margin for IDs clients \
+         hold (kxy-server counters raise, or POST /api/counters/raise)"
+    )]
+    Fenced { key: SegmentKey, floor: i64 },
+    /// A registration below the floor of a fenced counter.
+    #[error(
+        "counter {key} is fenced at {floor} (its store went backwards); raise it to at least \
+         {floor}, plus a margin for IDs clients hold"
+    )]
+    BelowFence { key: SegmentKey, floor: i64 },
+    /// `WAIT` saw fewer replicas acknowledge the allocation than required.
+    #[error(
+        "only {acked} of the {wanted} Redis replicas required acknowledged the allocation \
+         within {timeout_ms} ms; its IDs are not handed out"
+    )]
+    NotReplicated {
+        acked: u64,
+        wanted: u64,
+        timeout_ms: u64,
+    },
 }
 
 /// The operations the server needs from a backend.
@@ -98,6 +132,22 @@ pub trait Store: Send + Sync + 'static {
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// The store's identity: 32 hex digits created once, when the store is
+    /// first initialised, and the same for every instance on it. Clients
+    /// pin counters to it, so that two independent stores behind one
+    /// client's list of servers cannot hand it the same ranges.
+    async fn store_id(&self) -> Result<String, StoreError>;
+
+    /// What the backend says about its own durability (Redis settings, or
+    /// the embedded store's fsync-before-reply).
+    async fn durability(&self) -> Result<DurabilityFacts, StoreError>;
+
+    /// Fences the counter after its store was seen going backwards: every
+    /// allocation refuses with [`StoreError::Fenced`] until [`Store::register`]
+    /// raises it to at least the floor, which is the greatest of `floor`,
+    /// the counter's current value and any earlier fence. Returns the floor.
+    async fn fence(&self, key: &SegmentKey, floor: i64) -> Result<i64, StoreError>;
+
     /// Takes the next `count` IDs of the counter, atomically and durably.
     async fn allocate(
         &self,
@@ -107,8 +157,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Segment, StoreError>;
 
     /// Registers the counter so that its first ID is `start + 1`, or raises
-    /// it to `start` if it stands lower; never lowers it. `start` must have
-    /// passed [`kxy_core::counter_start`].
+    /// it to `start` if it stands lower; never lowers it. A fenced counter
+    /// is raised (and its fence lifted) only if `start` reaches its floor,
+    /// else [`StoreError::BelowFence`]. `start` must have passed
+    /// [`kxy_core::counter_start`].
     async fn register(&self, key: &SegmentKey, start: i64) -> Result<Registration, StoreError>;
 
     /// Every registered counter, ordered by key.
@@ -163,6 +215,9 @@ pub enum StoreConfig {
         /// Prepended to every key, `kxy:id` by default (the seed's layout);
         /// lets several deployments or test runs share one Redis.
         prefix: String,
+        /// With `Some`, every allocation is followed by `WAIT` for that many
+        /// replicas (see [`DurabilityPolicy::Replicas`]).
+        wait_replicas: Option<durability::WaitReplicas>,
     },
 }
 
@@ -171,8 +226,19 @@ pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match config {
         StoreConfig::Embedded { data_dir } => Arc::new(embedded::EmbeddedStore::open(data_dir)?),
         // The embedded store batches in its writer thread already.
-        StoreConfig::Redis { url, prefix } => Arc::new(coalesce::Coalescing::new(
-            redis::RedisStore::open(url, prefix)?,
-        )),
+        StoreConfig::Redis {
+            url,
+            prefix,
+            wait_replicas,
+        } => Arc::new(coalesce::Coalescing::new(redis::RedisStore::open(
+            url,
+            prefix,
+            *wait_replicas,
+        )?)),
     })
+}
+
+/// A new store id: 128 random bits as 32 hex digits.
+pub(crate) fn new_store_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }

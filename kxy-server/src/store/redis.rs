@@ -25,6 +25,7 @@ use kxy_core::{Segment, SegmentCount, SegmentKey};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError, Script};
 
+use super::durability::{DurabilityFacts, RedisFacts, WaitReplicas};
 use super::records::check_name;
 use super::{CounterState, Expect, Mark, MissingCounter, Record, Registration, Store, StoreError};
 
@@ -36,8 +37,10 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// KEYS[1]: counter. ARGV[1]: count. ARGV[2]: "1" to create a missing counter.
-/// Replies `{"ok", new_value}`, `{"missing"}`, `{"exhausted", value}` or
-/// `{"corrupt", value}`.
+/// Replies `{"ok", new_value}`, `{"missing"}`, `{"exhausted", value}`,
+/// `{"fenced", floor}` or `{"corrupt", value}`. A fenced counter holds
+/// `fenced:<floor>`, which INCRBY refuses, so the check costs nothing on the
+/// usual path (and the seed's Python service refuses it too).
 const ALLOCATE: &str = r#"
 if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[1]) == 0 then
   return {'missing'}
@@ -45,6 +48,10 @@ end
 local r = redis.pcall('INCRBY', KEYS[1], ARGV[1])
 if type(r) == 'table' and r.err then
   local value = redis.call('GET', KEYS[1]) or ''
+  local floor = string.match(value, '^fenced:(%d+)$')
+  if floor then
+    return {'fenced', floor}
+  end
   if string.find(r.err, 'overflow') then
     return {'exhausted', value}
   end
@@ -53,26 +60,69 @@ end
 return {'ok', redis.call('GET', KEYS[1])}
 "#;
 
+/// Lua helper: whether canonical non-negative decimal `a` < `b`. Compares
+/// by length, then lexically: exact where Lua's doubles would not be.
+const LESS: &str = r#"
+local function less(a, b)
+  return #a < #b or (#a == #b and a < b)
+end
+local function canonical(v)
+  return v == '0' or string.match(v, '^[1-9]%d*$') ~= nil
+end
+"#;
+
 /// KEYS[1]: counter. ARGV[1]: start, a canonical non-negative decimal.
 /// Raises the counter to ARGV[1] unless it already stands at or above it.
-/// Compares decimal strings by length, then lexically: exact for canonical
-/// non-negative integers, where Lua's doubles would not be.
-/// Replies `{"created"}`, `{"raised", old}`, `{"unchanged", current}` or
-/// `{"corrupt", value}`.
+/// A fenced counter is raised (and unfenced) only to its floor or above.
+/// Replies `{"created"}`, `{"raised", old}`, `{"unchanged", current}`,
+/// `{"unfenced", floor}`, `{"below_fence", floor}` or `{"corrupt", value}`.
 const REGISTER: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 if not cur then
   redis.call('SET', KEYS[1], ARGV[1])
   return {'created'}
 end
-if not (cur == '0' or string.match(cur, '^[1-9]%d*$')) then
+local floor = string.match(cur, '^fenced:(%d+)$')
+if floor then
+  if less(ARGV[1], floor) then
+    return {'below_fence', floor}
+  end
+  redis.call('SET', KEYS[1], ARGV[1])
+  return {'unfenced', floor}
+end
+if not canonical(cur) then
   return {'corrupt', cur}
 end
-if #cur < #ARGV[1] or (#cur == #ARGV[1] and cur < ARGV[1]) then
+if less(cur, ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[1])
   return {'raised', cur}
 end
 return {'unchanged', cur}
+"#;
+
+/// KEYS[1]: counter. ARGV[1]: floor, a canonical non-negative decimal.
+/// Fences the counter at the greatest of ARGV[1], its value and an earlier
+/// fence. Replies `{"fenced", floor}`, `{"missing"}` or `{"corrupt", value}`.
+const FENCE: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  return {'missing'}
+end
+local floor = string.match(cur, '^fenced:(%d+)$') or cur
+if not canonical(floor) then
+  return {'corrupt', cur}
+end
+if less(floor, ARGV[1]) then
+  floor = ARGV[1]
+end
+redis.call('SET', KEYS[1], 'fenced:' .. floor)
+return {'fenced', floor}
+"#;
+
+/// KEYS[1]: the store id's key. ARGV[1]: a new id, kept only if none exists.
+const STORE_ID: &str = r#"
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
 "#;
 
 /// KEYS[1]: the collection's hash. ARGV: id, JSON, expected version
@@ -123,6 +173,10 @@ pub struct RedisStore {
     prefix: String,
     allocate: Script,
     register: Script,
+    fence: Script,
+    store_id: Script,
+    /// `WAIT` after each allocation (the replicas durability policy).
+    wait_replicas: Option<WaitReplicas>,
     put_record: Script,
     delete_record: Script,
     hit_mark: Script,
@@ -132,7 +186,11 @@ impl RedisStore {
     /// Prepares a connection to `url`. The connection is made on first use
     /// and re-made after failures, so the server starts (and reports the
     /// outage on `/health`) even while Redis is down.
-    pub fn open(url: &str, prefix: &str) -> Result<Self, StoreError> {
+    pub fn open(
+        url: &str,
+        prefix: &str,
+        wait_replicas: Option<WaitReplicas>,
+    ) -> Result<Self, StoreError> {
         validate_prefix(prefix)?;
         let display_url = redact_password(url);
         let client = redis::Client::open(url)
@@ -150,7 +208,10 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             display_url,
             allocate: Script::new(ALLOCATE),
-            register: Script::new(REGISTER),
+            register: Script::new(&format!("{LESS}{REGISTER}")),
+            fence: Script::new(&format!("{LESS}{FENCE}")),
+            store_id: Script::new(STORE_ID),
+            wait_replicas,
             put_record: Script::new(PUT_RECORD),
             delete_record: Script::new(DELETE_RECORD),
             hit_mark: Script::new(HIT_MARK),
@@ -202,6 +263,66 @@ impl Store for RedisStore {
             .map_err(|e| self.failure(e))
     }
 
+    async fn store_id(&self) -> Result<String, StoreError> {
+        let mut connection = self.connection.clone();
+        self.store_id
+            .key(format!("{}:store_id", self.prefix))
+            .arg(super::new_store_id())
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.failure(e))
+    }
+
+    async fn durability(&self) -> Result<DurabilityFacts, StoreError> {
+        let mut connection = self.connection.clone();
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .arg("persistence")
+            .arg("replication")
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| self.failure(e))?;
+        let appendfsync = match redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("appendfsync")
+            .query_async::<Vec<String>>(&mut connection)
+            .await
+        {
+            Ok(pair) => match pair.as_slice() {
+                [_, value] => Ok(value.clone()),
+                _ => Err("CONFIG GET appendfsync returned nothing".to_owned()),
+            },
+            // A renamed or denied CONFIG answers with a server error; a
+            // broken connection is an outage, not a fact about Redis.
+            Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
+                return Err(self.failure(e));
+            }
+            Err(e) => Err(format!("CONFIG GET refused: {e}")),
+        };
+        Ok(DurabilityFacts::Redis(parse_info(&info, appendfsync)))
+    }
+
+    async fn fence(&self, key: &SegmentKey, floor: i64) -> Result<i64, StoreError> {
+        let mut connection = self.connection.clone();
+        let reply: Vec<String> = self
+            .fence
+            .key(self.redis_key(key))
+            .arg(floor.max(0).to_string())
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.failure(e))?;
+        let corrupt = |value: &String| StoreError::Corrupt {
+            key: key.clone(),
+            value: value.clone(),
+        };
+        match reply.as_slice() {
+            [status, floor] if status == "fenced" => floor.parse().map_err(|_| corrupt(floor)),
+            [status] if status == "missing" => Err(StoreError::NotRegistered { key: key.clone() }),
+            [status, value] if status == "corrupt" => Err(corrupt(value)),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
     async fn allocate(
         &self,
         key: &SegmentKey,
@@ -214,14 +335,18 @@ impl Store for RedisStore {
         } else {
             "0"
         };
-        let reply: Vec<String> = self
-            .allocate
+        let mut invocation = self.allocate.prepare_invoke();
+        invocation
             .key(self.redis_key(key))
             .arg(count.get())
-            .arg(create)
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|e| self.failure(e))?;
+            .arg(create);
+        let reply = match self.wait_replicas {
+            None => invocation
+                .invoke_async::<Vec<String>>(&mut connection)
+                .await
+                .map_err(|e| self.failure(e))?,
+            Some(wait) => self.allocate_and_wait(&invocation, wait).await?,
+        };
         let corrupt = |value: &str| StoreError::Corrupt {
             key: key.clone(),
             value: value.to_owned(),
@@ -239,6 +364,10 @@ impl Store for RedisStore {
                     current: value.parse().map_err(|_| corrupt(value))?,
                     requested: count.get(),
                 },
+            }),
+            [status, floor] if status == "fenced" => Err(StoreError::Fenced {
+                key: key.clone(),
+                floor: floor.parse().map_err(|_| corrupt(floor))?,
             }),
             [status, value] if status == "corrupt" => Err(corrupt(value)),
             other => Err(self.unexpected(other)),
@@ -266,6 +395,13 @@ impl Store for RedisStore {
             [status, old] if status == "raised" => Ok(Registration::Raised { from: number(old)? }),
             [status, current] if status == "unchanged" => Ok(Registration::Unchanged {
                 current: number(current)?,
+            }),
+            [status, floor] if status == "unfenced" => Ok(Registration::Unfenced {
+                floor: number(floor)?,
+            }),
+            [status, floor] if status == "below_fence" => Err(StoreError::BelowFence {
+                key: key.clone(),
+                floor: number(floor)?,
             }),
             [status, value] if status == "corrupt" => Err(StoreError::Corrupt {
                 key: key.clone(),
@@ -308,9 +444,13 @@ impl Store for RedisStore {
                 let name = &redis_key[self.key_prefix.len()..];
                 let parsed = SegmentKey::from_storage_name(name)
                     .ok()
-                    .zip(value.and_then(|v| v.parse::<i64>().ok()));
+                    .zip(value.as_deref().and_then(parse_counter_value));
                 match parsed {
-                    Some((key, current)) => counters.push(CounterState { key, current }),
+                    Some((key, (current, fenced))) => counters.push(CounterState {
+                        key,
+                        current,
+                        fenced,
+                    }),
                     None => tracing::warn!("skipping unreadable counter key {redis_key:?}"),
                 }
             }
@@ -430,6 +570,76 @@ impl Store for RedisStore {
     }
 }
 
+impl RedisStore {
+    /// The allocation script and `WAIT` in one pipeline, so both run on the
+    /// same connection: `WAIT` counts replicas that acknowledged every write
+    /// this connection sent before it, the allocation included.
+    async fn allocate_and_wait(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+        wait: WaitReplicas,
+    ) -> Result<Vec<String>, StoreError> {
+        let timeout_ms = wait.timeout.as_millis().max(1) as u64;
+        let mut connection = self.connection.clone();
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(invocation)
+            .cmd("WAIT")
+            .arg(wait.replicas)
+            .arg(timeout_ms);
+        let result: Result<(Vec<String>, u64), RedisError> =
+            pipe.query_async(&mut connection).await;
+        let (reply, acked) = match result {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                // Not loaded yet (first use, or Redis restarted): load it and
+                // run the pipeline again; the failed EVALSHA changed nothing.
+                invocation
+                    .load_async(&mut connection)
+                    .await
+                    .map_err(|e| self.failure(e))?;
+                pipe.query_async(&mut connection)
+                    .await
+                    .map_err(|e| self.failure(e))?
+            }
+            other => other.map_err(|e| self.failure(e))?,
+        };
+        let allocated = reply.first().is_some_and(|status| status == "ok");
+        if allocated && acked < u64::from(wait.replicas) {
+            return Err(StoreError::NotReplicated {
+                acked,
+                wanted: u64::from(wait.replicas),
+                timeout_ms,
+            });
+        }
+        Ok(reply)
+    }
+}
+
+/// A counter's value: `(current, false)`, or `(floor, true)` when fenced.
+fn parse_counter_value(value: &str) -> Option<(i64, bool)> {
+    match value.strip_prefix("fenced:") {
+        Some(floor) => floor.parse().ok().map(|f| (f, true)),
+        None => value.parse().ok().map(|v| (v, false)),
+    }
+}
+
+/// Reads the facts durability depends on out of `INFO` text.
+fn parse_info(info: &str, appendfsync: Result<String, String>) -> RedisFacts {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|line| line.trim_end().strip_prefix(name)?.strip_prefix(':'))
+            .unwrap_or("")
+            .to_owned()
+    };
+    RedisFacts {
+        aof_enabled: field("aof_enabled") == "1",
+        appendfsync,
+        aof_write_ok: field("aof_last_write_status") == "ok",
+        role: field("role"),
+        connected_replicas: field("connected_slaves").parse().unwrap_or(0),
+        run_id: field("run_id"),
+    }
+}
+
 fn named(name: &str) -> Result<(), StoreError> {
     if check_name(name) {
         Ok(())
@@ -461,21 +671,43 @@ fn parse_record(raw: &str) -> Result<Record, StoreError> {
         })
 }
 
+/// The names kxy puts right after the prefix: `{prefix}:segment:...`,
+/// `{prefix}:rec:...`, `{prefix}:mark:...`, `{prefix}:store_id`.
+const NAMESPACES: [&str; 4] = ["segment", "rec", "mark", "store_id"];
+
 /// The key prefix may hold only characters that are neither glob patterns
-/// (it is used in `SCAN MATCH`) nor whitespace.
+/// (it is used in `SCAN MATCH`) nor whitespace, and no `:`-separated part of
+/// it may be empty or one of kxy's [`NAMESPACES`]. That rule makes prefixes
+/// collision-free: if prefix B extends prefix A (`A:x...`), the part after A
+/// is not a namespace of A, so no key of B can be a key of A.
 fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
-    let ok = !prefix.is_empty()
+    let chars_ok = !prefix.is_empty()
         && prefix.len() <= 64
         && prefix
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
-    if ok {
-        Ok(())
-    } else {
-        Err(unavailable(format!(
+    if !chars_ok {
+        return Err(unavailable(format!(
             "invalid Redis key prefix {prefix:?}: use 1 to 64 characters from A-Z a-z 0-9 _ - . :"
-        )))
+        )));
     }
+    if let Some(part) = prefix
+        .split(':')
+        .find(|part| part.is_empty() || NAMESPACES.contains(part))
+    {
+        return Err(unavailable(format!(
+            "invalid Redis key prefix {prefix:?}: its part {part:?} {}, so its keys could \
+             collide with those of another prefix; parts between `:` must be non-empty and \
+             none of {}",
+            if part.is_empty() {
+                "is empty"
+            } else {
+                "is one of kxy's key names"
+            },
+            NAMESPACES.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// `redis://user:secret@host` → `redis://user:***@host`.
@@ -504,6 +736,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn info_is_read() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:abc123\r\n# Persistence\r\n\
+                    aof_enabled:1\r\naof_last_write_status:ok\r\n# Replication\r\n\
+                    role:master\r\nconnected_slaves:2\r\n";
+        let facts = parse_info(info, Ok("always".into()));
+        assert_eq!(
+            facts,
+            RedisFacts {
+                aof_enabled: true,
+                appendfsync: Ok("always".into()),
+                aof_write_ok: true,
+                role: "master".into(),
+                connected_replicas: 2,
+                run_id: "abc123".into(),
+            }
+        );
+        assert_eq!(parse_counter_value("42"), Some((42, false)));
+        assert_eq!(parse_counter_value("fenced:42"), Some((42, true)));
+        assert_eq!(parse_counter_value("fenced:x"), None);
+    }
+
+    #[test]
     fn passwords_never_reach_messages() {
         assert_eq!(
             redact_password("redis://:hunter2@10.0.0.1:6379/0"),
@@ -524,8 +778,13 @@ mod tests {
     fn prefixes_are_checked() {
         assert!(validate_prefix("kxy:id").is_ok());
         assert!(validate_prefix("test-1.run:x").is_ok());
-        for bad in ["", "kxy*", "a b", "x[1]", "?"] {
+        for bad in ["", "kxy*", "a b", "x[1]", "?", "kxy:", ":kxy", "a::b"] {
             assert!(validate_prefix(bad).is_err(), "{bad}");
+        }
+        // `kxy:id:segment:x` would put its keys among `kxy:id`'s counters.
+        for colliding in ["kxy:id:segment:x", "kxy:id:rec", "a:mark:b", "a:store_id"] {
+            let e = validate_prefix(colliding).unwrap_err().to_string();
+            assert!(e.contains("collide"), "{e}");
         }
     }
 }

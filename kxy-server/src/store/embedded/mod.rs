@@ -26,7 +26,10 @@ use async_trait::async_trait;
 use kxy_core::{Segment, SegmentCount, SegmentKey};
 use redb::{Database, ReadableDatabase};
 
-use super::{CounterState, Expect, Mark, MissingCounter, Record, Registration, Store, StoreError};
+use super::{
+    CounterState, DurabilityFacts, Expect, Mark, MissingCounter, Record, Registration, Store,
+    StoreError,
+};
 use jobs::{Job, Pending};
 
 const FILE_NAME: &str = "kxy.redb";
@@ -140,6 +143,19 @@ impl Store for EmbeddedStore {
         self.read(tables::ping).await
     }
 
+    async fn store_id(&self) -> Result<String, StoreError> {
+        self.read(tables::store_id).await
+    }
+
+    async fn durability(&self) -> Result<DurabilityFacts, StoreError> {
+        Ok(DurabilityFacts::FsyncBeforeReply)
+    }
+
+    async fn fence(&self, key: &SegmentKey, floor: i64) -> Result<i64, StoreError> {
+        let key = key.clone();
+        self.write(move |txn| tables::fence(txn, &key, floor)).await
+    }
+
     async fn allocate(
         &self,
         key: &SegmentKey,
@@ -153,7 +169,7 @@ impl Store for EmbeddedStore {
 
     async fn register(&self, key: &SegmentKey, start: i64) -> Result<Registration, StoreError> {
         let key = key.clone();
-        self.write(move |txn| tables::register(txn, &key, start).map(Ok))
+        self.write(move |txn| tables::register(txn, &key, start))
             .await
     }
 

@@ -16,6 +16,10 @@ const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
 const RECORDS: TableDefinition<&str, (u64, &str)> = TableDefinition::new("records");
 /// mark key → (count, expiry as Unix milliseconds).
 const MARKS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("marks");
+/// Counter storage name → the floor of its fence (see `Store::fence`).
+const FENCES: TableDefinition<&str, i64> = TableDefinition::new("fences");
+/// Facts about the store itself: `store_id`.
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
 /// Expired marks are swept once per this many mark writes.
 const SWEEP_EVERY: u64 = 1024;
@@ -27,8 +31,40 @@ pub fn create_all(db: &Database) -> Result<(), redb::Error> {
     txn.open_table(COUNTERS)?;
     txn.open_table(RECORDS)?;
     txn.open_table(MARKS)?;
+    txn.open_table(FENCES)?;
+    let mut meta = txn.open_table(META)?;
+    if meta.get("store_id")?.is_none() {
+        meta.insert("store_id", crate::store::new_store_id().as_str())?;
+    }
+    drop(meta);
     txn.commit()?;
     Ok(())
+}
+
+pub fn store_id(txn: &ReadTransaction) -> Result<String, redb::Error> {
+    let meta = txn.open_table(META)?;
+    let id = meta.get("store_id")?.map(|v| v.value().to_owned());
+    Ok(id.unwrap_or_default())
+}
+
+pub fn fence(
+    txn: &WriteTransaction,
+    key: &SegmentKey,
+    floor: i64,
+) -> Result<Result<i64, StoreError>, redb::Error> {
+    let name = key.storage_name();
+    let Some(current) = txn
+        .open_table(COUNTERS)?
+        .get(name.as_str())?
+        .map(|v| v.value())
+    else {
+        return Ok(Err(StoreError::NotRegistered { key: key.clone() }));
+    };
+    let mut fences = txn.open_table(FENCES)?;
+    let earlier = fences.get(name.as_str())?.map(|v| v.value());
+    let floor = floor.max(current).max(earlier.unwrap_or(0));
+    fences.insert(name.as_str(), floor)?;
+    Ok(Ok(floor))
 }
 
 pub fn ping(txn: &ReadTransaction) -> Result<(), redb::Error> {
@@ -42,8 +78,14 @@ pub fn allocate(
     count: SegmentCount,
     missing: MissingCounter,
 ) -> Result<Result<Segment, StoreError>, redb::Error> {
-    let mut table = txn.open_table(COUNTERS)?;
     let name = key.storage_name();
+    if let Some(floor) = txn.open_table(FENCES)?.get(name.as_str())? {
+        return Ok(Err(StoreError::Fenced {
+            key: key.clone(),
+            floor: floor.value(),
+        }));
+    }
+    let mut table = txn.open_table(COUNTERS)?;
     let current = table.get(name.as_str())?.map(|v| v.value());
     let current = match (current, missing) {
         (Some(current), _) => current,
@@ -68,28 +110,44 @@ pub fn register(
     txn: &WriteTransaction,
     key: &SegmentKey,
     start: i64,
-) -> Result<Registration, redb::Error> {
-    let mut table = txn.open_table(COUNTERS)?;
+) -> Result<Result<Registration, StoreError>, redb::Error> {
     let name = key.storage_name();
+    let mut fences = txn.open_table(FENCES)?;
+    let fenced = fences.get(name.as_str())?.map(|v| v.value());
+    let mut table = txn.open_table(COUNTERS)?;
+    if let Some(floor) = fenced {
+        if start < floor {
+            return Ok(Err(StoreError::BelowFence {
+                key: key.clone(),
+                floor,
+            }));
+        }
+        fences.remove(name.as_str())?;
+        table.insert(name.as_str(), start)?;
+        return Ok(Ok(Registration::Unfenced { floor }));
+    }
     let current = table.get(name.as_str())?.map(|v| v.value());
     let registration = match current {
         None => Registration::Created,
         Some(current) if current < start => Registration::Raised { from: current },
-        Some(current) => return Ok(Registration::Unchanged { current }),
+        Some(current) => return Ok(Ok(Registration::Unchanged { current })),
     };
     table.insert(name.as_str(), start)?;
-    Ok(registration)
+    Ok(Ok(registration))
 }
 
 pub fn counters(txn: &ReadTransaction) -> Result<Vec<CounterState>, redb::Error> {
     let table = txn.open_table(COUNTERS)?;
+    let fences = txn.open_table(FENCES)?;
     let mut counters = Vec::new();
     for entry in table.iter()? {
         let (name, current) = entry?;
+        let floor = fences.get(name.value())?.map(|v| v.value());
         match SegmentKey::from_storage_name(name.value()) {
             Ok(key) => counters.push(CounterState {
                 key,
-                current: current.value(),
+                current: floor.unwrap_or(current.value()),
+                fenced: floor.is_some(),
             }),
             Err(e) => tracing::warn!("skipping unreadable counter entry: {e}"),
         }
