@@ -95,7 +95,8 @@ pub struct RedisProcess {
     persistence: Persistence,
     /// `--replicaof 127.0.0.1 <port>`, if a replica.
     primary_port: Option<u16>,
-    /// Holds `data/` (Redis's `--dir`), `redis.log` and copies of `data/`.
+    /// Holds `data/` (Redis's `--dir`), `redis.log`, copies of `data/` and
+    /// the kxy instances' data directories (`kxy-<name>/`).
     root: tempfile::TempDir,
     child: Option<Child>,
     copies: usize,
@@ -159,11 +160,35 @@ impl RedisProcess {
         self.persistence
     }
 
-    /// The `kxy-server` store flags for this Redis.
+    /// The `kxy-server` store flags for this Redis, with a data directory
+    /// for the instances' witness files that all instances started with
+    /// these flags share (as instances on one machine would).
     pub fn store_args(&self) -> Vec<String> {
-        ["--store", "redis", "--redis-url", &self.url()]
-            .map(str::to_owned)
-            .to_vec()
+        self.store_args_with(&self.witness_dir("shared"))
+    }
+
+    /// The store flags with `data_dir` for the witness files.
+    pub fn store_args_with(&self, data_dir: &Path) -> Vec<String> {
+        let data_dir = data_dir.to_str().expect("a UTF-8 path");
+        [
+            "--store",
+            "redis",
+            "--redis-url",
+            &self.url(),
+            "--data-dir",
+            data_dir,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    /// A data directory `name` for instances' witness files (created if
+    /// missing), removed with this Redis; a new name is an instance that has
+    /// never seen this store.
+    pub fn witness_dir(&self, name: &str) -> PathBuf {
+        let path = self.root.path().join(format!("kxy-{name}"));
+        fs::create_dir_all(&path).expect("create a witness dir");
+        path
     }
 
     /// The process id while running.

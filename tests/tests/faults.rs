@@ -83,6 +83,19 @@ fn assert_went_backwards(answer: &Answer, table: &str) {
     );
 }
 
+/// Asserts that a refusal names the highest ID handed out: "expected > N,
+/// got M" when an allocation came back too low, or "IDs up to N" when the
+/// instance noticed the Redis restart (a new `run_id`) and fenced the
+/// counter before asking.
+fn assert_names_floor(answer: &Answer, floor: i64) {
+    let msg = answer.msg();
+    assert!(
+        msg.contains(&format!("expected > {floor}, got"))
+            || msg.contains(&format!("IDs up to {floor} ")),
+        "{msg}"
+    );
+}
+
 /// Runs `kxy-server` with `args`, expecting it to refuse to start: returns
 /// its stderr once it exits non-zero; panics if it starts listening.
 fn start_refused(args: &[&str]) -> String {
@@ -380,16 +393,14 @@ async fn a_redis_that_can_lose_writes_is_refused_and_unsafe_mode_refuses_a_rollb
         ledger.record(answer.segment());
     }
     assert_went_backwards(&answer, "orders");
-    assert!(
-        answer.msg().contains(&format!("expected > {highest}")),
-        "{}",
-        answer.msg()
-    );
-    // It keeps refusing, and so does a fresh instance: the counter is fenced
-    // in the store, not only in the memory of the instance that noticed.
+    assert_names_floor(&answer, highest);
+    // It keeps refusing, and so does a fresh instance with no witness of
+    // its own: the counter is fenced in the store, not only in the memory of
+    // the instance that noticed.
     let again = allocate(&http, base, "orders", "id", 1).await.unwrap();
     assert_went_backwards(&again, "orders");
-    let fresh = ServerProcess::start(&unsafe_args, &[]);
+    let fresh_store = redis.store_args_with(&redis.witness_dir("fresh"));
+    let fresh = ServerProcess::start(&args(&fresh_store, &["--redis-durability", "unsafe"]), &[]);
     let answer = allocate(&http, fresh.base_url(), "orders", "id", 1)
         .await
         .unwrap();
@@ -506,8 +517,9 @@ async fn redis_restored_from_an_older_copy_refuses_until_an_operator_raises() {
     register_counter(&store_args, "users", 0);
     let first = ServerProcess::start(&store_args, &[]);
     let http = reqwest::Client::new();
-    let ledger = Ledger::new();
+    let (orders, users) = (Ledger::new(), Ledger::new());
     let take = |table: &'static str, base: String| {
+        let ledger = if table == "orders" { &orders } else { &users };
         let (http, ledger) = (http.clone(), ledger.clone());
         async move {
             for _ in 0..20 {
@@ -522,7 +534,7 @@ async fn redis_restored_from_an_older_copy_refuses_until_an_operator_raises() {
     let backup = redis.copy_dir();
     take("orders", base.clone()).await;
     take("users", base.clone()).await;
-    assert_eq!(ledger.highest(), Some(400));
+    assert_eq!((orders.highest(), users.highest()), (Some(400), Some(400)));
 
     // The operator restores the older copy: Redis forgets 20 allocations of
     // each counter. The instance that saw them refuses...
@@ -531,18 +543,16 @@ async fn redis_restored_from_an_older_copy_refuses_until_an_operator_raises() {
     redis.restart();
     let answer = allocate_past_outage(&http, &base, "orders", 10).await;
     if answer.status == 200 {
-        ledger.record(answer.segment());
+        orders.record(answer.segment());
     }
     assert_went_backwards(&answer, "orders");
-    assert!(
-        answer.msg().contains("expected > 400, got"),
-        "{}",
-        answer.msg()
-    );
+    assert_names_floor(&answer, 400);
     let answer = allocate(&http, &base, "users", "id", 10).await.unwrap();
     assert_went_backwards(&answer, "users");
-    // ...and so does an instance started after the rollback was noticed.
-    let second = ServerProcess::start(&store_args, &[]);
+    // ...and so does an instance started after the rollback was noticed,
+    // with no witness of its own: the fence is in the store.
+    let fresh_store = redis.store_args_with(&redis.witness_dir("fresh"));
+    let second = ServerProcess::start(&str_args(&fresh_store), &[]);
     for table in ["orders", "users"] {
         let answer = allocate(&http, second.base_url(), table, "id", 10)
             .await
@@ -579,8 +589,16 @@ async fn redis_restored_from_an_older_copy_refuses_until_an_operator_raises() {
             .unwrap()
             .segment();
         assert!(segment.start > 400, "{segment:?}");
-        ledger.record(segment);
+        orders.record(segment);
     }
+    // Raising never lowers: a raise below where the counter stands leaves it.
+    let _ = raise("orders", "100");
+    let segment = allocate(&http, &base, "orders", "id", 10)
+        .await
+        .unwrap()
+        .segment();
+    assert!(segment.start > orders.highest().unwrap(), "{segment:?}");
+    orders.record(segment);
 
     // Recovery over HTTP, for an admin with counters:write.
     let deployment = Deployment::new("restored", vec![first, second], None, None);
@@ -612,7 +630,12 @@ async fn redis_restored_from_an_older_copy_refuses_until_an_operator_raises() {
     .unwrap();
     assert_eq!(anonymous.status, 401, "{:?}", anonymous.body);
     let below = raise_users(390).await;
-    assert_eq!(below.status, 400, "{:?}", below.body);
+    assert_eq!(
+        (below.status, below.code()),
+        (409, 40904),
+        "{:?}",
+        below.body
+    );
     let raised = raise_users(5000).await;
     assert_eq!(raised.status, 200, "{:?}", raised.body);
     for server in &deployment.servers {
@@ -620,13 +643,11 @@ async fn redis_restored_from_an_older_copy_refuses_until_an_operator_raises() {
             .await
             .unwrap()
             .segment();
-        assert_eq!(
-            segment.start,
-            if segment.start < 5011 { 5001 } else { 5011 }
-        );
-        ledger.record(segment);
+        assert!(segment.start > 5000, "{segment:?} above the raise");
+        users.record(segment);
     }
-    ledger.assert_no_overlap();
+    orders.assert_no_overlap();
+    users.assert_no_overlap();
 }
 
 #[test]
@@ -786,7 +807,19 @@ fn an_instance_cut_off_from_redis_refuses_and_its_late_replies_never_leak() {
     // instance B reaches it directly and keeps allocating meanwhile.
     let proxy = TcpProxy::start(redis.port());
     let proxied = proxy.redis_url();
-    let a = ServerProcess::start(&["--store", "redis", "--redis-url", &proxied], &[]);
+    let a_dir = redis.witness_dir("a");
+    let a_dir = a_dir.to_str().unwrap();
+    let a = ServerProcess::start(
+        &[
+            "--store",
+            "redis",
+            "--redis-url",
+            &proxied,
+            "--data-dir",
+            a_dir,
+        ],
+        &[],
+    );
     let b = ServerProcess::start(&str_args(&direct), &[]);
     let ledger = Ledger::new();
     let mut on_a = Load::new();
