@@ -24,7 +24,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -115,9 +115,11 @@ impl RedisProcess {
         Self::launch(persistence, None)
     }
 
-    /// Starts a replica of `primary` and waits until it has synced.
-    pub fn start_replica(persistence: Persistence, primary: &RedisProcess) -> RedisProcess {
-        let replica = Self::launch(persistence, Some(primary.port));
+    /// Starts a replica of the Redis on `127.0.0.1:<primary_port>` (a
+    /// [`RedisProcess`], or a [`TcpProxy`] in front of one) and waits until
+    /// it has synced.
+    pub fn start_replica(persistence: Persistence, primary_port: u16) -> RedisProcess {
+        let replica = Self::launch(persistence, Some(primary_port));
         let deadline = Instant::now() + Duration::from_secs(20);
         while !replica
             .info("replication")
@@ -222,6 +224,8 @@ impl RedisProcess {
             .arg("--logfile")
             .arg(self.log_path())
             .args(["--save", ""])
+            // Replicas sync at once instead of after Redis's default 5 s.
+            .args(["--repl-diskless-sync-delay", "0"])
             .args(self.persistence.args());
         if let Some(primary) = self.primary_port {
             command.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
@@ -365,7 +369,9 @@ fn render(value: redis::Value) -> String {
 /// [`Self::hold`] is in force it forwards nothing in either direction (bytes
 /// wait in the kernel's buffers, as in a network partition that TCP later
 /// heals) and new connections are accepted but not served; [`Self::heal`]
-/// delivers everything late. Stopped, with all its connections, when dropped.
+/// delivers everything late. [`Self::retarget`] moves it to another
+/// backend, as a failover moves a virtual IP. Stopped, with all its
+/// connections, when dropped.
 pub struct TcpProxy {
     port: u16,
     shared: Arc<ProxyShared>,
@@ -378,6 +384,8 @@ struct ProxyShared {
     held: Mutex<bool>,
     healed: Condvar,
     stop: AtomicBool,
+    /// The backend port new connections go to.
+    target: AtomicU16,
     /// Clones of every socket, to shut them down when the proxy stops.
     sockets: Mutex<Vec<TcpStream>>,
 }
@@ -406,6 +414,7 @@ impl TcpProxy {
             held: Mutex::new(false),
             healed: Condvar::new(),
             stop: AtomicBool::new(false),
+            target: AtomicU16::new(target),
             sockets: Mutex::new(Vec::new()),
         });
         let accepting = Arc::clone(&shared);
@@ -414,9 +423,14 @@ impl TcpProxy {
                 match listener.accept() {
                     Ok((client, _)) => {
                         let _ = client.set_nonblocking(false);
+                        let target = accepting.target.load(Ordering::Relaxed);
                         let Ok(upstream) = TcpStream::connect(("127.0.0.1", target)) else {
                             continue;
                         };
+                        // Without this, Nagle + delayed ACKs add ~40 ms to
+                        // a request/reply exchange.
+                        let _ = client.set_nodelay(true);
+                        let _ = upstream.set_nodelay(true);
                         Self::pump(&accepting, &client, &upstream);
                         Self::pump(&accepting, &upstream, &client);
                     }
@@ -486,6 +500,15 @@ impl TcpProxy {
     pub fn heal(&self) {
         *self.shared.held.lock().unwrap() = false;
         self.shared.healed.notify_all();
+    }
+
+    /// Sends new connections to `127.0.0.1:<target>` and cuts the current
+    /// ones, so clients reconnect to the new backend.
+    pub fn retarget(&self, target: u16) {
+        self.shared.target.store(target, Ordering::Relaxed);
+        for socket in self.shared.sockets.lock().unwrap().drain(..) {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
     }
 }
 

@@ -864,3 +864,131 @@ fn an_instance_cut_off_from_redis_refuses_and_its_late_replies_never_leak() {
         "a refusal took {slowest:?}, over {bound:?}"
     );
 }
+
+/// `kxy-server` flags for a Redis reached through `proxy`.
+fn via(proxy: &TcpProxy, data_dir: &std::path::Path) -> Vec<String> {
+    let data_dir = data_dir.to_str().unwrap();
+    [
+        "--store",
+        "redis",
+        "--redis-url",
+        &proxy.redis_url(),
+        "--data-dir",
+        data_dir,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+#[test]
+fn failover_to_a_replica_that_acknowledged_continues_under_replicas_mode() {
+    require_redis_server!();
+    // Nothing on disk: under replicas:1 the replica is what makes an
+    // allocation durable (WAIT 1 before the answer).
+    let mut primary = RedisProcess::start(Persistence::None);
+    let replica = RedisProcess::start_replica(Persistence::None, primary.port());
+    // The proxy plays the virtual IP a failover moves.
+    let proxy = TcpProxy::start(primary.port());
+    let store = via(&proxy, &primary.witness_dir("a"));
+    register_counter(&str_args(&store), "orders", 0);
+    let server = ServerProcess::start(
+        &args(
+            &store,
+            &[
+                "--redis-durability",
+                "replicas:1",
+                "--redis-check-interval",
+                "1",
+            ],
+        ),
+        &[],
+    );
+    let ledger = Ledger::new();
+    let mut load = Load::new();
+    for seed in 0..3 {
+        load.raw(&[server.base_url()], "orders", &ledger, seed);
+    }
+    wait_for_segments(&ledger, 300);
+
+    // The primary dies mid-load; the replica is promoted, gets a replica of
+    // its own (replicas:1 again), and the address moves to it.
+    primary.kill9();
+    let failed_over = Instant::now();
+    replica.command(&["REPLICAOF", "NO", "ONE"]);
+    let _spare = RedisProcess::start_replica(Persistence::None, replica.port());
+    proxy.retarget(replica.port());
+    let acknowledged_before = ledger.highest().unwrap();
+    let recovery = wait_until_serving(server.base_url(), "orders", &ledger, failed_over);
+    let after = ledger.len();
+    wait_for_segments(&ledger, after + 300);
+    let failures = load.finish();
+
+    let coverage = ledger.assert_no_overlap();
+    let promoted: i64 = replica
+        .get("kxy:id:segment:sys:db:orders:id")
+        .unwrap()
+        .parse()
+        .unwrap();
+    eprintln!(
+        "failover under replicas:1: {coverage}; {failures} failed calls; served again \
+         {recovery:?} after the primary died"
+    );
+    assert!(
+        promoted >= acknowledged_before,
+        "the promoted replica stands at {promoted}, below {acknowledged_before} acknowledged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_to_a_lagging_replica_is_refused() {
+    require_redis_server!();
+    let mut primary = RedisProcess::start(Persistence::None);
+    // The replica follows through a link the test can partition.
+    let replication = TcpProxy::start(primary.port());
+    let replica = RedisProcess::start_replica(Persistence::None, replication.port());
+    let proxy = TcpProxy::start(primary.port());
+    let store = via(&proxy, &primary.witness_dir("a"));
+    register_counter(&str_args(&store), "orders", 0);
+    let server = ServerProcess::start(&args(&store, &["--redis-durability", "unsafe"]), &[]);
+    let http = reqwest::Client::new();
+    let base = server.base_url();
+    let ledger = Ledger::new();
+    let key = "kxy:id:segment:sys:db:orders:id";
+    for _ in 0..10 {
+        ledger.record(
+            allocate(&http, base, "orders", "id", 10)
+                .await
+                .unwrap()
+                .segment(),
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while replica.get(key).as_deref() != Some("100") {
+        assert!(Instant::now() < deadline, "replica did not catch up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The replica falls behind (unsafe mode does not wait for it), then the
+    // primary dies and the lagging replica is promoted.
+    replication.hold();
+    for _ in 0..10 {
+        ledger.record(
+            allocate(&http, base, "orders", "id", 10)
+                .await
+                .unwrap()
+                .segment(),
+        );
+    }
+    primary.kill9();
+    drop(replication);
+    replica.command(&["REPLICAOF", "NO", "ONE"]);
+    assert_eq!(replica.get(key).as_deref(), Some("100"), "the replica lags");
+    proxy.retarget(replica.port());
+
+    let answer = allocate_past_outage(&http, base, "orders", 10).await;
+    if answer.status == 200 {
+        ledger.record(answer.segment());
+    }
+    assert_went_backwards(&answer, "orders");
+    assert_names_floor(&answer, 200);
+    ledger.assert_no_overlap();
+}
