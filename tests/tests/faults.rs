@@ -4,12 +4,15 @@
 //!
 //! Every test runs real processes: `kxy-server` binaries and `redis-server`s
 //! of its own (free ports, temp dirs; see `kxy_e2e::faults`), and injects
-//! real faults: `kill -9` of Redis mid-load and a restart from its files,
-//! Redis rolled back to a snapshot or an older copy of its directory,
-//! `kill -9` of a server instance mid-load, and Redis frozen with SIGSTOP.
-//! Every acknowledged segment goes into a [`Ledger`]; a single shared ID
-//! fails the test. Gaps (IDs burnt by an answer lost in a crash) are allowed
-//! and printed.
+//! real faults: a Redis that cannot keep its writes (refused at start, or
+//! weakened at run time), `kill -9` of Redis mid-load and a restart from its
+//! files, Redis rolled back to a snapshot or an older copy of its directory
+//! (then the operator's raise), `kill -9` of a server instance mid-load,
+//! Redis frozen with SIGSTOP, one instance's link partitioned, and failovers
+//! to a replica that acknowledged and to one that lags. Every acknowledged
+//! segment goes into a [`Ledger`]; a single shared ID fails the test. Gaps
+//! (IDs burnt by an answer lost in a crash) are allowed and printed.
+//! RELIABILITY.md at the repository root lists what each run measured.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -428,7 +431,8 @@ async fn durability_lost_at_run_time_stops_allocation_until_it_is_back() {
     // Someone turns fsync down on the running Redis: within a few check
     // intervals every allocation is refused with 50304.
     redis.command(&["CONFIG", "SET", "appendfsync", "everysec"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let weakened = Instant::now();
+    let deadline = weakened + Duration::from_secs(10);
     let refused = loop {
         let answer = allocate(&http, base, "orders", "id", 10).await.unwrap();
         if answer.status == 200 {
@@ -446,9 +450,11 @@ async fn durability_lost_at_run_time_stops_allocation_until_it_is_back() {
         refused.body
     );
     assert!(refused.msg().contains("appendfsync"), "{}", refused.msg());
+    let refused_after = weakened.elapsed();
 
     redis.command(&["CONFIG", "SET", "appendfsync", "always"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let restored = Instant::now();
+    let deadline = restored + Duration::from_secs(10);
     loop {
         let answer = allocate(&http, base, "orders", "id", 10).await.unwrap();
         if answer.status == 200 {
@@ -460,6 +466,11 @@ async fn durability_lost_at_run_time_stops_allocation_until_it_is_back() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     ledger.assert_no_overlap();
+    eprintln!(
+        "durability lost at run time: refused {refused_after:?} after appendfsync \
+         everysec, served again {:?} after always",
+        restored.elapsed()
+    );
 }
 
 #[test]
