@@ -1003,3 +1003,65 @@ async fn failover_to_a_lagging_replica_is_refused() {
     assert_names_floor(&answer, 200);
     ledger.assert_no_overlap();
 }
+
+/// The highest mark in the instance's witness files under `dir`.
+fn witnessed(dir: &std::path::Path) -> Option<i64> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|f| f.file_name().to_string_lossy().starts_with("witness-"))
+        .filter_map(|f| std::fs::read(f.path()).ok())
+        .filter_map(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .filter_map(|journal| {
+            let counters = journal["counters"].as_object()?.clone();
+            counters.values().filter_map(|v| v.as_i64()).max()
+        })
+        .max()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_restarted_after_a_rollback_remembers_through_its_witness() {
+    require_redis_server!();
+    let mut redis = RedisProcess::start(Persistence::AofAlways);
+    let witness = redis.witness_dir("a");
+    let store = redis.store_args_with(&witness);
+    register_counter(&str_args(&store), "orders", 0);
+    let server = ServerProcess::start(&str_args(&store), &[]);
+    let address = server.address().to_owned();
+    let http = reqwest::Client::new();
+    let ledger = Ledger::new();
+    for _ in 0..20 {
+        let answer = allocate(&http, server.base_url(), "orders", "id", 10).await;
+        ledger.record(answer.unwrap().segment());
+    }
+    let backup = redis.copy_dir();
+    for _ in 0..20 {
+        let answer = allocate(&http, server.base_url(), "orders", "id", 10).await;
+        ledger.record(answer.unwrap().segment());
+    }
+    // The witness is journaled off the request path, about once a second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while witnessed(&witness) != Some(400) {
+        assert!(
+            Instant::now() < deadline,
+            "witness: {:?}",
+            witnessed(&witness)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Everything goes down; Redis comes back from the older copy, and the
+    // instance restarts with nothing in memory but its witness file.
+    server.kill();
+    redis.kill9();
+    redis.restore(&backup);
+    redis.restart();
+    let server = ServerProcess::start_on(&address, &str_args(&store), &[]);
+    let answer = allocate_past_outage(&http, server.base_url(), "orders", 10).await;
+    if answer.status == 200 {
+        ledger.record(answer.segment());
+    }
+    assert_went_backwards(&answer, "orders");
+    assert_names_floor(&answer, 400);
+    ledger.assert_no_overlap();
+}
