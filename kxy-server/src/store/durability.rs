@@ -90,7 +90,8 @@ pub struct RedisFacts {
     pub aof_write_ok: bool,
     /// `role` of `INFO replication`: `master` or `slave`.
     pub role: String,
-    /// `connected_slaves` of `INFO replication`.
+    /// Replicas of `INFO replication` whose state is `online` (those still
+    /// in their first sync acknowledge nothing yet).
     pub connected_replicas: u32,
     /// `run_id` of `INFO server`: changes whenever Redis restarts.
     pub run_id: String,

@@ -16,7 +16,10 @@
 //!   `INCRBY` would create it; the script checks first.
 //!
 //! Redis acknowledges writes before they reach disk unless configured with
-//! `appendonly yes` and `appendfsync always`; the README says so.
+//! `appendonly yes` and `appendfsync always`: [`super::durability`] says what
+//! kxy requires and [`crate::store_guard`] checks it. A counter fenced after
+//! its store went backwards holds `fenced:<floor>` instead of a number, which
+//! `INCRBY` refuses: every instance (and the seed's service) stops there.
 
 use std::time::Duration;
 
@@ -635,7 +638,12 @@ fn parse_info(info: &str, appendfsync: Result<String, String>) -> RedisFacts {
         appendfsync,
         aof_write_ok: field("aof_last_write_status") == "ok",
         role: field("role"),
-        connected_replicas: field("connected_slaves").parse().unwrap_or(0),
+        // Replicas still in their first sync do not acknowledge yet, so only
+        // `slaveN:...,state=online,...` lines count.
+        connected_replicas: info
+            .lines()
+            .filter(|line| line.starts_with("slave") && line.contains("state=online"))
+            .count() as u32,
         run_id: field("run_id"),
     }
 }
@@ -739,7 +747,10 @@ mod tests {
     fn info_is_read() {
         let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:abc123\r\n# Persistence\r\n\
                     aof_enabled:1\r\naof_last_write_status:ok\r\n# Replication\r\n\
-                    role:master\r\nconnected_slaves:2\r\n";
+                    role:master\r\nconnected_slaves:3\r\n\
+                    slave0:ip=10.0.0.2,port=6379,state=online,offset=1,lag=0\r\n\
+                    slave1:ip=10.0.0.3,port=6379,state=online,offset=1,lag=0\r\n\
+                    slave2:ip=10.0.0.4,port=6379,state=wait_bgsave,offset=0,lag=0\r\n";
         let facts = parse_info(info, Ok("always".into()));
         assert_eq!(
             facts,
