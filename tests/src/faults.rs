@@ -33,16 +33,20 @@ use kxy_core::Segment;
 
 use crate::redis_env::free_port;
 
-/// How a [`RedisProcess`] keeps its data, i.e. what survives `kill -9`.
+/// How a [`RedisProcess`] keeps its data. Note that `kill -9` ends only the
+/// process: whatever Redis has *written* survives it in the kernel's page
+/// cache, fsynced or not; only a machine crash loses unsynced writes, which
+/// these tests cannot cause (see RELIABILITY.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Persistence {
     /// `appendonly yes`, `appendfsync always`: every acknowledged write is
     /// on disk. The only setting under which kxy's strict mode runs.
     AofAlways,
-    /// `appendonly yes`, `appendfsync everysec`: up to a second of
-    /// acknowledged writes is lost on a crash.
+    /// `appendonly yes`, `appendfsync everysec`: a machine crash loses up to
+    /// a second of acknowledged writes.
     AofEverysec,
-    /// `appendonly no`; snapshots only when the test calls `SAVE`.
+    /// `appendonly no`; snapshots only when the test calls `SAVE`, so a
+    /// restart comes back at the last `SAVE`.
     RdbOnly,
     /// Nothing on disk: a restart comes back empty.
     None,
