@@ -124,17 +124,21 @@ impl RedisProcess {
     /// it has synced.
     pub fn start_replica(persistence: Persistence, primary_port: u16) -> RedisProcess {
         let replica = Self::launch(persistence, Some(primary_port));
+        // Synced on both sides: the replica's link is up, and the primary
+        // lists it as online (what WAIT and kxy's replicas:N count).
+        let online = format!("port={},state=online", replica.port);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !replica
+        while !(replica
             .info("replication")
             .contains("master_link_status:up")
+            && info_at(primary_port, "replication").contains(&online))
         {
             assert!(
                 Instant::now() < deadline,
                 "replica did not sync: {}",
                 replica.log()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
         replica
     }
@@ -150,6 +154,14 @@ impl RedisProcess {
             child: None,
             copies: 0,
         };
+        // A port free a moment ago may be taken by the time Redis binds it
+        // (tests run in parallel): then try another.
+        for _ in 0..3 {
+            if redis.spawn().is_ok() {
+                return redis;
+            }
+            redis.port = free_port();
+        }
         redis.restart();
         redis
     }
@@ -218,6 +230,14 @@ impl RedisProcess {
     /// Starts it (again) on the same port and directory, loading whatever
     /// the directory holds, and waits until it answers PING (not LOADING).
     pub fn restart(&mut self) {
+        if let Err(e) = self.spawn() {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts redis-server and waits until *it* answers on the port (its
+    /// `process_id`, not another process that took the port).
+    fn spawn(&mut self) -> Result<(), String> {
         self.kill9();
         let port = self.port.to_string();
         let mut command = Command::new("redis-server");
@@ -240,21 +260,25 @@ impl RedisProcess {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server (is it installed?)");
+        let ours = format!("process_id:{}", child.id());
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
                 && self.try_command(&["PING"]).is_ok()
+                && self.info("server").contains(&ours)
             {
-                return;
+                return Ok(());
             }
             let exited = self.child.as_mut().unwrap().try_wait().ok().flatten();
-            assert!(
-                exited.is_none() && Instant::now() < deadline,
-                "redis-server on port {} did not start ({exited:?}); its log:\n{}",
-                self.port,
-                self.log()
-            );
+            if exited.is_some() || Instant::now() > deadline {
+                self.kill9();
+                return Err(format!(
+                    "redis-server on port {} did not start ({exited:?}); its log:\n{}",
+                    self.port,
+                    self.log()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -307,7 +331,7 @@ impl RedisProcess {
 
     /// `INFO <section>`.
     pub fn info(&self, section: &str) -> String {
-        self.try_command(&["INFO", section]).unwrap_or_default()
+        info_at(self.port, section)
     }
 
     /// The raw value of a key, if set.
@@ -339,6 +363,17 @@ impl Drop for RedisProcess {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// `INFO <section>` of the Redis on `127.0.0.1:<port>`; empty on failure.
+fn info_at(port: u16, section: &str) -> String {
+    let answer = redis::Client::open(format!("redis://127.0.0.1:{port}")).and_then(|client| {
+        let mut connection = client.get_connection_with_timeout(Duration::from_secs(5))?;
+        redis::cmd("INFO")
+            .arg(section)
+            .query::<String>(&mut connection)
+    });
+    answer.unwrap_or_default()
 }
 
 fn copy_tree(from: &Path, to: &Path) {
