@@ -104,6 +104,8 @@ pub struct RedisProcess {
     root: tempfile::TempDir,
     child: Option<Child>,
     copies: usize,
+    /// More `redis-server` flags (say, `--rename-command CONFIG ""`).
+    extra_args: Vec<String>,
 }
 
 /// A copy of a [`RedisProcess`]'s data directory at one moment, to restore
@@ -116,14 +118,19 @@ pub struct DirCopy {
 impl RedisProcess {
     /// Starts a primary with `persistence` on a free port.
     pub fn start(persistence: Persistence) -> RedisProcess {
-        Self::launch(persistence, None)
+        Self::launch(persistence, None, &[])
+    }
+
+    /// As [`Self::start`], with more `redis-server` flags.
+    pub fn start_with(persistence: Persistence, extra_args: &[&str]) -> RedisProcess {
+        Self::launch(persistence, None, extra_args)
     }
 
     /// Starts a replica of the Redis on `127.0.0.1:<primary_port>` (a
     /// [`RedisProcess`], or a [`TcpProxy`] in front of one) and waits until
     /// it has synced.
     pub fn start_replica(persistence: Persistence, primary_port: u16) -> RedisProcess {
-        let replica = Self::launch(persistence, Some(primary_port));
+        let replica = Self::launch(persistence, Some(primary_port), &[]);
         // Synced on both sides: the replica's link is up, and the primary
         // lists it as online (what WAIT and kxy's replicas:N count).
         let online = format!("port={},state=online", replica.port);
@@ -143,7 +150,11 @@ impl RedisProcess {
         replica
     }
 
-    fn launch(persistence: Persistence, primary_port: Option<u16>) -> RedisProcess {
+    fn launch(
+        persistence: Persistence,
+        primary_port: Option<u16>,
+        extra_args: &[&str],
+    ) -> RedisProcess {
         let root = tempfile::tempdir().expect("temp dir for redis-server");
         fs::create_dir(root.path().join("data")).expect("create data dir");
         let mut redis = RedisProcess {
@@ -153,6 +164,7 @@ impl RedisProcess {
             root,
             child: None,
             copies: 0,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         // A port free a moment ago may be taken by the time Redis binds it
         // (tests run in parallel): then try another.
@@ -250,7 +262,8 @@ impl RedisProcess {
             .args(["--save", ""])
             // Replicas sync at once instead of after Redis's default 5 s.
             .args(["--repl-diskless-sync-delay", "0"])
-            .args(self.persistence.args());
+            .args(self.persistence.args())
+            .args(&self.extra_args);
         if let Some(primary) = self.primary_port {
             command.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
         }

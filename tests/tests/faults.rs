@@ -14,10 +14,8 @@
 //! (IDs burnt by an answer lost in a crash) are allowed and printed.
 //! RELIABILITY.md at the repository root lists what each run measured.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,7 +28,7 @@ use kxy_e2e::faults::{
     Ledger, Persistence, RedisProcess, TcpProxy, pid_listening_on, thread_count,
 };
 use kxy_e2e::require_redis_server;
-use kxy_e2e::server::{ServerProcess, binary, register_counter, run_cli};
+use kxy_e2e::server::{ServerProcess, register_counter, run_cli, start_refused};
 use serde_json::json;
 
 /// The Redis store's response timeout (`RESPONSE_TIMEOUT` in
@@ -97,56 +95,6 @@ fn assert_names_floor(answer: &Answer, floor: i64) {
             || msg.contains(&format!("IDs up to {floor} ")),
         "{msg}"
     );
-}
-
-/// Runs `kxy-server` with `args`, expecting it to refuse to start: returns
-/// its stderr once it exits non-zero; panics if it starts listening.
-fn start_refused(args: &[&str]) -> String {
-    let mut child = Command::new(binary())
-        .args(["--bind", "127.0.0.1:0"])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kxy-server");
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut log = Vec::new();
-    loop {
-        while let Ok(line) = lines.try_recv() {
-            if line.contains("listening on") {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "kxy-server started although it should refuse:\n{}",
-                    log.join("\n")
-                );
-            }
-            log.push(line);
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            // The reader thread ends at EOF; collect what is left.
-            while let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
-                log.push(line);
-            }
-            assert!(!status.success(), "exited 0:\n{}", log.join("\n"));
-            return log.join("\n");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("kxy-server neither started nor exited:\n{}", log.join("\n"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A small deterministic generator of request sizes (xorshift64).
