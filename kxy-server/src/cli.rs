@@ -335,8 +335,9 @@ pub enum CountersCommand {
     },
 }
 
+/// The four parts of a counter's name.
 #[derive(Debug, Args)]
-pub struct CounterAdd {
+pub struct CounterName {
     #[arg(long)]
     pub system: String,
     #[arg(long)]
@@ -345,6 +346,23 @@ pub struct CounterAdd {
     pub table: String,
     #[arg(long)]
     pub field: String,
+}
+
+impl CounterName {
+    fn key(&self) -> Result<SegmentKey, Error> {
+        Ok(SegmentKey::new(
+            &self.system,
+            &self.db,
+            &self.table,
+            &self.field,
+        )?)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CounterAdd {
+    #[command(flatten)]
+    pub name: CounterName,
     /// The highest ID already in use (0 for a new counter).
     #[arg(long, allow_negative_numbers = true)]
     pub start: i64,
@@ -352,14 +370,8 @@ pub struct CounterAdd {
 
 #[derive(Debug, Args)]
 pub struct CounterRaise {
-    #[arg(long)]
-    pub system: String,
-    #[arg(long)]
-    pub db: String,
-    #[arg(long)]
-    pub table: String,
-    #[arg(long)]
-    pub field: String,
+    #[command(flatten)]
+    pub name: CounterName,
     /// The highest ID that may be in use: at least the fence's floor (see
     /// `counters list`), plus a margin for IDs clients held in their caches.
     #[arg(long, allow_negative_numbers = true)]
@@ -501,14 +513,14 @@ async fn shutdown_signal() {
 }
 
 async fn add_counter(segments: &SegmentService, add: &CounterAdd) -> Result<(), Error> {
-    let key = SegmentKey::new(&add.system, &add.db, &add.table, &add.field)?;
+    let key = add.name.key()?;
     let registration = segments.register(&key, add.start).await?;
     print_registration(&key, add.start, registration);
     Ok(())
 }
 
 async fn raise_counter(segments: &SegmentService, raise: &CounterRaise) -> Result<(), Error> {
-    let key = SegmentKey::new(&raise.system, &raise.db, &raise.table, &raise.field)?;
+    let key = raise.name.key()?;
     let registration = segments.raise(&key, raise.to).await?;
     print_registration(&key, raise.to, registration);
     Ok(())

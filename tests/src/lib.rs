@@ -17,10 +17,14 @@
 //! - [`api`]: a small HTTP helper for the allocation endpoint and envelope.
 //! - [`deploy`]: a deployment (embedded, or two servers on Redis) and the
 //!   calls identity tests make.
+//! - [`faults`]: `redis-server` processes to kill, stall, restore and
+//!   replicate, a proxy that partitions, and the ledger that checks that
+//!   no ID was handed out twice.
 
 pub mod api;
 pub mod client_env;
 pub mod deploy;
+pub mod faults;
 pub mod redis_env;
 pub mod server;
 pub mod sql_env;

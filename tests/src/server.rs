@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The `kxy-server` binary: `$KXY_SERVER_BIN`, or the one built next to this
 /// test executable.
@@ -155,4 +155,54 @@ pub fn register_counter(store_args: &[&str], table: &str, start: i64) {
         "counters add failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Runs `kxy-server` with `args`, expecting it to refuse to start: returns
+/// its stderr once it exits non-zero; panics if it starts listening.
+pub fn start_refused(args: &[&str]) -> String {
+    let mut child = Command::new(binary())
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kxy-server");
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut log = Vec::new();
+    loop {
+        while let Ok(line) = lines.try_recv() {
+            if line.contains("listening on") {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "kxy-server started although it should refuse:\n{}",
+                    log.join("\n")
+                );
+            }
+            log.push(line);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            // The reader thread ends at EOF; collect what is left.
+            while let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
+                log.push(line);
+            }
+            assert!(!status.success(), "exited 0:\n{}", log.join("\n"));
+            return log.join("\n");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kxy-server neither started nor exited:\n{}", log.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

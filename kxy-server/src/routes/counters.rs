@@ -65,28 +65,44 @@ async fn list(State(state): State<AppState>) -> Result<Envelope<Vec<CounterView>
     Ok(Envelope::ok("ok", views))
 }
 
+/// The body of `POST /api/counters` (with `start`) and of
+/// `POST /api/counters/raise` (with `to`, the recovery step after a store
+/// went backwards): the counter's four names and the highest ID in use.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewCounter {
+struct CounterBody {
     system_code: String,
     db_name: String,
     table_name: String,
     field_name: String,
-    /// The highest ID already in use (0 for a new counter).
-    start: i64,
+    /// For registration: the highest ID already in use (0 for a new counter).
+    start: Option<i64>,
+    /// For a raise: the next ID handed out is `to + 1`.
+    to: Option<i64>,
 }
 
-/// `POST /api/counters/raise`: the recovery step after a store went
-/// backwards.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RaiseCounter {
-    system_code: String,
-    db_name: String,
-    table_name: String,
-    field_name: String,
-    /// The highest ID that may be in use; the next one handed out is `to + 1`.
-    to: i64,
+impl CounterBody {
+    /// The counter and the value named `field`, which this route requires.
+    fn parse(&self, field: &str) -> Result<(SegmentKey, i64), Error> {
+        let key = SegmentKey::new(
+            &self.system_code,
+            &self.db_name,
+            &self.table_name,
+            &self.field_name,
+        )?;
+        let (wanted, other) = match field {
+            "start" => (self.start, self.to),
+            _ => (self.to, self.start),
+        };
+        match (wanted, other) {
+            (Some(value), None) => Ok((key, value)),
+            (None, None) => Err(Error::InvalidBody(format!("missing field `{field}`"))),
+            (_, Some(_)) => Err(Error::InvalidBody(format!(
+                "send `{field}`: `start` registers (POST /api/counters), `to` raises \
+                 (POST /api/counters/raise)"
+            ))),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -98,60 +114,43 @@ struct Registered {
     next_id: i64,
 }
 
-impl Registered {
-    fn new(registration: Registration, requested: i64) -> Self {
-        let (outcome, current) = match registration {
-            Registration::Created => ("created", requested),
-            Registration::Raised { .. } => ("raised", requested),
-            Registration::Unfenced { .. } => ("unfenced", requested),
-            Registration::Unchanged { current } => ("unchanged", current),
-        };
-        Registered {
-            outcome,
-            current,
-            next_id: current.saturating_add(1),
+/// The answer to a registration or raise of `key` to `requested`.
+fn registered(
+    key: &SegmentKey,
+    registration: Registration,
+    requested: i64,
+) -> Envelope<Registered> {
+    let (outcome, current) = match registration {
+        Registration::Created => ("created", requested),
+        Registration::Raised { .. } => ("raised", requested),
+        Registration::Unfenced { floor } => {
+            tracing::warn!("counter {key} raised to {requested} and unfenced (floor {floor})");
+            ("unfenced", requested)
         }
-    }
-}
-
-async fn raise(
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<RaiseCounter>,
-) -> Result<Envelope<Registered>, Error> {
-    let key = SegmentKey::new(
-        &body.system_code,
-        &body.db_name,
-        &body.table_name,
-        &body.field_name,
-    )?;
-    let registration = state.segments.raise(&key, body.to).await?;
-    if let Registration::Unfenced { floor } = registration {
-        tracing::warn!(
-            "counter {key} raised to {} and unfenced (floor {floor})",
-            body.to
-        );
-    }
-    let registered = Registered::new(registration, body.to);
-    Ok(Envelope::ok(
-        format!("counter {key} {}", registered.outcome),
-        registered,
-    ))
+        Registration::Unchanged { current } => ("unchanged", current),
+    };
+    let body = Registered {
+        outcome,
+        current,
+        next_id: current.saturating_add(1),
+    };
+    Envelope::ok(format!("counter {key} {outcome}"), body)
 }
 
 async fn add(
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<NewCounter>,
+    ApiJson(body): ApiJson<CounterBody>,
 ) -> Result<Envelope<Registered>, Error> {
-    let key = SegmentKey::new(
-        &body.system_code,
-        &body.db_name,
-        &body.table_name,
-        &body.field_name,
-    )?;
-    let registration = state.segments.register(&key, body.start).await?;
-    let registered = Registered::new(registration, body.start);
-    Ok(Envelope::ok(
-        format!("counter {key} {}", registered.outcome),
-        registered,
-    ))
+    let (key, start) = body.parse("start")?;
+    let registration = state.segments.register(&key, start).await?;
+    Ok(registered(&key, registration, start))
+}
+
+async fn raise(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CounterBody>,
+) -> Result<Envelope<Registered>, Error> {
+    let (key, to) = body.parse("to")?;
+    let registration = state.segments.raise(&key, to).await?;
+    Ok(registered(&key, registration, to))
 }

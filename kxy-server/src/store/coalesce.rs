@@ -11,6 +11,8 @@
 //!
 //! Store calls run in a spawned task, not in the request's future, so a
 //! caller that disconnects cannot leave a counter's queue without a worker.
+//! When a call finds the store unavailable (a timeout, say), the requests
+//! that queued behind it fail with it rather than wait for a second timeout.
 //! IDs of a caller that left are simply never used (a gap, never a repeat).
 
 use std::collections::HashMap;
@@ -256,22 +258,42 @@ impl<S: Store> Shared<S> {
             let (create, refuse): (Vec<Waiter>, Vec<Waiter>) = batch
                 .into_iter()
                 .partition(|w| w.missing == MissingCounter::Create);
-            self.allocate_together(&key, create, MissingCounter::Create)
+            let mut outage = self
+                .allocate_together(&key, create, MissingCounter::Create)
                 .await;
-            self.allocate_together(&key, refuse, MissingCounter::Refuse)
-                .await;
+            match &outage {
+                Some(e) => fail(refuse, e),
+                None => {
+                    outage = self
+                        .allocate_together(&key, refuse, MissingCounter::Refuse)
+                        .await;
+                }
+            }
+            // The store did not answer (a timeout, a broken connection):
+            // the requests that queued meanwhile would only wait for the
+            // same answer once more. Fail them now, so that no request waits
+            // longer than one store timeout.
+            if let Some(e) = outage {
+                let queued = std::mem::take(
+                    self.lock_queues()
+                        .get_mut(&key)
+                        .expect("a served counter has a queue"),
+                );
+                fail(queued, &e);
+            }
         }
     }
 
     /// One store call for all `waiters`, each answered with its own piece.
+    /// Returns the error if the store was unavailable.
     async fn allocate_together(
         &self,
         key: &SegmentKey,
         waiters: Vec<Waiter>,
         missing: MissingCounter,
-    ) {
+    ) -> Option<StoreError> {
         if waiters.is_empty() {
-            return;
+            return None;
         }
         let counts: Vec<SegmentCount> = waiters.iter().map(|w| w.count).collect();
         let total = SegmentCount::total(counts.iter().copied());
@@ -286,23 +308,45 @@ impl<S: Store> Shared<S> {
                     for (waiter, piece) in waiters.into_iter().zip(pieces) {
                         let _ = waiter.reply.send(Ok(piece));
                     }
+                    None
                 }
                 None => unreachable!("the store returned a segment of the summed size"),
             },
             // Together they do not fit below i64::MAX, but some may alone.
             Err(StoreError::Exhausted { .. }) => self.allocate_each(key, waiters, missing).await,
             Err(e) => {
-                for waiter in waiters {
-                    let _ = waiter.reply.send(Err(e.clone()));
-                }
+                fail(waiters, &e);
+                matches!(e, StoreError::Unavailable { .. }).then_some(e)
             }
         }
     }
 
-    async fn allocate_each(&self, key: &SegmentKey, waiters: Vec<Waiter>, missing: MissingCounter) {
-        for waiter in waiters {
+    /// One store call per waiter; after the store was unavailable, the rest
+    /// fail at once with the same error instead of waiting in turn.
+    async fn allocate_each(
+        &self,
+        key: &SegmentKey,
+        waiters: Vec<Waiter>,
+        missing: MissingCounter,
+    ) -> Option<StoreError> {
+        let mut waiters = waiters.into_iter();
+        while let Some(waiter) = waiters.next() {
             let result = self.inner.allocate(key, waiter.count, missing).await;
+            if let Err(e @ StoreError::Unavailable { .. }) = &result {
+                let e = e.clone();
+                let _ = waiter.reply.send(result);
+                fail(waiters.collect(), &e);
+                return Some(e);
+            }
             let _ = waiter.reply.send(result);
         }
+        None
+    }
+}
+
+/// Answers every waiter with `error`.
+fn fail(waiters: Vec<Waiter>, error: &StoreError) {
+    for waiter in waiters {
+        let _ = waiter.reply.send(Err(error.clone()));
     }
 }

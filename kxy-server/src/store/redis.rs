@@ -198,8 +198,12 @@ impl RedisStore {
         let display_url = redact_password(url);
         let client = redis::Client::open(url)
             .map_err(|e| unavailable(format!("invalid Redis URL {display_url}: {e}")))?;
+        // Under the replicas policy an allocation's reply comes after its
+        // WAIT, which may take its whole timeout.
+        let response_timeout =
+            RESPONSE_TIMEOUT + wait_replicas.map_or(Duration::ZERO, |w| w.timeout);
         let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_response_timeout(Some(response_timeout))
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
