@@ -244,7 +244,8 @@ fn generator_over(urls: &[&str], table: &str) -> IdGenerator {
     let client = SegmentClient::new(ClientConfig::new(urls).unwrap()).unwrap();
     let config = GeneratorConfig::with_bounds(100, 100, 5_000)
         .unwrap()
-        .max_wait(Duration::from_secs(10));
+        .with_max_wait(Duration::from_secs(10))
+        .unwrap();
     IdGenerator::new(client, key(table), config)
 }
 

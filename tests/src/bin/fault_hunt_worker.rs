@@ -105,6 +105,8 @@ impl Failures {
             ClientError::InvalidResponse { .. } => "invalid response".into(),
             ClientError::InvalidArgument(_) => "invalid argument".into(),
             ClientError::Unavailable { .. } => "unavailable".into(),
+            ClientError::WentBackwards { .. } => "segment discarded: store went backwards".into(),
+            ClientError::StoreMismatch { .. } => "segment discarded: another store".into(),
         };
         let mut kinds = self.kinds.lock().unwrap();
         match kinds.iter_mut().find(|(k, _, _)| *k == kind) {
@@ -164,7 +166,8 @@ fn run(args: &[String]) {
     let generator_config = || {
         GeneratorConfig::with_bounds(1000, 1000, generator_max as i64)
             .expect("generator bounds")
-            .max_wait(Duration::from_secs(20))
+            .with_max_wait(Duration::from_secs(20))
+            .expect("a positive max_wait")
     };
     let shared = IdGenerator::new(
         SegmentClient::new(config.clone()).expect("client"),
