@@ -55,11 +55,15 @@ pub enum StoreScope {
     Unnamed(Arc<str>),
 }
 
-/// How many of a counter's latest segments the registry keeps to accept
-/// answers that arrive out of order. Older ones are summarised by their
-/// highest end: a request in flight across more than this many arrivals is
-/// held to the strict rule (start above the highest end of all).
+/// How many of a counter's latest segments the registry keeps to check
+/// answers that arrive out of order for overlap.
 const RECENT_SEGMENTS: usize = 16;
+
+/// How many of a counter's mark changes the registry keeps, to know the
+/// mark a request was sent under. A request in flight across more arrivals
+/// of its counter than this is checked against an earlier, lower mark:
+/// weaker, never wrong.
+const MARK_HISTORY: usize = 256;
 
 /// The process's high-water registry.
 pub struct HighWater;
@@ -76,59 +80,76 @@ struct Marks {
     counters: HashMap<(StoreScope, SegmentKey), CounterMarks>,
 }
 
+/// What one process received of one counter.
+///
+/// A segment answering a request sent at ticket `t` must start above the
+/// mark (the highest end received) as it stood at `t`: everything received
+/// by then was allocated before the request was even sent. Comparing with
+/// the mark as it stands when the answer arrives would be wrong, since
+/// answers to concurrent requests arrive in any order. Segments that arrived
+/// while the request was in flight are checked for overlap instead.
 #[derive(Default, Clone)]
 struct CounterMarks {
+    /// `(sequence, mark after that segment)`, oldest first: the mark is
+    /// non-decreasing, so the mark at a ticket is the last entry at or
+    /// before it.
+    history: VecDeque<(u64, i64)>,
+    /// The newest entry dropped from `history`, if any.
+    dropped: Option<(u64, i64)>,
     /// The latest segments, oldest first, each with its sequence number.
     recent: VecDeque<(u64, Segment)>,
-    /// Highest end among segments no longer in `recent` (0 if none).
-    forgotten_highest: i64,
-    /// Sequence number of the newest segment no longer in `recent`.
-    forgotten_through: u64,
 }
 
 impl CounterMarks {
     fn highest(&self) -> i64 {
-        self.recent
-            .iter()
-            .map(|(_, s)| s.end)
-            .fold(self.forgotten_highest, i64::max)
+        self.history
+            .back()
+            .or(self.dropped.as_ref())
+            .map_or(0, |&(_, mark)| mark)
+    }
+
+    /// The mark as it stood at `ticket`, or a lower one where the history
+    /// no longer reaches back that far (0: no check possible).
+    fn mark_at(&self, ticket: Ticket) -> i64 {
+        let newer = self
+            .history
+            .partition_point(|&(sequence, _)| sequence <= ticket.0);
+        if newer > 0 {
+            return self.history[newer - 1].1;
+        }
+        match self.dropped {
+            Some((sequence, mark)) if sequence <= ticket.0 => mark,
+            _ => 0,
+        }
     }
 
     /// `Err(highest)` if `segment` must be refused for a request sent at
-    /// `ticket`; `highest` is what it had to start above or not overlap.
+    /// `ticket`: it does not start above the mark at the send, or it
+    /// overlaps a segment that arrived during the flight.
     fn check(&self, segment: Segment, ticket: Ticket) -> Result<(), i64> {
-        if self.forgotten_through > ticket.0 {
-            // Segments that arrived during the request were forgotten:
-            // only the strict rule is safe.
-            let highest = self.highest();
-            return if segment.start > highest {
-                Ok(())
-            } else {
-                Err(highest)
-            };
-        }
-        let mut before = self.forgotten_highest;
-        for &(sequence, earlier) in &self.recent {
-            if sequence <= ticket.0 {
-                before = before.max(earlier.end);
-            } else if segment.start <= earlier.end && earlier.start <= segment.end {
-                return Err(self.highest());
-            }
-        }
-        if segment.start > before {
-            Ok(())
-        } else {
+        let during_flight = self
+            .recent
+            .iter()
+            .filter(|&&(sequence, _)| sequence > ticket.0);
+        let overlaps = during_flight
+            .clone()
+            .any(|&(_, s)| segment.start <= s.end && s.start <= segment.end);
+        if segment.start <= self.mark_at(ticket) || overlaps {
             Err(self.highest())
+        } else {
+            Ok(())
         }
     }
 
     fn record(&mut self, sequence: u64, segment: Segment) {
+        let mark = self.highest().max(segment.end);
+        self.history.push_back((sequence, mark));
+        if self.history.len() > MARK_HISTORY {
+            self.dropped = self.history.pop_front();
+        }
         self.recent.push_back((sequence, segment));
-        if self.recent.len() > RECENT_SEGMENTS
-            && let Some((old_sequence, old)) = self.recent.pop_front()
-        {
-            self.forgotten_highest = self.forgotten_highest.max(old.end);
-            self.forgotten_through = old_sequence;
+        if self.recent.len() > RECENT_SEGMENTS {
+            self.recent.pop_front();
         }
     }
 }
@@ -318,20 +339,40 @@ mod tests {
     }
 
     #[test]
-    fn a_request_that_outlived_the_memory_gets_the_strict_rule() {
+    fn a_request_that_outlived_the_memory_is_checked_against_an_earlier_mark() {
         let _stable = fork::GENERATION_TESTS.read();
         let key = fresh_key("forgotten");
         let scope = unnamed("http://a");
+        HighWater::admit(&scope, &key, seg(1, 10), HighWater::ticket()).unwrap();
         let sent_long_ago = HighWater::ticket();
-        for i in 0..=RECENT_SEGMENTS as i64 {
+        // Many answers to later requests arrive while this one is in flight,
+        // more than the registry remembers; they leave 11..=20 free.
+        for i in 0..=MARK_HISTORY as i64 {
             let ticket = HighWater::ticket();
-            HighWater::admit(&scope, &key, seg(100 + i * 10, 109 + i * 10), ticket).unwrap();
+            let start = 100 + i * 10;
+            HighWater::admit(&scope, &key, seg(start, start + 9), ticket).unwrap();
         }
-        // 1..=10 overlaps nothing remembered, but arrivals during its flight
-        // were forgotten, so it must start above everything.
-        assert!(HighWater::admit(&scope, &key, seg(1, 10), sent_long_ago).is_err());
-        let highest = HighWater::highest(&scope, &key).unwrap();
-        HighWater::admit(&scope, &key, seg(highest + 1, highest + 5), sent_long_ago).unwrap();
+        // Its answer is not refused for arriving late (that would discard
+        // good IDs under load)...
+        HighWater::admit(&scope, &key, seg(11, 20), sent_long_ago).unwrap();
+        // ...but anything at or below the mark it was sent under still is.
+        let again = HighWater::ticket();
+        assert!(HighWater::admit(&scope, &key, seg(5, 8), again).is_err());
+    }
+
+    #[test]
+    fn many_concurrent_answers_in_any_order_are_all_accepted() {
+        let _stable = fork::GENERATION_TESTS.read();
+        let key = fresh_key("many_in_flight");
+        let scope = unnamed("http://a");
+        // 100 requests sent at once; the store hands out 1..=1000 in order,
+        // the answers arrive in reverse.
+        let tickets: Vec<Ticket> = (0..100).map(|_| HighWater::ticket()).collect();
+        for (i, ticket) in tickets.iter().enumerate().rev() {
+            let start = 1 + i as i64 * 10;
+            HighWater::admit(&scope, &key, seg(start, start + 9), *ticket).unwrap();
+        }
+        assert_eq!(HighWater::highest(&scope, &key), Some(1000));
     }
 
     #[test]

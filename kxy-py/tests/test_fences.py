@@ -216,7 +216,9 @@ def test_next_ids_longer_than_allowed_is_a_value_error(tmp_path: pathlib.Path) -
         assert len(ids.next_ids(800)) == 800  # above the request size, within the server's limit
         with pytest.raises(ValueError, match="n = 5000 is more than the server hands out"):
             ids.next_ids(5000)
-        with pytest.raises(ValueError, match="n = 100001 is more than this generator's largest segment"):
+        # Longer than the generator's largest segment: asked of the server
+        # directly, which allows no more than 1000.
+        with pytest.raises(ValueError, match="n = 100001 is more than the server hands out"):
             ids.next_ids(100_001)
         assert ids.next_id() > 800
     finally:

@@ -273,8 +273,8 @@ fn runs_longer_than_the_server_gives_are_refused_not_looped() {
     let run = ids.next_ids(800).unwrap();
     assert_eq!(run.len(), 800);
 
-    // Cached-size runs and direct runs above --max-segment, and runs above
-    // the generator's own largest segment, are argument errors naming n.
+    // Runs above --max-segment, whether cached-size or direct (above the
+    // generator's own largest segment), are argument errors naming n.
     for n in [5_000, 200_000, GeneratorConfig::DEFAULT_MAX_SIZE + 1] {
         match ids.next_ids(n) {
             Err(ClientError::InvalidArgument(msg)) => {
