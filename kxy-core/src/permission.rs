@@ -111,6 +111,12 @@ impl PermissionSet {
     pub fn iter(&self) -> impl Iterator<Item = &Permission> {
         self.0.iter()
     }
+
+    /// `self` with `more` added.
+    pub fn with(mut self, more: &PermissionSet) -> PermissionSet {
+        self.0.extend(more.0.iter().cloned());
+        self
+    }
 }
 
 impl FromIterator<Permission> for PermissionSet {

@@ -107,6 +107,9 @@ pub struct KeyPrincipal {
     pub key_id: String,
     pub user: UserView,
     pub permissions: PermissionSet,
+    /// Whether the key holds a subset named at creation (else it acts with
+    /// all its owner's permissions).
+    pub scoped: bool,
 }
 
 struct Cached {
@@ -339,15 +342,34 @@ impl KeyService {
         }
     }
 
+    /// Renames a key or turns it on or off. `limit` is the rights of a
+    /// caller that is itself a scoped key: it may turn on only keys whose
+    /// rights lie within its own, or it could re-enable a broader key.
     pub async fn update(
         &self,
         id: &str,
         caller: &UserView,
         admin: bool,
+        limit: Option<&PermissionSet>,
         status: Option<KeyStatus>,
         name: Option<String>,
     ) -> Result<ApiKeyView, Error> {
         let (mut key, version) = self.visible(id, caller, admin).await?;
+        if let Some(limit) = limit
+            && status == Some(KeyStatus::Active)
+            && key.status != KeyStatus::Active
+        {
+            let within = key
+                .permissions
+                .as_ref()
+                .is_some_and(|wanted| wanted.iter().all(|p| limit.allows(p)));
+            if !within {
+                return Err(Error::Forbidden {
+                    permission: "the rights of the key it turns on (this API key holds fewer)"
+                        .into(),
+                });
+            }
+        }
         if let Some(name) = name {
             let name = name.trim();
             if name.is_empty() || name.len() > 100 {
@@ -456,7 +478,13 @@ impl KeyService {
         if !owner.active {
             return Err(refused());
         }
-        let owner_permissions = self.roles.permissions_of(&owner.roles).await?;
+        // Every user holds the self-service permissions on their own
+        // records, so a key may carry them whatever the owner's roles.
+        let owner_permissions = self
+            .roles
+            .permissions_of(&owner.roles)
+            .await?
+            .with(crate::routes::self_service());
         let permissions = match &key.permissions {
             Some(subset) => subset
                 .iter()
@@ -469,6 +497,7 @@ impl KeyService {
             key_id: key.id.clone(),
             user: UserView::from(&owner),
             permissions,
+            scoped: key.permissions.is_some(),
         };
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(
             hash.to_owned(),

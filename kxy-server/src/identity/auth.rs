@@ -83,8 +83,9 @@ pub struct Caller {
 pub enum Via {
     /// A login session's access token.
     Token(Claims),
-    /// An API key, by id.
-    ApiKey(String),
+    /// An API key, by id; `scoped` if it holds a subset of its owner's
+    /// permissions named at creation.
+    ApiKey { id: String, scoped: bool },
 }
 
 pub struct AuthService {

@@ -15,24 +15,34 @@ use crate::identity::Caller;
 
 pub fn routes() -> Vec<RouteSpec> {
     vec![
-        route(Method::GET, "/api/credentials", Access::LoggedIn, list),
-        route(Method::POST, "/api/credentials", Access::LoggedIn, create),
+        route(
+            Method::GET,
+            "/api/credentials",
+            Access::Own("credentials:read"),
+            list,
+        ),
+        route(
+            Method::POST,
+            "/api/credentials",
+            Access::Own("credentials:write"),
+            create,
+        ),
         route(
             Method::GET,
             "/api/credentials/{id}",
-            Access::LoggedIn,
+            Access::Own("credentials:read"),
             get_one,
         ),
         route(
             Method::PUT,
             "/api/credentials/{id}",
-            Access::LoggedIn,
+            Access::Own("credentials:write"),
             update,
         ),
         route(
             Method::DELETE,
             "/api/credentials/{id}",
-            Access::LoggedIn,
+            Access::Own("credentials:write"),
             delete,
         ),
         route(

@@ -53,7 +53,9 @@ pub async fn guard(
     };
     let required = match access {
         Access::Permission(required) => Some(required),
-        Access::Allocation if !matches!(caller.via, Via::ApiKey(_)) => {
+        // A user's own records: a login token suffices, a key needs scope.
+        Access::Own(required) if matches!(caller.via, Via::ApiKey { .. }) => Some(required),
+        Access::Allocation if !matches!(caller.via, Via::ApiKey { .. }) => {
             return Error::invalid(
                 "authorization",
                 "allocation requires an API key on this server",
@@ -97,7 +99,10 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, E
         return Ok(Caller {
             user: principal.user,
             permissions: principal.permissions,
-            via: Via::ApiKey(principal.key_id),
+            via: Via::ApiKey {
+                id: principal.key_id,
+                scoped: principal.scoped,
+            },
         });
     }
     state

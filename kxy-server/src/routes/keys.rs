@@ -11,15 +11,25 @@ use crate::Error;
 use crate::app::AppState;
 use crate::envelope::Envelope;
 use crate::extract::{ApiJson, ApiQuery};
-use crate::identity::Caller;
+use crate::identity::{Caller, Via};
 use crate::keys::{ApiKeyView, KeyStatus, KeyType};
 
 pub fn routes() -> Vec<RouteSpec> {
     vec![
-        route(Method::POST, "/api/keys", Access::LoggedIn, create),
-        route(Method::GET, "/api/keys", Access::LoggedIn, list),
-        route(Method::PATCH, "/api/keys/{id}", Access::LoggedIn, update),
-        route(Method::DELETE, "/api/keys/{id}", Access::LoggedIn, delete),
+        route(Method::POST, "/api/keys", Access::Own("keys:write"), create),
+        route(Method::GET, "/api/keys", Access::Own("keys:read"), list),
+        route(
+            Method::PATCH,
+            "/api/keys/{id}",
+            Access::Own("keys:write"),
+            update,
+        ),
+        route(
+            Method::DELETE,
+            "/api/keys/{id}",
+            Access::Own("keys:write"),
+            delete,
+        ),
     ]
 }
 
@@ -54,11 +64,27 @@ async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<NewKey>,
 ) -> Result<Envelope<CreatedKey>, Error> {
+    // What the new key may hold: all the caller's rights. A login session
+    // holds the self-service permissions on top of its roles'; a key holds
+    // what it was given (and an unscoped key, all its owner's).
+    let rights = match caller.via {
+        Via::Token(_) => caller.permissions.clone().with(super::self_service()),
+        Via::ApiKey { scoped, .. } => {
+            if scoped && body.permissions.is_none() {
+                return Err(Error::invalid(
+                    "permissions",
+                    "an API key with a limited scope can only create keys that name their \
+                     permissions, each within its own scope",
+                ));
+            }
+            caller.permissions.clone()
+        }
+    };
     let (key, secret) = state
         .keys
         .create(
             &caller.user,
-            &caller.permissions,
+            &rights,
             &body.name,
             body.key_type.unwrap_or(KeyType::Public),
             body.permissions,
@@ -123,6 +149,7 @@ async fn update(
             &id,
             &caller.user,
             key_admin(&caller),
+            matches!(caller.via, Via::ApiKey { scoped: true, .. }).then_some(&caller.permissions),
             change.status,
             change.name,
         )

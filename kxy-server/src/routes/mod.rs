@@ -22,6 +22,7 @@ use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::app::AppState;
+use kxy_core::permission::PermissionSet;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,11 @@ pub enum Access {
     Public,
     /// Any logged-in user.
     LoggedIn,
+    /// A logged-in user's own records (their API keys, their credentials).
+    /// A login token passes; an API key passes only if its scope includes
+    /// this permission (an unscoped key acts as its owner and holds it), so
+    /// a key limited to, say, `segments:allocate` cannot touch them.
+    Own(&'static str),
     /// A caller holding this permission (`resource:action`).
     Permission(&'static str),
     /// Segment allocation: public unless the server runs with
@@ -83,12 +89,27 @@ pub fn inventory() -> Vec<RouteSpec> {
     .collect()
 }
 
+/// The permissions of [`Access::Own`] routes: every user holds them on
+/// their own records, so a key may carry them whatever its owner's roles.
+pub fn self_service() -> &'static PermissionSet {
+    static SET: std::sync::OnceLock<PermissionSet> = std::sync::OnceLock::new();
+    SET.get_or_init(|| {
+        inventory()
+            .iter()
+            .filter_map(|r| match r.access {
+                Access::Own(p) => Some(p.parse().expect("routes declare valid permissions")),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
 /// The permissions the routes require, sorted: the catalog roles draw from.
 pub fn permission_catalog() -> Vec<&'static str> {
     let mut permissions: Vec<&'static str> = inventory()
         .iter()
         .filter_map(|r| match r.access {
-            Access::Permission(p) => Some(p),
+            Access::Permission(p) | Access::Own(p) => Some(p),
             Access::Allocation => Some(ALLOCATE),
             _ => None,
         })
