@@ -78,6 +78,23 @@ pub struct Caller {
     pub via: Via,
 }
 
+impl Caller {
+    /// Refuses unless the caller holds every permission of `needed`: nobody
+    /// grants, assigns or edits rights beyond their own, nor acts over a user
+    /// who holds more (`over` names what carries them, for the message).
+    pub fn require_all(&self, needed: &PermissionSet, over: &str) -> Result<(), Error> {
+        match needed.iter().find(|p| !self.permissions.allows(p)) {
+            None => Ok(()),
+            Some(missing) => Err(Error::Forbidden {
+                permission: format!(
+                    "{missing}, which {over} carries: you cannot grant or act over rights you \
+                     do not hold"
+                ),
+            }),
+        }
+    }
+}
+
 /// How a caller authenticated.
 #[derive(Debug, Clone)]
 pub enum Via {

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::Method;
-use kxy_core::permission::Permission;
+use kxy_core::permission::{Permission, PermissionSet};
 use serde::Deserialize;
 
 use super::{Access, RouteSpec, permission_catalog, route};
@@ -10,6 +10,7 @@ use crate::Error;
 use crate::app::AppState;
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
+use crate::identity::Caller;
 use crate::identity::roles::Role;
 
 pub fn routes() -> Vec<RouteSpec> {
@@ -40,8 +41,11 @@ struct NewRole {
 
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(body): ApiJson<NewRole>,
 ) -> Result<Envelope<Role>, Error> {
+    let wanted: PermissionSet = body.permissions.iter().cloned().collect();
+    caller.require_all(&wanted, "the new role")?;
     let role = Role {
         name: body.name,
         description: body.description,
@@ -72,6 +76,7 @@ struct RoleChange {
 
 async fn update(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     ApiJson(change): ApiJson<RoleChange>,
 ) -> Result<Envelope<Role>, Error> {
@@ -79,6 +84,14 @@ async fn update(
         what: "role",
         id: name,
     })?;
+    // Neither edit a role carrying rights the caller lacks, nor give one
+    // any (adding `*:*` to one's own role was the way to admin).
+    let current: PermissionSet = role.permissions.iter().cloned().collect();
+    caller.require_all(&current, "this role")?;
+    if let Some(permissions) = &change.permissions {
+        let wanted: PermissionSet = permissions.iter().cloned().collect();
+        caller.require_all(&wanted, "the changed role")?;
+    }
     if let Some(description) = change.description {
         role.description = description;
     }
@@ -92,8 +105,13 @@ async fn update(
 
 async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Envelope<()>, Error> {
+    if let Some(role) = state.auth.roles.get(&name).await? {
+        let current: PermissionSet = role.permissions.iter().cloned().collect();
+        caller.require_all(&current, "this role")?;
+    }
     state.auth.roles.delete(&name).await?;
     state.keys.invalidate().await?;
     Ok(Envelope::ok("role deleted", ()))

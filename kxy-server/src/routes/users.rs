@@ -106,10 +106,23 @@ struct NewUser {
     roles: Vec<String>,
 }
 
+/// Refuses unless `caller` holds every permission of `roles`.
+async fn require_roles(
+    state: &AppState,
+    caller: &Caller,
+    roles: &[String],
+    over: &str,
+) -> Result<(), Error> {
+    let needed = state.auth.roles.permissions_of(roles).await?;
+    caller.require_all(&needed, over)
+}
+
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(body): ApiJson<NewUser>,
 ) -> Result<Envelope<UserView>, Error> {
+    require_roles(&state, &caller, &body.roles, "a role to assign").await?;
     let user = state
         .auth
         .create_user(&body.username, &body.password, body.email, body.roles)
@@ -173,6 +186,12 @@ async fn update(
     ApiJson(change): ApiJson<UserChange>,
 ) -> Result<Envelope<UserView>, Error> {
     let (mut user, version) = state.auth.users.require(&id).await?;
+    // Changing a user who holds more than the caller (demoting an admin,
+    // deactivating them) is acting over rights the caller lacks.
+    require_roles(&state, &caller, &user.roles, "this user's roles").await?;
+    if let Some(roles) = &change.roles {
+        require_roles(&state, &caller, roles, "a role to assign").await?;
+    }
     if let Some(email) = change.email {
         check_email(&email)?;
         user.email = Some(email);
@@ -203,6 +222,7 @@ async fn delete(
     if user.id == caller.user.id {
         return Err(Error::Conflict("you cannot delete yourself".into()));
     }
+    require_roles(&state, &caller, &user.roles, "this user's roles").await?;
     user.active = false;
     keep_an_admin(&state, &user).await?;
     state.auth.users.delete(&user, version).await?;
@@ -234,9 +254,13 @@ struct NewPassword {
 
 async fn reset_password(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewPassword>,
 ) -> Result<Envelope<()>, Error> {
+    // Only a holder of every permission of the user may take their account.
+    let (user, _) = state.auth.users.require(&id).await?;
+    require_roles(&state, &caller, &user.roles, "this user's roles").await?;
     state.auth.reset_password(&id, &body.password).await?;
     Ok(Envelope::ok("password reset; the account is unlocked", ()))
 }

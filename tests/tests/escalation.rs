@@ -1,0 +1,189 @@
+//! Attacks by users who administer users or roles but are not admins,
+//! against running servers (embedded store, and two instances on Redis):
+//! `users:write` or `roles:write` must not be a way to become admin, nor to
+//! take over an account that holds more.
+
+use kxy_e2e::api::Answer;
+use kxy_e2e::deploy::{Deployment, ROOT_PASSWORD};
+use reqwest::Method;
+use serde_json::json;
+
+fn assert_forbidden(answer: &Answer, what: &str) {
+    assert_eq!(
+        (answer.status, answer.code()),
+        (403, 40301),
+        "{what}: {:?}",
+        answer.body
+    );
+}
+
+/// root's token, and the id of root.
+async fn root(d: &Deployment) -> (String, String) {
+    d.init().await;
+    let (token, _) = d.tokens("root", ROOT_PASSWORD).await;
+    let me = d.get("/api/users/me", Some(&token)).await;
+    (token, me.body["data"]["id"].as_str().unwrap().to_owned())
+}
+
+async fn make_role(d: &Deployment, root: &str, name: &str, permissions: &[&str]) {
+    let answer = d
+        .post(
+            "/api/roles",
+            json!({"name": name, "permissions": permissions}),
+            Some(root),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}: {:?}", d.name, answer.body);
+}
+
+async fn permissions_of(d: &Deployment, token: &str) -> String {
+    d.get("/api/users/me", Some(token)).await.body["data"]["permissions"].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_write_does_not_make_an_admin() {
+    for d in Deployment::all(&[]) {
+        let (root, root_id) = root(&d).await;
+        make_role(&d, &root, "user-admin", &["users:read", "users:write"]).await;
+        let mallory_id = d
+            .create_user(&root, "mallory", "mallory password 1", &["user-admin"])
+            .await;
+        let (mallory, _) = d.tokens("mallory", "mallory password 1").await;
+
+        // An admin of her own making, or herself promoted: refused.
+        let made = d
+            .post(
+                "/api/users",
+                json!({"username": "mallory2", "password": "mallory2 password 1", "roles": ["admin"]}),
+                Some(&mallory),
+            )
+            .await;
+        assert_forbidden(&made, "create an admin");
+        assert!(d.login("mallory2", "mallory2 password 1").await.status != 200);
+        let promoted = d
+            .call(
+                Method::PUT,
+                &format!("/api/users/{mallory_id}"),
+                Some(json!({"roles": ["admin"]})),
+                Some(&mallory),
+            )
+            .await;
+        assert_forbidden(&promoted, "promote herself");
+        assert!(!permissions_of(&d, &mallory).await.contains("*:*"));
+
+        // The admin's account is out of her reach.
+        let root_path = format!("/api/users/{root_id}");
+        let reset = d
+            .post(
+                &format!("{root_path}/reset-password"),
+                json!({"password": "taken over 123"}),
+                Some(&mallory),
+            )
+            .await;
+        assert_forbidden(&reset, "reset the admin's password");
+        let off = d
+            .call(
+                Method::PUT,
+                &root_path,
+                Some(json!({"active": false})),
+                Some(&mallory),
+            )
+            .await;
+        assert_forbidden(&off, "deactivate the admin");
+        let demote = d
+            .call(
+                Method::PUT,
+                &root_path,
+                Some(json!({"roles": []})),
+                Some(&mallory),
+            )
+            .await;
+        assert_forbidden(&demote, "demote the admin");
+        let gone = d
+            .call(Method::DELETE, &root_path, None, Some(&mallory))
+            .await;
+        assert_forbidden(&gone, "delete the admin");
+        assert_eq!(
+            d.login("root", ROOT_PASSWORD).await.status,
+            200,
+            "{}",
+            d.name
+        );
+        assert!(permissions_of(&d, &root).await.contains("*:*"));
+
+        // Within her own rights she still administers users.
+        let peer = d
+            .post(
+                "/api/users",
+                json!({"username": "peer", "password": "peer password 1", "roles": ["user-admin"]}),
+                Some(&mallory),
+            )
+            .await;
+        assert_eq!(peer.status, 200, "{}: {:?}", d.name, peer.body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_write_does_not_make_an_admin() {
+    for d in Deployment::all(&[]) {
+        let (root, _) = root(&d).await;
+        make_role(&d, &root, "role-admin", &["roles:read", "roles:write"]).await;
+        make_role(&d, &root, "user-admin", &["users:read", "users:write"]).await;
+        d.create_user(&root, "rolf", "rolf password 1", &["role-admin"])
+            .await;
+        let (rolf, _) = d.tokens("rolf", "rolf password 1").await;
+
+        // `*:*` added to his own role, or a new all-powerful role: refused.
+        let widened = d
+            .call(
+                Method::PUT,
+                "/api/roles/role-admin",
+                Some(json!({"permissions": ["roles:read", "roles:write", "*:*"]})),
+                Some(&rolf),
+            )
+            .await;
+        assert_forbidden(&widened, "add *:* to his role");
+        assert!(!permissions_of(&d, &rolf).await.contains("*:*"));
+        let created = d
+            .post(
+                "/api/roles",
+                json!({"name": "super", "permissions": ["*:*"]}),
+                Some(&rolf),
+            )
+            .await;
+        assert_forbidden(&created, "create a role with *:*");
+        // Roles carrying rights he lacks are not his to edit or delete.
+        let edited = d
+            .call(
+                Method::PUT,
+                "/api/roles/user-admin",
+                Some(json!({"permissions": ["users:read"]})),
+                Some(&rolf),
+            )
+            .await;
+        assert_forbidden(&edited, "edit a role with users:write");
+        let deleted = d
+            .call(Method::DELETE, "/api/roles/user-admin", None, Some(&rolf))
+            .await;
+        assert_forbidden(&deleted, "delete a role with users:write");
+        let role = d.get("/api/roles/user-admin", Some(&root)).await;
+        assert!(
+            role.body["data"]["permissions"]
+                .to_string()
+                .contains("users:write"),
+            "{}: {:?}",
+            d.name,
+            role.body
+        );
+
+        // A role within his rights he may create.
+        let reader = d
+            .post(
+                "/api/roles",
+                json!({"name": "reader", "permissions": ["roles:read"]}),
+                Some(&rolf),
+            )
+            .await;
+        assert_eq!(reader.status, 200, "{}: {:?}", d.name, reader.body);
+    }
+}
