@@ -187,3 +187,62 @@ async fn roles_write_does_not_make_an_admin() {
         assert_eq!(reader.status, 200, "{}: {:?}", d.name, reader.body);
     }
 }
+
+/// Two administrators demoting each other at the same moment, on two
+/// instances: at most one demotion may succeed, or nobody is left to
+/// administer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_last_two_admins_cannot_demote_each_other_at_once() {
+    for d in Deployment::all(&[]) {
+        let (root, root_id) = root(&d).await;
+        let other_id = d
+            .create_user(&root, "admin2", "admin2 password 1", &["admin"])
+            .await;
+        let (other, _) = d.tokens("admin2", "admin2 password 1").await;
+        let (root_path, other_path) = (
+            format!("/api/users/{root_id}"),
+            format!("/api/users/{other_id}"),
+        );
+        for round in 0..10 {
+            let (a, b) = tokio::join!(
+                d.call(
+                    Method::PUT,
+                    &other_path,
+                    Some(json!({"roles": []})),
+                    Some(&root)
+                ),
+                d.call(
+                    Method::PUT,
+                    &root_path,
+                    Some(json!({"roles": []})),
+                    Some(&other)
+                ),
+            );
+            let succeeded = [&a, &b].iter().filter(|x| x.status == 200).count();
+            assert!(
+                succeeded <= 1,
+                "{} round {round}: both demotions succeeded: {:?} / {:?}",
+                d.name,
+                a.body,
+                b.body
+            );
+            // Whoever is still an admin restores the other.
+            let (admin_token, demoted_id) = if a.status == 200 {
+                (&root, &other_id)
+            } else if b.status == 200 {
+                (&other, &root_id)
+            } else {
+                continue;
+            };
+            let restored = d
+                .call(
+                    Method::PUT,
+                    &format!("/api/users/{demoted_id}"),
+                    Some(json!({"roles": ["admin"]})),
+                    Some(admin_token),
+                )
+                .await;
+            assert_eq!(restored.status, 200, "{}: {:?}", d.name, restored.body);
+        }
+    }
+}

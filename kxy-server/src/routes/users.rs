@@ -186,6 +186,7 @@ async fn update(
     ApiJson(change): ApiJson<UserChange>,
 ) -> Result<Envelope<UserView>, Error> {
     let (mut user, version) = state.auth.users.require(&id).await?;
+    let was_admin = is_active_admin(&user);
     // Changing a user who holds more than the caller (demoting an admin,
     // deactivating them) is acting over rights the caller lacks.
     require_roles(&state, &caller, &user.roles, "this user's roles").await?;
@@ -206,8 +207,15 @@ async fn update(
         }
         user.active = active;
     }
-    keep_an_admin(&state, &user).await?;
-    let user = state.auth.users.update(user, version).await?;
+    let user = if was_admin && !is_active_admin(&user) {
+        with_admin_lock(&state, async {
+            keep_an_admin(&state, &user).await?;
+            state.auth.users.update(user, version).await
+        })
+        .await?
+    } else {
+        state.auth.users.update(user, version).await?
+    };
     // Keys act with their owner's roles and need an active owner.
     state.keys.invalidate().await?;
     Ok(Envelope::ok("user updated", UserView::from(&user)))
@@ -223,21 +231,67 @@ async fn delete(
         return Err(Error::Conflict("you cannot delete yourself".into()));
     }
     require_roles(&state, &caller, &user.roles, "this user's roles").await?;
-    user.active = false;
-    keep_an_admin(&state, &user).await?;
-    state.auth.users.delete(&user, version).await?;
+    if is_active_admin(&user) {
+        user.active = false;
+        with_admin_lock(&state, async {
+            keep_an_admin(&state, &user).await?;
+            state.auth.users.delete(&user, version).await
+        })
+        .await?;
+    } else {
+        state.auth.users.delete(&user, version).await?;
+    }
     state.keys.invalidate().await?;
     Ok(Envelope::ok("user deleted", ()))
 }
 
-/// Refuses a change that would leave no active administrator.
+fn is_active_admin(user: &User) -> bool {
+    user.active && user.roles.iter().any(|r| r == ADMIN)
+}
+
+/// The mark that serializes changes which could leave no administrator.
+const ADMIN_CHANGE_LOCK: &str = "lock:admin-change";
+/// How long a holder that died keeps the lock.
+const ADMIN_CHANGE_LOCK_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs `change` (a check by [`keep_an_admin`] and the write it allows)
+/// while holding a lock in the store, shared by every instance. Without it,
+/// two administrators demoting each other at once would both see the other
+/// still in place, and both succeed. A change that finds the lock taken is
+/// refused (409) rather than queued: the caller retries.
+async fn with_admin_lock<T>(
+    state: &AppState,
+    change: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let store = state.segments.store();
+    if store
+        .hit_mark(ADMIN_CHANGE_LOCK, ADMIN_CHANGE_LOCK_TTL)
+        .await?
+        != 1
+    {
+        return Err(Error::Conflict(
+            "another change to a user is being checked against the last administrator; retry"
+                .into(),
+        ));
+    }
+    let result = change.await;
+    if let Err(e) = store.clear_mark(ADMIN_CHANGE_LOCK).await {
+        tracing::warn!("cannot release the administrator-change lock (it expires by itself): {e}");
+    }
+    result
+}
+
+/// Refuses a change that would leave no active administrator. Call it
+/// inside [`with_admin_lock`], together with the write.
 async fn keep_an_admin(state: &AppState, changed: &User) -> Result<(), Error> {
-    let is_admin = |u: &User| u.active && u.roles.iter().any(|r| r == ADMIN);
-    if is_admin(changed) {
+    if is_active_admin(changed) {
         return Ok(());
     }
     let others = state.auth.users.all().await?;
-    if others.iter().any(|u| u.id != changed.id && is_admin(u)) {
+    if others
+        .iter()
+        .any(|u| u.id != changed.id && is_active_admin(u))
+    {
         Ok(())
     } else {
         Err(Error::Conflict(
