@@ -237,8 +237,11 @@ impl CredentialService {
     }
 
     /// The plaintext API key of any credential (`credentials:reveal`).
-    pub async fn reveal(&self, id: &str) -> Result<String, Error> {
-        let (c, _) = self.owned(None, id).await?;
+    /// The plaintext of `owner`'s credential `id`. Confined to the owner
+    /// like every other operation: `credentials:reveal` lets a user (or a
+    /// service's account) read its own secrets, never another user's.
+    pub async fn reveal(&self, owner: &str, id: &str) -> Result<String, Error> {
+        let (c, _) = self.owned(Some(owner), id).await?;
         self.vault.open(&c.api_key, &context(&c.id, &c.user_id))
     }
 

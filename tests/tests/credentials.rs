@@ -20,9 +20,22 @@ async fn credentials_are_confined_to_their_owner_masked_and_sealed() {
     for d in Deployment::all(&["--master-key", K1]) {
         d.init().await;
         let admin = d.tokens("root", ROOT_PASSWORD).await.0;
-        d.create_user(&admin, "alice", "alice password 1", &[])
+        let alice_id = d
+            .create_user(&admin, "alice", "alice password 1", &[])
             .await;
         d.create_user(&admin, "bob", "bob password 12", &[]).await;
+        // A trusted service's account that may read plaintext: its own.
+        let revealer = d
+            .post(
+                "/api/roles",
+                json!({"name": "revealer", "permissions": ["credentials:reveal"]}),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(revealer.status, 200, "{:?}", revealer.body);
+        d.create_user(&admin, "carol", "carol password 1", &["revealer"])
+            .await;
+        let carol = d.tokens("carol", "carol password 1").await.0;
         let alice = d.tokens("alice", "alice password 1").await.0;
         let bob = d.tokens("bob", "bob password 12").await.0;
 
@@ -83,8 +96,35 @@ async fn credentials_are_confined_to_their_owner_masked_and_sealed() {
             let (d, path) = (&d, format!("{path}/secret"));
             async move { d.get(&path, Some(&token)).await }
         };
+        // Reading the plaintext needs credentials:reveal, which Alice lacks
+        // yet; and it is confined to the reader's own records, so neither a
+        // service holding it nor the admin reads Alice's.
+        let refused = reveal(alice.clone()).await;
         assert_eq!(
-            reveal(admin.clone()).await.body["data"]["api_key"],
+            (refused.status, refused.msg()),
+            (403, "missing permission credentials:reveal")
+        );
+        for other in [carol.clone(), admin.clone()] {
+            let answer = reveal(other).await;
+            assert_eq!(
+                (answer.status, answer.code()),
+                (404, 40402),
+                "{}: {:?}",
+                d.name,
+                answer.body
+            );
+        }
+        let granted = d
+            .call(
+                Method::PUT,
+                &format!("/api/users/{alice_id}"),
+                Some(json!({"roles": ["revealer"]})),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(granted.status, 200, "{:?}", granted.body);
+        assert_eq!(
+            reveal(alice.clone()).await.body["data"]["api_key"],
             LONG_KEY,
             "{}",
             d.name
@@ -102,14 +142,8 @@ async fn credentials_are_confined_to_their_owner_masked_and_sealed() {
             "new-***********y-42"
         );
         assert_eq!(
-            reveal(admin.clone()).await.body["data"]["api_key"],
+            reveal(alice.clone()).await.body["data"]["api_key"],
             "new-upstream-key-42"
-        );
-        // Reading the plaintext needs credentials:reveal, which Alice lacks.
-        let refused = reveal(alice.clone()).await;
-        assert_eq!(
-            (refused.status, refused.msg()),
-            (403, "missing permission credentials:reveal")
         );
 
         let raw = d.raw_store();

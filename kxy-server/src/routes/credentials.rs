@@ -120,7 +120,7 @@ async fn reveal(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Envelope<Revealed>, Error> {
-    let api_key = state.credentials.reveal(&id).await?;
+    let api_key = state.credentials.reveal(&caller.user.id, &id).await?;
     tracing::info!(credential = %id, by = %caller.user.username, "stored credential revealed");
     Ok(Envelope::ok("ok", Revealed { api_key }))
 }
