@@ -364,19 +364,47 @@ impl Policy {
             decision.reason = Reason::NoAuthRequired;
             return decision;
         }
+        let (level, reason) = self.granted(i, user_id, roles, now);
+        decision.level = level;
+        decision.allowed = level.is_some_and(|l| l >= required);
+        decision.reason = reason;
+        decision
+    }
+
+    /// The level user `user_id`, holding `roles`, has on the endpoint with
+    /// id `endpoint_id` by its grants at time `now` (the user's own grants
+    /// first, else the best role grant); `None` without a live grant or for
+    /// an unknown endpoint.
+    pub fn level_on(
+        &self,
+        endpoint_id: &str,
+        user_id: &str,
+        roles: &[String],
+        now: u64,
+    ) -> Option<Level> {
+        let i = self.endpoints.iter().position(|e| e.id == endpoint_id)?;
+        self.granted(i, user_id, roles, now).0
+    }
+
+    /// The grants' verdict on endpoint `i`: the level and why.
+    fn granted<'p>(
+        &'p self,
+        i: usize,
+        user_id: &str,
+        roles: &[String],
+        now: u64,
+    ) -> (Option<Level>, Reason<'p>) {
         let live = |e: &&Entry| e.expires_at.is_none_or(|t| t > now);
         let grants = &self.grants[i];
-        decision.reason = Reason::NoGrant;
+        let mut reason = Reason::NoGrant;
         if let Some(own) = grants.users.get(user_id) {
             if let Some(best) = own.iter().find(live) {
-                decision.level = Some(best.level);
-                decision.allowed = best.level >= required;
-                decision.reason = Reason::DirectGrant {
+                let reason = Reason::DirectGrant {
                     granted_by: &best.granted_by,
                 };
-                return decision;
+                return (Some(best.level), reason);
             }
-            decision.reason = Reason::Expired;
+            reason = Reason::Expired;
         }
         let mut best: Option<(&Entry, &str)> = None;
         for role in roles {
@@ -388,15 +416,13 @@ impl Policy {
                     best = Some((entry, name))
                 }
                 Some(_) => {}
-                None => decision.reason = Reason::Expired,
+                None => reason = Reason::Expired,
             }
         }
-        if let Some((entry, role)) = best {
-            decision.level = Some(entry.level);
-            decision.allowed = entry.level >= required;
-            decision.reason = Reason::RoleGrant { role };
+        match best {
+            Some((entry, role)) => (Some(entry.level), Reason::RoleGrant { role }),
+            None => (None, reason),
         }
-        decision
     }
 }
 

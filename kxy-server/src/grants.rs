@@ -127,6 +127,23 @@ impl GrantService {
             .into()
     }
 
+    /// The level a user with `roles` holds on endpoint `endpoint_id` by its
+    /// grants, now; `None` without a live grant. Reads the latest policy
+    /// from the store first (a grant another instance just made or revoked
+    /// counts), since this decides what a granter may hand on.
+    pub async fn level_on(
+        &self,
+        endpoint_id: &str,
+        user_id: &str,
+        roles: &[String],
+    ) -> Result<Option<Level>, Error> {
+        self.reload_if_changed().await?;
+        Ok(self
+            .current()
+            .policy
+            .level_on(endpoint_id, user_id, roles, now()))
+    }
+
     /// [`Self::check`] without building the answer, for the benchmark.
     pub fn allowed(
         &self,

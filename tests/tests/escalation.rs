@@ -246,3 +246,60 @@ async fn the_last_two_admins_cannot_demote_each_other_at_once() {
         }
     }
 }
+
+/// `access:write` hands on what its holder has, not more: a level on an
+/// endpoint above the granter's own is refused, to anyone, themselves too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_write_cannot_grant_above_ones_own_level() {
+    for d in Deployment::all(&[]) {
+        let (root, _) = root(&d).await;
+        make_role(&d, &root, "granter", &["access:read", "access:write"]).await;
+        let gina_id = d
+            .create_user(&root, "gina", "gina password 1", &["granter"])
+            .await;
+        let bob_id = d.create_user(&root, "bob", "bob password 12", &[]).await;
+        let (gina, _) = d.tokens("gina", "gina password 1").await;
+        let endpoint = d
+            .post(
+                "/api/access/endpoints",
+                json!({"method": "GET", "path": "/orders/{id}", "require_auth": true}),
+                Some(&root),
+            )
+            .await;
+        assert_eq!(endpoint.status, 200, "{}: {:?}", d.name, endpoint.body);
+        let endpoint_id = endpoint.body["data"]["id"].as_str().unwrap().to_owned();
+        let grant = |to: &str, level: &str| json!({"subject": {"type": "user", "id": to}, "endpoint_id": endpoint_id, "level": level});
+        let granted = d
+            .post("/api/access/grants", grant(&gina_id, "read"), Some(&root))
+            .await;
+        assert_eq!(granted.status, 200, "{}: {:?}", d.name, granted.body);
+
+        for (to, level, what) in [
+            (&gina_id, "admin", "herself admin"),
+            (&gina_id, "write", "herself write"),
+            (&bob_id, "write", "bob write"),
+        ] {
+            let answer = d
+                .post("/api/access/grants", grant(to, level), Some(&gina))
+                .await;
+            assert_forbidden(&answer, &format!("{}: grant {what}", d.name));
+        }
+        let listed = d.get("/api/access/grants", Some(&root)).await;
+        assert_eq!(
+            listed.body["data"].as_array().unwrap().len(),
+            1,
+            "{}: only root's grant exists: {:?}",
+            d.name,
+            listed.body
+        );
+        // Her own level she may hand on; an admin may grant any.
+        let same = d
+            .post("/api/access/grants", grant(&bob_id, "read"), Some(&gina))
+            .await;
+        assert_eq!(same.status, 200, "{}: {:?}", d.name, same.body);
+        let any = d
+            .post("/api/access/grants", grant(&bob_id, "admin"), Some(&root))
+            .await;
+        assert_eq!(any.status, 200, "{}: {:?}", d.name, any.body);
+    }
+}

@@ -13,6 +13,7 @@ use crate::envelope::Envelope;
 use crate::extract::ApiJson;
 use crate::grants::Verdict;
 use crate::identity::Caller;
+use kxy_core::permission::Permission;
 
 pub fn routes() -> Vec<RouteSpec> {
     let read = Access::Permission("access:read");
@@ -139,6 +140,26 @@ async fn create_grant(
     caller: Caller,
     ApiJson(body): ApiJson<NewGrant>,
 ) -> Result<Envelope<Grant>, Error> {
+    // access:write lets a user hand on what they hold, not more: a level on
+    // an endpoint above the caller's own grant there is refused, to anyone,
+    // themselves included. Administrators (every permission) grant any.
+    state.grants.endpoint(&body.endpoint_id).await?;
+    if !caller.permissions.allows(&Permission::all()) {
+        let own = state
+            .grants
+            .level_on(&body.endpoint_id, &caller.user.id, &caller.user.roles)
+            .await?;
+        if own.is_none_or(|own| own < body.level) {
+            let own = own.map_or("none".to_owned(), |l| l.to_string());
+            return Err(Error::Forbidden {
+                permission: format!(
+                    "{} on endpoint {}: your own level there is {own}, and you cannot grant \
+                     above it",
+                    body.level, body.endpoint_id
+                ),
+            });
+        }
+    }
     match &body.subject {
         Subject::User(id) => {
             state.auth.users.require(id).await?;
