@@ -21,6 +21,16 @@ impl Answer {
         self.body["msg"].as_str().expect("envelope has a msg")
     }
 
+    /// Asserts the HTTP status and envelope code, showing the envelope if not.
+    pub fn assert_refused(&self, status: u16, code: i64) {
+        assert_eq!(
+            (self.status, self.code()),
+            (status, code),
+            "{:?}",
+            self.body
+        );
+    }
+
     /// The segment of a successful allocation; panics with the envelope otherwise.
     pub fn segment(&self) -> Segment {
         assert_eq!((self.status, self.code()), (200, 0), "{:?}", self.body);

@@ -175,12 +175,7 @@ async fn a_restart_from_an_old_snapshot_fences_what_the_instance_served() {
     let refused = allocate(&http, fresh.base_url(), "orders", "id", 10)
         .await
         .unwrap();
-    assert_eq!(
-        (refused.status, refused.code()),
-        (503, 50303),
-        "{:?}",
-        refused.body
-    );
+    refused.assert_refused(503, 50303);
     assert!(refused.msg().contains("fenced"), "{}", refused.msg());
     let users = allocate(&http, fresh.base_url(), "users", "id", 10)
         .await
@@ -254,12 +249,7 @@ async fn raise_over_http_and_client_marks() {
     let refused = post_json(&http, base, path, &request(&store_id, 500))
         .await
         .unwrap();
-    assert_eq!(
-        (refused.status, refused.code()),
-        (503, 50303),
-        "{:?}",
-        refused.body
-    );
+    refused.assert_refused(503, 50303);
     assert!(
         refused.msg().contains("expected > 500"),
         "{}",
@@ -327,12 +317,7 @@ async fn raise_over_http_and_client_marks() {
         }
     };
     let unknown = send(raise("invoices", 5000)).await;
-    assert_eq!(
-        (unknown.status, unknown.code()),
-        (404, 40401),
-        "{:?}",
-        unknown.body
-    );
+    unknown.assert_refused(404, 40401);
     let lower = send(raise("orders", 5)).await;
     assert_eq!(
         lower.body["data"]["outcome"], "unchanged",

@@ -97,6 +97,21 @@ fn assert_names_floor(answer: &Answer, floor: i64) {
     );
 }
 
+/// `times` allocations of 10 IDs of `table`, each recorded in `ledger`
+/// (every one must succeed).
+async fn record_allocations(
+    ledger: &Ledger,
+    http: &reqwest::Client,
+    base: &str,
+    table: &str,
+    times: usize,
+) {
+    for _ in 0..times {
+        let answer = allocate(http, base, table, "id", 10).await.unwrap();
+        ledger.record(answer.segment());
+    }
+}
+
 /// A small deterministic generator of request sizes (xorshift64).
 struct Sizes(u64);
 
@@ -312,23 +327,9 @@ async fn a_redis_that_can_lose_writes_is_refused_and_unsafe_mode_refuses_a_rollb
     );
 
     let ledger = Ledger::new();
-    for _ in 0..20 {
-        ledger.record(
-            allocate(&http, base, "orders", "id", 10)
-                .await
-                .unwrap()
-                .segment(),
-        );
-    }
+    record_allocations(&ledger, &http, base, "orders", 20).await;
     assert_eq!(redis.command(&["SAVE"]), "OK");
-    for _ in 0..20 {
-        ledger.record(
-            allocate(&http, base, "orders", "id", 10)
-                .await
-                .unwrap()
-                .segment(),
-        );
-    }
+    record_allocations(&ledger, &http, base, "orders", 20).await;
     let highest = ledger.highest().unwrap();
     assert_eq!(highest, 400);
     // The crash loses the 20 allocations after the snapshot: Redis comes
@@ -914,14 +915,7 @@ async fn failover_to_a_lagging_replica_is_refused() {
     let base = server.base_url();
     let ledger = Ledger::new();
     let key = "kxy:id:segment:sys:db:orders:id";
-    for _ in 0..10 {
-        ledger.record(
-            allocate(&http, base, "orders", "id", 10)
-                .await
-                .unwrap()
-                .segment(),
-        );
-    }
+    record_allocations(&ledger, &http, base, "orders", 10).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while replica.get(key).as_deref() != Some("100") {
         assert!(Instant::now() < deadline, "replica did not catch up");
@@ -930,14 +924,7 @@ async fn failover_to_a_lagging_replica_is_refused() {
     // The replica falls behind (unsafe mode does not wait for it), then the
     // primary dies and the lagging replica is promoted.
     replication.hold();
-    for _ in 0..10 {
-        ledger.record(
-            allocate(&http, base, "orders", "id", 10)
-                .await
-                .unwrap()
-                .segment(),
-        );
-    }
+    record_allocations(&ledger, &http, base, "orders", 10).await;
     primary.kill9();
     drop(replication);
     replica.command(&["REPLICAOF", "NO", "ONE"]);
@@ -979,15 +966,9 @@ async fn an_instance_restarted_after_a_rollback_remembers_through_its_witness() 
     let address = server.address().to_owned();
     let http = reqwest::Client::new();
     let ledger = Ledger::new();
-    for _ in 0..20 {
-        let answer = allocate(&http, server.base_url(), "orders", "id", 10).await;
-        ledger.record(answer.unwrap().segment());
-    }
+    record_allocations(&ledger, &http, server.base_url(), "orders", 20).await;
     let backup = redis.copy_dir();
-    for _ in 0..20 {
-        let answer = allocate(&http, server.base_url(), "orders", "id", 10).await;
-        ledger.record(answer.unwrap().segment());
-    }
+    record_allocations(&ledger, &http, server.base_url(), "orders", 20).await;
     // The witness is journaled off the request path, about once a second.
     let deadline = Instant::now() + Duration::from_secs(10);
     while witnessed(&witness) != Some(400) {
