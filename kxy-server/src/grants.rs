@@ -6,11 +6,15 @@
 //! (BENCHMARKS.md). The policy is rebuilt:
 //!
 //! - at once on this instance after any change made through it;
-//! - within `--policy-refresh` (1 s by default) on every other instance: a
-//!   background task compares the store's policy version with its own.
+//! - before the next decision on every other instance: each decision first
+//!   reads the store's policy version ([`FreshVersion`], shared by
+//!   concurrent decisions), so a grant revoked, or a role deleted, before a
+//!   check began never decides it, on any instance;
+//! - within `--policy-refresh` (1 s by default) by a background task too,
+//!   so an idle instance does not fall behind.
 //!
-//! That refresh interval is the bound on how long another instance may
-//! still decide by a revoked grant.
+//! Grants that expire need no change to stop: every decision compares their
+//! `expires_at` with the clock.
 
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
@@ -20,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::identity::tokens::{is_id, now, random_id};
+use crate::store::fresh::FreshVersion;
 use crate::store::records::typed;
 use crate::store::{Expect, Store};
 
@@ -35,6 +40,9 @@ struct Compiled {
 pub struct GrantService {
     store: Arc<dyn Store>,
     compiled: RwLock<Arc<Compiled>>,
+    version: FreshVersion,
+    /// One rebuild at a time; others wait for it rather than repeat it.
+    rebuilding: tokio::sync::Mutex<()>,
 }
 
 /// A decision as the API returns it.
@@ -63,8 +71,10 @@ impl GrantService {
     pub async fn new(store: Arc<dyn Store>) -> Result<Arc<Self>, Error> {
         let compiled = compile(&*store).await?;
         Ok(Arc::new(GrantService {
+            version: FreshVersion::new(Arc::clone(&store), "settings", "policy_version"),
             store,
             compiled: RwLock::new(Arc::new(compiled)),
+            rebuilding: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -85,10 +95,15 @@ impl GrantService {
         });
     }
 
+    /// Rebuilds the policy if the store's version moved since it was built,
+    /// by a read that began after this call did.
     async fn reload_if_changed(&self) -> Result<(), Error> {
-        let stored = policy_version(&*self.store).await?;
+        let stored = self.version.read().await?;
         if stored != self.current().version {
-            self.reload().await?;
+            let _one = self.rebuilding.lock().await;
+            if stored != self.current().version {
+                self.reload().await?;
+            }
         }
         Ok(())
     }
@@ -111,20 +126,22 @@ impl GrantService {
         Arc::clone(&self.compiled.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Decides for a user with `roles` at the current time.
-    pub fn check(
+    /// Decides for a user with `roles` at the current time, by the policy
+    /// as it stands in the store now.
+    pub async fn check(
         &self,
         user_id: &str,
         roles: &[String],
         method: &str,
         path: &str,
         required: Level,
-    ) -> Verdict {
+    ) -> Result<Verdict, Error> {
+        self.reload_if_changed().await?;
         let compiled = self.current();
-        compiled
+        Ok(compiled
             .policy
             .decide(user_id, roles, method, path, required, now())
-            .into()
+            .into())
     }
 
     /// The level a user with `roles` holds on endpoint `endpoint_id` by its
@@ -281,6 +298,22 @@ impl GrantService {
         typed::save(&*self.store, GRANTS, &grant.id, &grant, Expect::Absent).await?;
         self.changed().await?;
         Ok(grant)
+    }
+
+    /// Deletes every grant to role `role` (the role is being deleted, and a
+    /// new role of the same name must not inherit them).
+    pub async fn delete_role_grants(&self, role: &str) -> Result<(), Error> {
+        for grant in self
+            .grants()
+            .await?
+            .into_iter()
+            .filter(|g| g.subject == Subject::Role(role.to_owned()))
+        {
+            self.store
+                .delete_record(GRANTS, &grant.id, Expect::Any)
+                .await?;
+        }
+        self.changed().await
     }
 
     pub async fn delete_grant(&self, id: &str) -> Result<(), Error> {

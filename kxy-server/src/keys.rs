@@ -9,9 +9,12 @@
 //!
 //! Verification is cached in-process (key hash → key, owner and effective
 //! permissions). Disabling or deleting a key, or changing a user or role,
-//! drops this instance's cache at once and bumps a version in the store;
-//! the other instances see it within `--policy-refresh-ms` (1 s by default)
-//! and drop theirs. Cache entries also expire after a minute regardless.
+//! bumps a version in the store, and every verification first reads that
+//! version by a store call that began after the request arrived
+//! ([`FreshVersion`], one read per batch of concurrent requests): once a
+//! revoke has returned, no instance accepts the key. A verification that
+//! raced a change does not put what it read into the cache. Cache entries
+//! also expire after a minute regardless.
 //! `last_used_at` is kept in memory and written back in batches every few
 //! seconds, not on every request.
 
@@ -28,6 +31,7 @@ use crate::Error;
 use crate::identity::roles::RoleDirectory;
 use crate::identity::tokens::{is_id, now, random_id};
 use crate::identity::users::{UserDirectory, UserView};
+use crate::store::fresh::FreshVersion;
 use crate::store::records::typed;
 use crate::store::{Expect, Store};
 
@@ -124,9 +128,9 @@ pub struct KeyService {
     users: UserDirectory,
     roles: RoleDirectory,
     max_active: usize,
-    cache: Mutex<HashMap<String, Cached>>,
-    /// The store's keys version this instance's cache reflects.
-    seen_version: Mutex<u64>,
+    /// The store's keys version the cached entries were read under.
+    cache: Mutex<(u64, HashMap<String, Cached>)>,
+    version: FreshVersion,
     /// Key id → last use (Unix seconds), not yet written back.
     last_used: Mutex<HashMap<String, u64>>,
 }
@@ -142,10 +146,10 @@ impl KeyService {
         Arc::new(KeyService {
             users: UserDirectory::new(Arc::clone(&store)),
             roles: RoleDirectory::new(Arc::clone(&store)),
+            version: FreshVersion::new(Arc::clone(&store), "settings", "keys_version"),
             store,
             max_active,
-            cache: Mutex::new(HashMap::new()),
-            seen_version: Mutex::new(0),
+            cache: Mutex::new((0, HashMap::new())),
             last_used: Mutex::new(HashMap::new()),
         })
     }
@@ -175,32 +179,28 @@ impl KeyService {
     }
 
     async fn follow_changes(&self) -> Result<(), Error> {
-        let stored = self
-            .store
-            .record("settings", "keys_version")
-            .await?
-            .map_or(0, |r| r.version);
-        let changed = {
-            let mut seen = self.seen_version.lock().unwrap_or_else(|p| p.into_inner());
-            std::mem::replace(&mut *seen, stored) != stored
-        };
-        if changed {
-            self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        }
+        let stored = self.version.read().await?;
+        self.sync_cache(stored);
         Ok(())
+    }
+
+    /// Empties the cache if it was filled under another store version.
+    fn sync_cache(&self, stored: u64) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.0 != stored {
+            *cache = (stored, HashMap::new());
+        }
     }
 
     /// Drops every cached verification here and on the other instances
     /// (after a key, user or role changed).
     pub async fn invalidate(&self) -> Result<(), Error> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        let version = self
-            .store
+        self.store
             .put_record("settings", "keys_version", "0", Expect::Any)
             .await?;
-        if let Some(version) = version {
-            *self.seen_version.lock().unwrap_or_else(|p| p.into_inner()) = version;
-        }
+        // Whatever this instance cached is from before the change.
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        *cache = (u64::MAX, HashMap::new());
         Ok(())
     }
 
@@ -263,8 +263,14 @@ impl KeyService {
             last_used_at: None,
             expires_at,
         };
-        self.claim_slot(&owner.id, &key.id, None).await?;
+        // The record first, then the slot: a create racing this one counts
+        // every key whose id is in the index, so the id must never be there
+        // before its record. The key works only once its hash is saved.
         typed::save(&*self.store, KEYS, &key.id, &key, Expect::Absent).await?;
+        if let Err(e) = self.claim_slot(&owner.id, &key.id, None).await {
+            self.store.delete_record(KEYS, &key.id, Expect::Any).await?;
+            return Err(e);
+        }
         typed::save(&*self.store, KEY_HASHES, &key.hash, &key.id, Expect::Absent).await?;
         Ok((ApiKeyView::from(&key), secret))
     }
@@ -434,9 +440,11 @@ impl KeyService {
     ) -> Result<KeyPrincipal, Error> {
         let secret = ApiKeySecret::parse(presented).map_err(|_| refused())?;
         let hash = secret.hash();
+        let version = self.version.read().await?;
+        self.sync_cache(version);
         let principal = match self.cached(&hash) {
             Some(principal) => principal,
-            None => self.load(&hash).await?,
+            None => self.load(&hash, version).await?,
         };
         if claimed_id.is_some_and(|id| id != principal.key_id) {
             return Err(refused());
@@ -450,7 +458,7 @@ impl KeyService {
 
     fn cached(&self, hash: &str) -> Option<KeyPrincipal> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = cache.get(hash)?;
+        let entry = cache.1.get(hash)?;
         let fresh =
             entry.loaded.elapsed() < CACHE_TTL && entry.expires_at.is_none_or(|t| t > now());
         // The map is keyed by the hash already; comparing again in
@@ -459,7 +467,10 @@ impl KeyService {
         (fresh && same).then(|| entry.principal.clone())
     }
 
-    async fn load(&self, hash: &str) -> Result<KeyPrincipal, Error> {
+    /// Reads the key behind `hash` from the store; caches it only if the
+    /// store's keys version is still `version` as far as this instance
+    /// knows (a change seen meanwhile may have made what was read stale).
+    async fn load(&self, hash: &str, version: u64) -> Result<KeyPrincipal, Error> {
         let (id, _) = typed::load::<String>(&*self.store, KEY_HASHES, hash)
             .await?
             .ok_or_else(refused)?;
@@ -499,15 +510,18 @@ impl KeyService {
             permissions,
             scoped: key.permissions.is_some(),
         };
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(
-            hash.to_owned(),
-            Cached {
-                principal: principal.clone(),
-                hash: hash.to_owned(),
-                expires_at: key.expires_at,
-                loaded: Instant::now(),
-            },
-        );
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.0 == version {
+            cache.1.insert(
+                hash.to_owned(),
+                Cached {
+                    principal: principal.clone(),
+                    hash: hash.to_owned(),
+                    expires_at: key.expires_at,
+                    loaded: Instant::now(),
+                },
+            );
+        }
         Ok(principal)
     }
 }

@@ -86,6 +86,22 @@ impl Deployment {
         .unwrap()
     }
 
+    /// A call to instance `i` (not round robin): for checks that every
+    /// instance sees a change the moment it returned.
+    pub async fn call_on(
+        &self,
+        i: usize,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Answer {
+        let url = format!("{}{path}", self.servers[i].base_url());
+        request(&self.http, method, &url, body.as_ref(), token)
+            .await
+            .unwrap()
+    }
+
     pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> Answer {
         self.call(Method::POST, path, Some(body), token).await
     }

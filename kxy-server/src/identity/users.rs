@@ -206,6 +206,26 @@ impl UserDirectory {
         Ok(())
     }
 
+    /// Takes role `role` from every user who holds it (the role is being
+    /// deleted; a later role of the same name must not find members).
+    pub async fn remove_role(&self, role: &str) -> Result<(), Error> {
+        for (user, _) in typed::load_all::<User>(&*self.store, USERS).await? {
+            if !user.roles.iter().any(|r| r == role) {
+                continue;
+            }
+            // Compare-and-set, again while another request changes the user.
+            while let Some((mut user, version)) = self.get(&user.id).await? {
+                user.roles.retain(|r| r != role);
+                match self.update(user, version).await {
+                    Ok(_) => break,
+                    Err(Error::Conflict(_)) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Whether any user exists (the system is initialized).
     pub async fn any(&self) -> Result<bool, Error> {
         Ok(!self.store.records(USERS).await?.is_empty())

@@ -215,6 +215,7 @@ async fn check(
             state
                 .grants
                 .check(&user.id, &user.roles, &method, &body.path, required)
+                .await?
         }
         found => Verdict {
             allowed: false,

@@ -113,6 +113,10 @@ async fn delete(
         caller.require_all(&current, "this role")?;
     }
     state.auth.roles.delete(&name).await?;
+    // The role's grants and memberships go with it, at once on every
+    // instance: a role created later under the same name starts empty.
+    state.grants.delete_role_grants(&name).await?;
+    state.auth.users.remove_role(&name).await?;
     state.keys.invalidate().await?;
     Ok(Envelope::ok("role deleted", ()))
 }

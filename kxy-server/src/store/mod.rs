@@ -20,6 +20,7 @@
 pub mod coalesce;
 pub mod durability;
 pub mod embedded;
+pub mod fresh;
 pub mod records;
 pub mod redis;
 
