@@ -89,8 +89,10 @@ def private_redis() -> Iterator[PrivateRedis]:
 
 def redis_store_args(redis: PrivateRedis) -> list[str]:
     # The test Redis keeps nothing on disk, which the server accepts only
-    # when told so.
-    return ["--store", "redis", "--redis-url", redis.url, "--redis-durability", "unsafe"]
+    # when told so. A shared store needs a token signing key the store does
+    # not hold.
+    return ["--store", "redis", "--redis-url", redis.url, "--redis-durability", "unsafe",
+            "--jwt-secret", "kxy test signing key: at least 32 bytes long"]
 
 
 def test_a_rolled_back_store_is_refused_and_no_id_repeats(tmp_path: pathlib.Path, private_redis: PrivateRedis) -> None:

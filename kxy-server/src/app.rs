@@ -83,6 +83,7 @@ impl AppState {
             Arc::clone(&store),
             settings.auth,
             settings.jwt_secret.as_deref(),
+            settings.vault.token_signing_key(),
         )
         .await?;
         let grants = GrantService::new(Arc::clone(&store)).await?;

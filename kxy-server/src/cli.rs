@@ -216,9 +216,11 @@ pub struct ServeArgs {
 /// Tokens, lockout and the access policy.
 #[derive(Debug, Args)]
 pub struct SecurityArgs {
-    /// Secret that signs access tokens (at least 32 bytes). Without it, the
-    /// first server generates one and keeps it in the store for all.
-    #[arg(long, env = "KXY_JWT_SECRET", hide_env_values = true)]
+    /// Secret that signs access tokens (at least 32 bytes), the same on
+    /// every instance. Without it the key is derived from --master-key, or
+    /// on the embedded store kept in `jwt-secret` beside the store file; a
+    /// shared store (Redis) needs one or the other. Never stored in the store.
+    #[arg(long, env = "KXY_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
     /// Lifetime of access tokens, in seconds.
     #[arg(long, env = "KXY_ACCESS_TOKEN_TTL", default_value_t = 900)]

@@ -85,6 +85,9 @@ pub enum Error {
         expected_above: i64,
         got: kxy_core::Segment,
     },
+    /// A bounded resource (password hashing) is at capacity; retry soon.
+    #[error("{0}")]
+    Busy(String),
     /// The store's durability does not satisfy `--redis-durability`.
     #[error("allocation is closed: {0}")]
     NotDurable(String),
@@ -134,6 +137,7 @@ impl Error {
             Error::Store(StoreError::NotReplicated { .. }) => (S::SERVICE_UNAVAILABLE, 50305),
             Error::Store(StoreError::BelowFence { .. }) => (S::CONFLICT, 40904),
             Error::VaultDisabled => (S::SERVICE_UNAVAILABLE, 50302),
+            Error::Busy(_) => (S::SERVICE_UNAVAILABLE, 50306),
             Error::Database(_) => (S::BAD_GATEWAY, 50201),
             Error::Sealed(_) => (S::INTERNAL_SERVER_ERROR, 50002),
         }
@@ -150,7 +154,12 @@ impl IntoResponse for Error {
             tracing::debug!(code, "{msg}");
         }
         let mut response = Envelope::<()>::failure(status, code, msg).into_response();
-        if let Error::Locked { retry_after } = self
+        let retry_after = match self {
+            Error::Locked { retry_after } => Some(retry_after),
+            Error::Busy(_) => Some(1),
+            _ => None,
+        };
+        if let Some(retry_after) = retry_after
             && let Ok(value) = axum::http::HeaderValue::from_str(&retry_after.to_string())
         {
             response

@@ -317,6 +317,35 @@ impl KeyService {
         }
     }
 
+    /// Disables every active key of `user_id` (their password was reset or
+    /// changed: whoever had the account may have made keys), on every
+    /// instance at once. The owner may turn them on again after logging in.
+    pub async fn revoke_all(&self, user_id: &str) -> Result<usize, Error> {
+        let mut revoked = 0;
+        for (key, _) in typed::load_all::<ApiKey>(&*self.store, KEYS).await? {
+            if key.user_id != user_id {
+                continue;
+            }
+            while let Some((mut key, version)) =
+                typed::load::<ApiKey>(&*self.store, KEYS, &key.id).await?
+            {
+                if key.status == KeyStatus::Disabled {
+                    break;
+                }
+                key.status = KeyStatus::Disabled;
+                if typed::save(&*self.store, KEYS, &key.id, &key, Expect::Version(version))
+                    .await?
+                    .is_some()
+                {
+                    revoked += 1;
+                    break;
+                }
+            }
+        }
+        self.invalidate().await?;
+        Ok(revoked)
+    }
+
     /// The keys of `user_id`, or of everyone.
     pub async fn list(&self, user_id: Option<&str>) -> Result<Vec<ApiKeyView>, Error> {
         let keys = typed::load_all::<ApiKey>(&*self.store, KEYS).await?;

@@ -26,6 +26,8 @@ use crate::Error;
 pub struct MasterKey {
     fingerprint: String,
     cipher: XChaCha20Poly1305,
+    /// The key that signs access tokens, derived so that it is never stored.
+    token_signing: [u8; 32],
 }
 
 impl MasterKey {
@@ -42,6 +44,12 @@ impl MasterKey {
         Ok(MasterKey {
             fingerprint: hex::encode(&Sha256::digest(bytes)[..4]),
             cipher: XChaCha20Poly1305::new(&Key::from(bytes)),
+            // Domain-separated, so neither key tells anything of the other.
+            token_signing: Sha256::new()
+                .chain_update(b"kxy access-token signing key v1\0")
+                .chain_update(bytes)
+                .finalize()
+                .into(),
         })
     }
 
@@ -82,6 +90,11 @@ impl Vault {
 
     pub fn fingerprint(&self) -> Option<&str> {
         self.current.as_ref().map(MasterKey::fingerprint)
+    }
+
+    /// The access-token signing key derived from the current master key.
+    pub fn token_signing_key(&self) -> Option<[u8; 32]> {
+        self.current.as_ref().map(|k| k.token_signing)
     }
 
     /// Seals `secret` for the record named by `context`.

@@ -207,6 +207,8 @@ impl RedisProcess {
             &self.url(),
             "--data-dir",
             data_dir,
+            "--jwt-secret",
+            crate::server::TEST_JWT_SECRET,
         ]
         .map(str::to_owned)
         .to_vec()

@@ -86,6 +86,8 @@ impl KeyPrefix {
             "unsafe",
             "--data-dir",
             &self.data_dir_arg,
+            "--jwt-secret",
+            crate::server::TEST_JWT_SECRET,
         ]
     }
 
@@ -146,6 +148,8 @@ impl PrivateRedis {
             "unsafe",
             "--data-dir",
             data_dir.to_str().expect("a UTF-8 path"),
+            "--jwt-secret",
+            crate::server::TEST_JWT_SECRET,
         ]
         .map(str::to_owned)
         .to_vec()

@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 /// The `kxy-server` binary: `$KXY_SERVER_BIN`, or the one built next to this
 /// test executable.
+/// The access-token signing key of test servers on a shared store (Redis),
+/// which needs one that every instance knows and the store does not hold.
+pub const TEST_JWT_SECRET: &str = "kxy test signing key: at least 32 bytes long";
+
 pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("KXY_SERVER_BIN") {
         return PathBuf::from(path);

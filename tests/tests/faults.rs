@@ -778,6 +778,8 @@ fn an_instance_cut_off_from_redis_refuses_and_its_late_replies_never_leak() {
             &proxied,
             "--data-dir",
             a_dir,
+            "--jwt-secret",
+            kxy_e2e::server::TEST_JWT_SECRET,
         ],
         &[],
     );
@@ -836,6 +838,8 @@ fn via(proxy: &TcpProxy, data_dir: &std::path::Path) -> Vec<String> {
         &proxy.redis_url(),
         "--data-dir",
         data_dir,
+        "--jwt-secret",
+        kxy_e2e::server::TEST_JWT_SECRET,
     ]
     .map(str::to_owned)
     .to_vec()

@@ -2,14 +2,22 @@
 //!
 //! - **Login** checks the password (equal cost for unknown users) and opens
 //!   a *session*: the record behind one login's refresh tokens.
-//! - **Lockout**: failures are counted per username in the store (so across
-//!   instances) within a window; reaching the threshold locks the account
-//!   for a while. Unknown usernames are counted too, so locking reveals
-//!   nothing about which accounts exist.
+//! - **Lockout**: attempts are counted per username in the store (so across
+//!   instances) within a window, *before* the password is checked, with an
+//!   atomic increment: a burst of parallel guesses checks at most
+//!   `threshold` passwords, and the rest are refused (429) unchecked. A
+//!   success clears the count. Unknown usernames and disabled accounts are
+//!   counted and answered like wrong passwords, so neither the lock nor the
+//!   answer tells which accounts exist, are disabled, or what their password
+//!   is.
 //! - **Refresh** rotates: the session keeps only the hash of its current
-//!   refresh secret, and presenting any other (an old, already used token)
-//!   revokes the whole session, so a stolen refresh token stops working
-//!   for thief and owner alike the moment both have used it.
+//!   refresh secret and of the ones it replaced. Presenting a replaced one
+//!   (a token used twice: one of the users is a thief) revokes the whole
+//!   session; presenting a secret the session never had is only refused, so
+//!   guessing cannot log anyone out.
+//! - **Ending every login**: a password reset or change, or deactivation,
+//!   raises the user's `generation`; sessions of an older one are refused,
+//!   with their access and refresh tokens, on every instance.
 //! - **Logout** puts the access token's id on a deny-list in the store for
 //!   its remaining lifetime (every instance checks it) and revokes the
 //!   session.
@@ -66,9 +74,19 @@ struct Session {
     user_id: String,
     /// SHA-256 of the one refresh secret that is valid now.
     secret_hash: String,
+    /// SHA-256 of the secrets it replaced, newest last (at most
+    /// [`REPLACED_KEPT`]): presenting one again is a reuse.
+    #[serde(default)]
+    replaced: Vec<String>,
     expires_at: u64,
     revoked: bool,
+    /// The user's generation when the session opened.
+    #[serde(default)]
+    generation: u64,
 }
+
+/// How many replaced refresh secrets a session remembers.
+const REPLACED_KEPT: usize = 64;
 
 /// An authenticated caller of the API.
 #[derive(Debug, Clone)]
@@ -125,10 +143,12 @@ impl AuthService {
         store: Arc<dyn Store>,
         settings: AuthSettings,
         jwt_secret: Option<&str>,
+        derived_signing_key: Option<[u8; 32]>,
     ) -> Result<Self, Error> {
         let tokens = Tokens::new(
             &*store,
             jwt_secret,
+            derived_signing_key,
             settings.access_ttl,
             settings.refresh_ttl,
         )
@@ -194,43 +214,50 @@ impl AuthService {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Result<TokenPair, Error> {
+        let user = self.check_password(username, password).await?;
+        self.open_session(&user).await
+    }
+
+    /// The active user `username` if `password` is theirs. Counts the
+    /// attempt first (see the module doc); a disabled account gets the same
+    /// answer as a wrong password.
+    async fn check_password(&self, username: &str, password: &str) -> Result<User, Error> {
         let lock = mark_key("lock", username);
         if let Some(mark) = self.store.mark(&lock).await? {
             return Err(Error::Locked {
                 retry_after: mark.expires_in.as_secs().max(1),
             });
         }
+        let policy = self.settings.lockout;
+        let fail = mark_key("fail", username);
+        let attempts = self.store.hit_mark(&fail, policy.window).await?;
+        if attempts > policy.threshold {
+            return Err(self.lock(username).await?);
+        }
         let user = self.users.by_username(username).await?;
         let hash = user.as_ref().map(|u| u.password_hash.clone());
-        if !self.passwords.verify(password.to_owned(), hash).await {
-            return Err(self.failed_login(username).await?);
+        let right = self.passwords.verify(password.to_owned(), hash).await?;
+        match user {
+            Some(user) if right && user.active => {
+                self.store.clear_mark(&fail).await?;
+                Ok(user)
+            }
+            _ if attempts >= policy.threshold => Err(self.lock(username).await?),
+            _ => Err(Error::InvalidCredentials),
         }
-        let user = user.expect("a verified password belongs to a user");
-        if !user.active {
-            return Err(Error::AccountDisabled);
-        }
-        self.store.clear_mark(&mark_key("fail", username)).await?;
-        self.open_session(&user).await
     }
 
-    /// Counts a failure; the error to answer with (401, or 429 on locking).
-    async fn failed_login(&self, username: &str) -> Result<Error, Error> {
+    /// Locks `username` for the lockout duration; the error to answer with.
+    async fn lock(&self, username: &str) -> Result<Error, Error> {
         let policy = self.settings.lockout;
-        let failures = self
-            .store
-            .hit_mark(&mark_key("fail", username), policy.window)
+        self.store
+            .set_mark(&mark_key("lock", username), policy.duration)
             .await?;
-        if failures >= policy.threshold {
-            self.store
-                .set_mark(&mark_key("lock", username), policy.duration)
-                .await?;
-            self.store.clear_mark(&mark_key("fail", username)).await?;
-            tracing::warn!(failures, "login locked after repeated failures");
-            return Ok(Error::Locked {
-                retry_after: policy.duration.as_secs(),
-            });
-        }
-        Ok(Error::InvalidCredentials)
+        self.store.clear_mark(&mark_key("fail", username)).await?;
+        tracing::warn!("login locked after repeated failures");
+        Ok(Error::Locked {
+            retry_after: policy.duration.as_secs(),
+        })
     }
 
     async fn open_session(&self, user: &User) -> Result<TokenPair, Error> {
@@ -239,8 +266,10 @@ impl AuthService {
         let session = Session {
             user_id: user.id.clone(),
             secret_hash: refresh.secret_hash(),
+            replaced: Vec::new(),
             expires_at: now() + self.settings.refresh_ttl.as_secs(),
             revoked: false,
+            generation: user.generation,
         };
         typed::save(
             &*self.store,
@@ -282,11 +311,21 @@ impl AuthService {
                 "the refresh token has expired; log in again".into(),
             ));
         }
+        let presented_hash = presented.secret_hash();
         let current = session
             .secret_hash
             .as_bytes()
-            .ct_eq(presented.secret_hash().as_bytes());
+            .ct_eq(presented_hash.as_bytes());
         if !bool::from(current) {
+            let reused = session
+                .replaced
+                .iter()
+                .any(|old| bool::from(old.as_bytes().ct_eq(presented_hash.as_bytes())));
+            if !reused {
+                // Not a secret of this session: a guess or garbage. Refusing
+                // is enough; revoking would let anyone log anyone out.
+                return Err(Error::InvalidToken("unknown refresh token".into()));
+            }
             self.revoke_session(&presented.session).await?;
             tracing::warn!(user = %session.user_id, "refresh token reused; session revoked");
             return Err(Error::InvalidToken(
@@ -297,11 +336,15 @@ impl AuthService {
             self.users.require(&session.user_id).await.map_err(|_| {
                 Error::InvalidToken("the user of this session no longer exists".into())
             })?;
-        if !user.active {
-            return Err(Error::AccountDisabled);
+        if !user.active || user.generation != session.generation {
+            return Err(ended());
         }
         let next = RefreshToken::new(&presented.session);
-        session.secret_hash = next.secret_hash();
+        let used = std::mem::replace(&mut session.secret_hash, next.secret_hash());
+        session.replaced.push(used);
+        if session.replaced.len() > REPLACED_KEPT {
+            session.replaced.remove(0);
+        }
         if typed::save(
             &*self.store,
             SESSIONS,
@@ -364,8 +407,14 @@ impl AuthService {
                 "the token was revoked (logged out)".into(),
             ));
         }
-        let session = typed::load::<Session>(&*self.store, SESSIONS, &claims.sid).await?;
-        if session.is_none_or(|(s, _)| s.revoked) {
+        let Some((session, _)) =
+            typed::load::<Session>(&*self.store, SESSIONS, &claims.sid).await?
+        else {
+            return Err(Error::InvalidToken(
+                "the login session was revoked; log in again".into(),
+            ));
+        };
+        if session.revoked || session.user_id != claims.sub {
             return Err(Error::InvalidToken(
                 "the login session was revoked; log in again".into(),
             ));
@@ -375,8 +424,8 @@ impl AuthService {
             .get(&claims.sub)
             .await?
             .ok_or_else(|| Error::InvalidToken("the user no longer exists".into()))?;
-        if !user.active {
-            return Err(Error::AccountDisabled);
+        if !user.active || user.generation != session.generation {
+            return Err(ended());
         }
         let permissions = self.roles.permissions_of(&user.roles).await?;
         Ok(Caller {
@@ -402,14 +451,54 @@ impl AuthService {
             .map(|m| m.expires_in.as_secs().max(1)))
     }
 
-    /// Sets a new password (checked against the policy) and unlocks.
+    /// Sets a new password (checked against the policy), ends every login
+    /// of the user and unlocks. The caller revokes the user's API keys.
     pub async fn reset_password(&self, user_id: &str, password: &str) -> Result<(), Error> {
         let (mut user, version) = self.users.require(user_id).await?;
         check_password(&user.username, password)
             .map_err(|e| Error::invalid("password", &e.to_string()))?;
         user.password_hash = self.passwords.hash(password.to_owned()).await?;
+        user.generation += 1;
         let username = user.username.clone();
         self.users.update(user, version).await?;
         self.unlock(&username).await
     }
+
+    /// The caller changes their own password: the current one must be
+    /// right (counted like a login). Every other login ends; the answer is
+    /// a new session for the caller. The caller revokes the API keys.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        current: &str,
+        new: &str,
+    ) -> Result<TokenPair, Error> {
+        if !matches!(caller.via, Via::Token(_)) {
+            return Err(Error::invalid(
+                "authorization",
+                "changing a password needs a login session, not an API key",
+            ));
+        }
+        let user = self.check_password(&caller.user.username, current).await?;
+        if user.id != caller.user.id {
+            return Err(Error::InvalidCredentials);
+        }
+        check_password(&user.username, new)
+            .map_err(|e| Error::invalid("new_password", &e.to_string()))?;
+        let (mut user, version) = self.users.require(&user.id).await?;
+        user.password_hash = self.passwords.hash(new.to_owned()).await?;
+        user.generation += 1;
+        let user = self.users.update(user, version).await?;
+        self.open_session(&user).await
+    }
+}
+
+/// The answer for a session that a password change, reset or deactivation
+/// ended.
+fn ended() -> Error {
+    Error::InvalidToken(
+        "this login was ended (the password changed or the account was deactivated); log in \
+         again"
+            .into(),
+    )
 }

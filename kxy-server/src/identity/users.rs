@@ -27,6 +27,11 @@ pub struct User {
     pub active: bool,
     pub created_at: u64,
     pub updated_at: u64,
+    /// Raised to end every login of the user at once (password reset or
+    /// change, deactivation): a session opened under an older generation
+    /// is refused, with its access and refresh tokens.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// A user as the API shows it: everything but the password hash.
@@ -129,6 +134,7 @@ impl UserDirectory {
             active: true,
             created_at: now,
             updated_at: now,
+            generation: 0,
         };
         typed::save(&*self.store, USERS, &id, &user, Expect::Absent).await?;
         Ok(user)

@@ -29,6 +29,12 @@ pub fn routes() -> Vec<RouteSpec> {
         route(Method::POST, "/api/auth/login", Access::Public, login),
         route(Method::POST, "/api/auth/refresh", Access::Public, refresh),
         route(Method::POST, "/api/auth/logout", Access::LoggedIn, logout),
+        route(
+            Method::POST,
+            "/api/auth/password",
+            Access::LoggedIn,
+            change_password,
+        ),
     ]
 }
 
@@ -85,4 +91,29 @@ async fn refresh(
 async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Envelope<()>, Error> {
     state.auth.logout(&caller).await?;
     Ok(Envelope::ok("logged out", ()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// The caller's own password: every other login and every API key of the
+/// caller ends; the answer is a new session.
+async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<Envelope<TokenPair>, Error> {
+    let tokens = state
+        .auth
+        .change_password(&caller, &body.current_password, &body.new_password)
+        .await?;
+    state.keys.revoke_all(&caller.user.id).await?;
+    Ok(Envelope::ok(
+        "password changed; every other login ended and your API keys are disabled",
+        tokens,
+    ))
 }

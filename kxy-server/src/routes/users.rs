@@ -205,6 +205,10 @@ async fn update(
         if !active && user.id == caller.user.id {
             return Err(Error::Conflict("you cannot deactivate yourself".into()));
         }
+        if user.active && !active {
+            // Every login of the user ends; keys wait while inactive.
+            user.generation += 1;
+        }
         user.active = active;
     }
     let user = if was_admin && !is_active_admin(&user) {
@@ -316,7 +320,14 @@ async fn reset_password(
     let (user, _) = state.auth.users.require(&id).await?;
     require_roles(&state, &caller, &user.roles, "this user's roles").await?;
     state.auth.reset_password(&id, &body.password).await?;
-    Ok(Envelope::ok("password reset; the account is unlocked", ()))
+    let keys = state.keys.revoke_all(&id).await?;
+    Ok(Envelope::ok(
+        format!(
+            "password reset; every login of the user ended, {keys} API key(s) disabled, the \
+             account is unlocked"
+        ),
+        (),
+    ))
 }
 
 async fn unlock(
