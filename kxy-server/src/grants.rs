@@ -183,7 +183,8 @@ impl GrantService {
             .ok_or_else(missing)
     }
 
-    /// Registers an endpoint; a second one with the same method and path is
+    /// Registers an endpoint, its path in the normal form checks match
+    /// against; a second one with the same method and normal path is
     /// refused.
     pub async fn create_endpoint(
         &self,
@@ -191,14 +192,15 @@ impl GrantService {
         path: &str,
         require_auth: bool,
     ) -> Result<Endpoint, Error> {
-        let endpoint = Endpoint {
+        let mut endpoint = Endpoint {
             id: random_id(),
             method: method.to_uppercase(),
             path: path.to_owned(),
             require_auth,
         };
         endpoint
-            .validate()
+            .normalize()
+            .and_then(|()| endpoint.validate())
             .map_err(|e| Error::invalid("endpoint", &e.to_string()))?;
         if self
             .endpoints()
