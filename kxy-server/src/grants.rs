@@ -10,8 +10,10 @@
 //!   background task compares the store's policy version with its own.
 //!
 //! That refresh interval is the bound on how long another instance may
-//! still decide by a revoked grant.
+//! still decide by a revoked grant. Each user and each role holds at most
+//! `--max-grants-per-subject` grants ([`crate::limits`]).
 
+use std::collections::HashSet;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -20,11 +22,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::identity::tokens::{is_id, now, random_id};
+use crate::limits::Limit;
 use crate::store::records::typed;
 use crate::store::{Expect, Store};
 
 const ENDPOINTS: &str = "endpoints";
 const GRANTS: &str = "grants";
+/// Per subject, the places taken by grants not stored yet.
+const GRANT_CLAIMS: &str = "grant_claims";
 
 /// A compiled policy and the store version it was built from.
 struct Compiled {
@@ -35,6 +40,7 @@ struct Compiled {
 pub struct GrantService {
     store: Arc<dyn Store>,
     compiled: RwLock<Arc<Compiled>>,
+    limit: Limit,
 }
 
 /// A decision as the API returns it.
@@ -65,7 +71,18 @@ impl GrantService {
         Ok(Arc::new(GrantService {
             store,
             compiled: RwLock::new(Arc::new(compiled)),
+            limit: Limit::new(
+                GRANT_CLAIMS,
+                "endpoint grants per user or role",
+                "max-grants-per-subject",
+                1000,
+            ),
         }))
+    }
+
+    /// How many grants a user or a role may hold.
+    pub fn limit(&self) -> &Limit {
+        &self.limit
     }
 
     /// Starts the background check for changes made by other instances.
@@ -280,6 +297,22 @@ impl GrantService {
             expires_at,
             granted_by: granted_by.to_owned(),
         };
+        let holder = match &grant.subject {
+            Subject::User(id) => format!("user:{id}"),
+            Subject::Role(name) => format!("role:{name}"),
+        };
+        let held = || async {
+            Ok(self
+                .grants()
+                .await?
+                .into_iter()
+                .filter(|g| g.subject == grant.subject)
+                .map(|g| g.id)
+                .collect::<HashSet<_>>())
+        };
+        self.limit
+            .claim(&*self.store, &holder, &grant.id, held)
+            .await?;
         typed::save(&*self.store, GRANTS, &grant.id, &grant, Expect::Absent).await?;
         self.changed().await?;
         Ok(grant)
