@@ -219,12 +219,11 @@ impl GrantService {
             .normalize()
             .and_then(|()| endpoint.validate())
             .map_err(|e| Error::invalid("endpoint", &e.to_string()))?;
-        if self
-            .endpoints()
-            .await?
-            .iter()
-            .any(|e| e.method == endpoint.method && e.path == endpoint.path)
-        {
+        if self.endpoints().await?.iter().any(|e| {
+            // Stored paths may predate normalisation.
+            let path = kxy_core::access::path::normalize(&e.path);
+            e.method == endpoint.method && path.ok().as_deref() == Some(endpoint.path.as_str())
+        }) {
             return Err(Error::Conflict(format!(
                 "endpoint {} {} exists",
                 endpoint.method, endpoint.path
