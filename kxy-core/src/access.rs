@@ -17,14 +17,21 @@
 //! 5. the request is allowed if that level reaches the one it needs (by
 //!    default read for GET/HEAD/OPTIONS, write otherwise).
 //!
-//! Expired grants never count. [`Policy::compile`] builds the lookup
+//! Expired grants never count. Paths are compared in the normal form of
+//! [`path`] (dot segments resolved, escapes decoded, case ignored): a path
+//! is judged by the endpoint a web server would route it to, and one with
+//! no normal form is denied. [`Policy::compile`] builds the lookup
 //! structures once; a decision is then a walk down a segment trie and a few
-//! hash lookups, with no allocation.
+//! hash lookups, with no allocation for a path already in normal form.
 
 use std::collections::HashMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub mod path;
+
+pub use path::PathError;
 
 /// How much a grant allows, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -78,13 +85,34 @@ pub enum EndpointError {
          segment, and * only as the last segment"
     )]
     Path(String),
+    #[error("path {path:?}: {error}")]
+    Spelling { path: String, error: PathError },
+    #[error("path {0:?} is not in normal form (lowercase; no //, ., .., ;, % or trailing /)")]
+    NotNormal(String),
 }
 
 impl Endpoint {
-    /// Checks the method and path pattern.
+    /// Puts the path in the normal form the check matches against (see
+    /// [`path`]), so that no other spelling registers it twice.
+    pub fn normalize(&mut self) -> Result<(), EndpointError> {
+        if self.path.contains(['?', '#']) {
+            return Err(EndpointError::Path(self.path.clone()));
+        }
+        let normal = path::normalize(&self.path).map_err(|error| EndpointError::Spelling {
+            path: self.path.clone(),
+            error,
+        })?;
+        self.path = normal.into_owned();
+        Ok(())
+    }
+
+    /// Checks the method and path pattern, which must be in normal form.
     pub fn validate(&self) -> Result<(), EndpointError> {
         if !METHODS.contains(&self.method.as_str()) {
             return Err(EndpointError::Method(self.method.clone()));
+        }
+        if path::normalize(&self.path).ok().as_deref() != Some(self.path.as_str()) {
+            return Err(EndpointError::NotNormal(self.path.clone()));
         }
         let bad = || EndpointError::Path(self.path.clone());
         if !self.path.starts_with('/') || self.path.len() > 512 || self.path.contains(['?', '#']) {
@@ -140,6 +168,8 @@ pub enum Reason<'p> {
     /// Grants exist for the user or their roles, but all have expired.
     Expired,
     NoGrant,
+    /// The path has no normal form (see [`path`]).
+    InvalidPath,
 }
 
 /// The answer to "may this user call this endpoint?".
@@ -175,6 +205,7 @@ impl fmt::Display for Decision<'_> {
                 self.required
             ),
             (Reason::Expired, _) => write!(f, "denied: every grant on this endpoint has expired"),
+            (Reason::InvalidPath, _) => write!(f, "denied: the path is ambiguous or malformed"),
             _ => write!(
                 f,
                 "denied: no grant on this endpoint for the user or their roles"
@@ -228,10 +259,11 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
 impl Policy {
     /// Builds the policy. Invalid endpoints and grants on unknown endpoints
     /// are left out (they are refused when created; this guards old data).
+    /// Paths registered before normalisation are normalised here.
     pub fn compile(endpoints: Vec<Endpoint>, grants: Vec<Grant>) -> Policy {
         let endpoints: Vec<Endpoint> = endpoints
             .into_iter()
-            .filter(|e| e.validate().is_ok())
+            .filter_map(|mut e| e.normalize().and_then(|()| e.validate()).ok().map(|()| e))
             .collect();
         let mut root = Node::default();
         let mut index = HashMap::new();
@@ -289,7 +321,8 @@ impl Policy {
 
     /// The most specific endpoint for `method` and `path`.
     pub fn endpoint_for(&self, method: &str, path: &str) -> Option<&Endpoint> {
-        let segments: Vec<&str> = segments(path).collect();
+        let path = path::normalize(path).ok()?;
+        let segments: Vec<&str> = segments(&path).collect();
         self.find(&self.root, &segments, method)
             .map(|i| &self.endpoints[i])
     }
@@ -345,9 +378,13 @@ impl Policy {
             reason: Reason::NoEndpoint,
             required,
         };
+        let Ok(path) = path::normalize(path) else {
+            decision.reason = Reason::InvalidPath;
+            return decision;
+        };
         let mut buffer = [""; 32];
         let mut count = 0;
-        for segment in segments(path) {
+        for segment in segments(&path) {
             if count == buffer.len() {
                 return decision; // deeper than any pattern we accept
             }
@@ -427,135 +464,4 @@ impl Policy {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn endpoint(id: &str, method: &str, path: &str) -> Endpoint {
-        Endpoint {
-            id: id.into(),
-            method: method.into(),
-            path: path.into(),
-            require_auth: true,
-        }
-    }
-
-    fn grant(subject: Subject, endpoint: &str, level: Level, expires_at: Option<u64>) -> Grant {
-        Grant {
-            id: format!("{subject:?}{endpoint}{level}"),
-            subject,
-            endpoint_id: endpoint.into(),
-            level,
-            expires_at,
-            granted_by: "root".into(),
-        }
-    }
-
-    fn user(id: &str) -> Subject {
-        Subject::User(id.into())
-    }
-
-    fn role(name: &str) -> Subject {
-        Subject::Role(name.into())
-    }
-
-    #[test]
-    fn patterns_are_validated() {
-        assert!(
-            endpoint("a", "GET", "/orders/{id}/items")
-                .validate()
-                .is_ok()
-        );
-        assert!(endpoint("a", "*", "/reports/*").validate().is_ok());
-        assert!(endpoint("a", "FETCH", "/x").validate().is_err());
-        for bad in ["orders", "/a/*/b", "/a/{", "/a/b?c", "/a/{}"] {
-            assert!(endpoint("a", "GET", bad).validate().is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn the_most_specific_endpoint_matches() {
-        let policy = Policy::compile(
-            vec![
-                endpoint("param", "GET", "/orders/{id}"),
-                endpoint("literal", "GET", "/orders/latest"),
-                endpoint("rest", "*", "/orders/*"),
-                endpoint("any-method", "*", "/orders/{id}"),
-            ],
-            vec![],
-        );
-        let id = |m, p| policy.endpoint_for(m, p).map(|e| e.id.as_str());
-        assert_eq!(id("GET", "/orders/latest"), Some("literal"));
-        assert_eq!(id("GET", "/orders/42"), Some("param"));
-        assert_eq!(id("DELETE", "/orders/42"), Some("any-method"));
-        assert_eq!(id("GET", "/orders/42/items/7"), Some("rest"));
-        assert_eq!(id("GET", "/orders/42?x=1"), Some("param"));
-        assert_eq!(id("GET", "/users/1"), None);
-    }
-
-    #[test]
-    fn a_direct_grant_decides_before_roles() {
-        let policy = Policy::compile(
-            vec![endpoint("orders", "*", "/orders/{id}")],
-            vec![
-                grant(role("ops"), "orders", Level::Admin, None),
-                grant(user("alice"), "orders", Level::Read, None),
-            ],
-        );
-        let roles = vec!["ops".to_string()];
-        let read = policy.decide("alice", &roles, "GET", "/orders/1", Level::Read, 100);
-        assert!(read.allowed);
-        assert_eq!(read.reason, Reason::DirectGrant { granted_by: "root" });
-        // Her own read grant narrows her below the role's admin.
-        let write = policy.decide("alice", &roles, "DELETE", "/orders/1", Level::Write, 100);
-        assert!(!write.allowed);
-        assert_eq!(write.level, Some(Level::Read));
-        // Bob has only the role.
-        let bob = policy.decide("bob", &roles, "DELETE", "/orders/1", Level::Write, 100);
-        assert!(bob.allowed);
-        assert_eq!(bob.reason, Reason::RoleGrant { role: "ops" });
-        assert_eq!(
-            bob.to_string(),
-            "allowed: role ops gives admin, write needed"
-        );
-    }
-
-    #[test]
-    fn expired_grants_never_count() {
-        let policy = Policy::compile(
-            vec![endpoint("orders", "GET", "/orders")],
-            vec![
-                grant(user("alice"), "orders", Level::Admin, Some(50)),
-                grant(role("ops"), "orders", Level::Read, Some(200)),
-            ],
-        );
-        let roles = vec!["ops".to_string()];
-        let before = policy.decide("alice", &roles, "GET", "/orders", Level::Read, 10);
-        assert_eq!((before.allowed, before.level), (true, Some(Level::Admin)));
-        // Her direct grant expired: the role decides.
-        let after = policy.decide("alice", &roles, "GET", "/orders", Level::Read, 100);
-        assert_eq!(after.reason, Reason::RoleGrant { role: "ops" });
-        let later = policy.decide("alice", &roles, "GET", "/orders", Level::Read, 300);
-        assert!(!later.allowed);
-        assert_eq!(later.reason, Reason::Expired);
-        assert_eq!(
-            later.to_string(),
-            "denied: every grant on this endpoint has expired"
-        );
-    }
-
-    #[test]
-    fn unauthenticated_endpoints_and_missing_ones() {
-        let mut open = endpoint("health", "GET", "/health");
-        open.require_auth = false;
-        let policy = Policy::compile(vec![open], vec![]);
-        assert!(
-            policy
-                .decide("", &[], "GET", "/health", Level::Read, 0)
-                .allowed
-        );
-        let none = policy.decide("alice", &[], "GET", "/nothing", Level::Read, 0);
-        assert_eq!((none.allowed, none.reason), (false, Reason::NoEndpoint));
-        assert_eq!(Level::required_for("GET"), Level::Read);
-        assert_eq!(Level::required_for("PATCH"), Level::Write);
-    }
-}
+mod tests;

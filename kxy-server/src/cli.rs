@@ -211,6 +211,8 @@ pub struct ServeArgs {
     pub auto_create: bool,
     #[command(flatten)]
     pub security: SecurityArgs,
+    #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
 }
 
 /// Tokens, lockout and the access policy.
@@ -420,6 +422,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             )
             .await?;
             let state = AppState::with_segments(store, Arc::new(segments), settings).await?;
+            cli.serve.limits.apply(&state)?;
             state.watch(Duration::from_millis(security.policy_refresh_ms.max(10)));
             run_server(&cli.serve, state).await
         }

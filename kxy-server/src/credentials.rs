@@ -7,8 +7,10 @@
 //! (`credential:<id>:<owner>`); the store keeps the sealed value and the
 //! masked form that every answer shows (seed rule: first 4 + `*`… + last
 //! 4). Only the `credentials:reveal` permission, meant for a trusted
-//! service that calls the upstream model, reads the plaintext.
+//! service that calls the upstream model, reads the plaintext. Each user
+//! holds at most `--max-credentials` of them ([`crate::limits`]).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use kxy_core::mask_secret;
@@ -17,11 +19,14 @@ use serde_json::Value;
 
 use crate::Error;
 use crate::identity::tokens::{is_id, now, random_id};
+use crate::limits::Limit;
 use crate::store::records::typed;
 use crate::store::{Expect, Store};
 use crate::vault::{Sealed, Vault};
 
 const CREDENTIALS: &str = "credentials";
+/// Per user, the places taken by creates not stored yet.
+const CLAIMS: &str = "credential_claims";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredCredential {
@@ -119,11 +124,35 @@ fn check(fields: &CredentialFields) -> Result<(), Error> {
 pub struct CredentialService {
     store: Arc<dyn Store>,
     vault: Arc<Vault>,
+    limit: Limit,
 }
 
 impl CredentialService {
     pub fn new(store: Arc<dyn Store>, vault: Arc<Vault>) -> Self {
-        CredentialService { store, vault }
+        CredentialService {
+            store,
+            vault,
+            limit: Limit::new(
+                CLAIMS,
+                "stored credentials per user",
+                "max-credentials",
+                100,
+            ),
+        }
+    }
+
+    /// How many credentials a user may hold.
+    pub fn limit(&self) -> &Limit {
+        &self.limit
+    }
+
+    async fn ids_of(&self, owner: &str) -> Result<HashSet<String>, Error> {
+        let all = typed::load_all::<StoredCredential>(&*self.store, CREDENTIALS).await?;
+        Ok(all
+            .into_iter()
+            .filter(|(c, _)| c.user_id == owner)
+            .map(|(c, _)| c.id)
+            .collect())
     }
 
     pub async fn create(
@@ -139,6 +168,9 @@ impl CredentialService {
             .api_key
             .ok_or_else(|| Error::invalid("api_key", "is required"))?;
         let id = random_id();
+        self.limit
+            .claim(&*self.store, owner, &id, || self.ids_of(owner))
+            .await?;
         let now = now();
         let credential = StoredCredential {
             api_key: self.vault.seal(&api_key, &context(&id, owner))?,

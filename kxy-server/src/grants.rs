@@ -15,7 +15,11 @@
 //!
 //! Grants that expire need no change to stop: every decision compares their
 //! `expires_at` with the clock.
+//!
+//! Each user and each role holds at most `--max-grants-per-subject` grants
+//! ([`crate::limits`]).
 
+use std::collections::HashSet;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -25,11 +29,14 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::identity::tokens::{is_id, now, random_id};
 use crate::store::fresh::FreshVersion;
+use crate::limits::Limit;
 use crate::store::records::typed;
 use crate::store::{Expect, Store};
 
 const ENDPOINTS: &str = "endpoints";
 const GRANTS: &str = "grants";
+/// Per subject, the places taken by grants not stored yet.
+const GRANT_CLAIMS: &str = "grant_claims";
 
 /// A compiled policy and the store version it was built from.
 struct Compiled {
@@ -43,6 +50,7 @@ pub struct GrantService {
     version: FreshVersion,
     /// One rebuild at a time; others wait for it rather than repeat it.
     rebuilding: tokio::sync::Mutex<()>,
+    limit: Limit,
 }
 
 /// A decision as the API returns it.
@@ -75,7 +83,18 @@ impl GrantService {
             store,
             compiled: RwLock::new(Arc::new(compiled)),
             rebuilding: tokio::sync::Mutex::new(()),
+            limit: Limit::new(
+                GRANT_CLAIMS,
+                "endpoint grants per user or role",
+                "max-grants-per-subject",
+                1000,
+            ),
         }))
+    }
+
+    /// How many grants a user or a role may hold.
+    pub fn limit(&self) -> &Limit {
+        &self.limit
     }
 
     /// Starts the background check for changes made by other instances.
@@ -200,7 +219,8 @@ impl GrantService {
             .ok_or_else(missing)
     }
 
-    /// Registers an endpoint; a second one with the same method and path is
+    /// Registers an endpoint, its path in the normal form checks match
+    /// against; a second one with the same method and normal path is
     /// refused.
     pub async fn create_endpoint(
         &self,
@@ -208,21 +228,21 @@ impl GrantService {
         path: &str,
         require_auth: bool,
     ) -> Result<Endpoint, Error> {
-        let endpoint = Endpoint {
+        let mut endpoint = Endpoint {
             id: random_id(),
             method: method.to_uppercase(),
             path: path.to_owned(),
             require_auth,
         };
         endpoint
-            .validate()
+            .normalize()
+            .and_then(|()| endpoint.validate())
             .map_err(|e| Error::invalid("endpoint", &e.to_string()))?;
-        if self
-            .endpoints()
-            .await?
-            .iter()
-            .any(|e| e.method == endpoint.method && e.path == endpoint.path)
-        {
+        if self.endpoints().await?.iter().any(|e| {
+            // Stored paths may predate normalisation.
+            let path = kxy_core::access::path::normalize(&e.path);
+            e.method == endpoint.method && path.ok().as_deref() == Some(endpoint.path.as_str())
+        }) {
             return Err(Error::Conflict(format!(
                 "endpoint {} {} exists",
                 endpoint.method, endpoint.path
@@ -295,6 +315,22 @@ impl GrantService {
             expires_at,
             granted_by: granted_by.to_owned(),
         };
+        let holder = match &grant.subject {
+            Subject::User(id) => format!("user:{id}"),
+            Subject::Role(name) => format!("role:{name}"),
+        };
+        let held = || async {
+            Ok(self
+                .grants()
+                .await?
+                .into_iter()
+                .filter(|g| g.subject == grant.subject)
+                .map(|g| g.id)
+                .collect::<HashSet<_>>())
+        };
+        self.limit
+            .claim(&*self.store, &holder, &grant.id, held)
+            .await?;
         typed::save(&*self.store, GRANTS, &grant.id, &grant, Expect::Absent).await?;
         self.changed().await?;
         Ok(grant)

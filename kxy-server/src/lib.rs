@@ -12,6 +12,7 @@
 //! - [`grants`]: endpoint grants and the access check other services call.
 //! - [`keys`]: API keys: creation, limits, verification and its cache.
 //! - [`credentials`]: users' upstream credentials, sealed by the [`vault`].
+//! - [`limits`]: per-owner limits on credentials and grants.
 //! - [`databases`]: registered databases, initialization and the scanner.
 //! - [`store`]: the [`store::Store`] trait and its embedded and Redis backends.
 //! - [`store_guard`]: whether the store may be trusted right now: durability
@@ -33,6 +34,7 @@ pub mod grants;
 pub mod high_water;
 pub mod identity;
 pub mod keys;
+pub mod limits;
 pub mod routes;
 pub mod segments;
 pub mod store;

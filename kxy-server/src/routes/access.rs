@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::Method;
+use kxy_core::access::path::normalize;
 use kxy_core::access::{Endpoint, Grant, Level, Subject};
 use serde::Deserialize;
 
@@ -210,11 +211,14 @@ async fn check(
 ) -> Result<Envelope<Verdict>, Error> {
     let method = body.method.to_uppercase();
     let required = body.level.unwrap_or_else(|| Level::required_for(&method));
+    // Judged in normal form; a path with none is refused outright, so the
+    // calling service learns its request was ambiguous (kxy_core::access::path).
+    let path = normalize(&body.path).map_err(|e| Error::invalid("path", &e.to_string()))?;
     let verdict = match state.auth.users.by_username(&body.subject).await? {
         Some(user) if user.active => {
             state
                 .grants
-                .check(&user.id, &user.roles, &method, &body.path, required)
+                .check(&user.id, &user.roles, &method, &path, required)
                 .await?
         }
         found => Verdict {
