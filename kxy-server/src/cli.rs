@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::Error;
 use crate::app::{AppState, Settings, router, serve};
 use crate::credentials::CredentialService;
-use crate::databases::DatabaseService;
+use crate::databases::{DatabasePolicy, DatabaseService};
 use crate::identity::{AuthSettings, LockoutPolicy};
 use crate::segments::SegmentService;
 use crate::store::durability::WaitReplicas;
@@ -40,6 +40,8 @@ pub struct Cli {
     pub serve: ServeArgs,
     #[command(flatten)]
     pub vault: VaultArgs,
+    #[command(flatten)]
+    pub databases: DatabaseArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -83,6 +85,26 @@ impl VaultArgs {
             ));
         }
         Ok(Vault::new(current, previous))
+    }
+}
+
+/// What registered databases may reach (issue 11, point 15). Global: the
+/// `databases` subcommands connect too.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// The directory whose SQLite files may be registered (paths inside it
+    /// only). Without it, SQLite registration is refused.
+    #[arg(long, env = "KXY_SQLITE_DIR", global = true)]
+    pub sqlite_dir: Option<PathBuf>,
+    /// Hosts (or host:port) registered databases may be at,
+    /// comma-separated. Default: any.
+    #[arg(long, env = "KXY_DATABASE_HOSTS", value_delimiter = ',', global = true)]
+    pub database_hosts: Vec<String>,
+}
+
+impl DatabaseArgs {
+    pub fn policy(&self) -> Result<DatabasePolicy, Error> {
+        DatabasePolicy::new(self.sqlite_dir.as_deref(), &self.database_hosts)
     }
 }
 
@@ -385,6 +407,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         return Ok(());
     }
     let vault = Arc::new(cli.vault.vault()?);
+    let policy = cli.databases.policy()?;
     let limits = AllocationLimits::new(cli.serve.max_segment)
         .map_err(|e| Error::Startup(format!("--max-segment: {e}")))?;
     let missing = if cli.serve.auto_create {
@@ -409,6 +432,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 vault,
                 scan_interval: (security.scan_interval > 0)
                     .then(|| Duration::from_secs(security.scan_interval)),
+                databases: policy,
             };
             let segments = SegmentService::guarded(
                 Arc::clone(&store),
@@ -437,7 +461,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::Keygen) => unreachable!("handled above"),
         Some(Command::Databases(command)) => {
             let segments = Arc::new(SegmentService::new(Arc::clone(&store), limits, missing));
-            let databases = DatabaseService::new(store, vault, segments);
+            let databases = DatabaseService::new(store, vault, segments, policy);
             run_databases(&databases, command).await
         }
         Some(Command::Counters(command)) => {
