@@ -334,9 +334,10 @@ pub enum DatabasesCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum CredentialsCommand {
-    /// Re-seal every stored credential under --master-key, opening the old
-    /// ones with --previous-master-keys. Run it with the server stopped or
-    /// with every server already given the new key.
+    /// Re-seal every stored credential and database password under
+    /// --master-key, opening the old ones with --previous-master-keys. Run
+    /// it with the server stopped or with every server already given the
+    /// new key.
     Rotate,
 }
 
@@ -452,9 +453,20 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 ));
             }
             let fingerprint = vault.fingerprint().unwrap_or_default().to_owned();
-            let (resealed, current) = CredentialService::new(store, vault).rotate().await?;
+            let (resealed, current) =
+                CredentialService::new(Arc::clone(&store), Arc::clone(&vault))
+                    .rotate()
+                    .await?;
             println!(
                 "re-sealed {resealed} credentials under master key {fingerprint}; {current} were under it already"
+            );
+            // Database passwords are sealed by the same key (issue 11, point 13).
+            let segments = Arc::new(SegmentService::new(Arc::clone(&store), limits, missing));
+            let (resealed, current) = DatabaseService::new(store, vault, segments, policy)
+                .rotate()
+                .await?;
+            println!(
+                "re-sealed {resealed} database passwords under master key {fingerprint}; {current} were under it already"
             );
             Ok(())
         }
