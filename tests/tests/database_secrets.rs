@@ -550,3 +550,75 @@ async fn database_hosts_can_be_limited_to_an_allow_list() {
     assert!(moved.msg().contains("--database-hosts"), "{}", moved.msg());
     assert_eq!(fake.connections(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_require_and_verify_are_enforced() {
+    if !Postgres::available() || !MariaDb::available() {
+        return;
+    }
+    let pg = Postgres::create();
+    pg.exec("CREATE TABLE orders (id BIGINT PRIMARY KEY);");
+    let my = MariaDb::create();
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(
+        &[
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--master-key",
+            K1,
+            "--scan-interval",
+            "0",
+        ],
+        &[],
+    );
+    let d = Deployment::new("embedded", vec![server], None, None);
+    d.init().await;
+    let root = d.tokens("root", ROOT_PASSWORD).await.0;
+    let with_tls = |mut form: Value, tls: &str| {
+        form["tls"] = json!(tls);
+        form
+    };
+
+    // This PostgreSQL serves TLS with a self-signed certificate: `require`
+    // connects (encrypted, unverified), `verify` refuses the certificate.
+    let required = register(&d, &root, with_tls(pg_form(&pg), "require")).await;
+    let answer = initialize(&d, &root, &required).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let verified = register(&d, &root, with_tls(pg_form(&pg), "verify")).await;
+    let answer = initialize(&d, &root, &verified).await;
+    assert_eq!(answer.status, 502, "{:?}", answer.body);
+    assert!(answer.msg().contains("certificate"), "{}", answer.msg());
+
+    // This MariaDB has no TLS: `require` refuses rather than fall back.
+    let form = json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306",
+                      "db_name": my.name, "username": "root", "tls": "require"});
+    let plain = register(&d, &root, form).await;
+    assert_eq!(initialize(&d, &root, &plain).await.status, 502);
+
+    // A man in the middle that declines TLS never gets the password.
+    let fake = FakePostgres::start();
+    let mut form = with_tls(pg_form(&pg), "require");
+    form["address"] = json!(fake.address());
+    let intercepted = register(&d, &root, form).await;
+    assert_eq!(initialize(&d, &root, &intercepted).await.status, 502);
+    assert!(fake.connections() > 0, "the listener was reached");
+    assert!(!fake.saw_the_secret(), "the password went out in clear");
+
+    // Weakening TLS is a change of target: it needs the password again.
+    let downgraded = update(&d, &root, &verified, json!({"tls": "prefer"})).await;
+    downgraded.assert_refused(400, 40002);
+    assert!(
+        downgraded.msg().starts_with("password:"),
+        "{}",
+        downgraded.msg()
+    );
+    let bad = d
+        .post(
+            "/api/database/add",
+            with_tls(pg_form(&pg), "sometimes"),
+            Some(&root),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{:?}", bad.body);
+    assert!(bad.msg().contains("tls"), "{}", bad.msg());
+}
