@@ -31,7 +31,7 @@ pub mod step;
 pub use key::{
     ALLOWED_CHARACTERS, Identifier, IdentifierError, KeyPart, MAX_IDENTIFIER_LEN, SegmentKey,
 };
-pub use mask::mask_secret;
+pub use mask::{mask_password, mask_secret};
 pub use request::{
     AllocationLimits, InvalidStart, MAX_COUNTER_START, SegmentCount, SegmentCountError,
     counter_start,

@@ -65,6 +65,7 @@ fn main() {
             allocation_requires_key: true,
             vault: Default::default(),
             scan_interval: None,
+            databases: Default::default(),
         };
         let state = AppState::new(store, settings).await.unwrap();
         let owner = state

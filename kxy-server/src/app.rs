@@ -55,6 +55,8 @@ pub struct Settings {
     pub vault: Arc<Vault>,
     /// How often the scanner looks for new tables; `None` turns it off.
     pub scan_interval: Option<std::time::Duration>,
+    /// Where registered databases may point (`--sqlite-dir`, `--database-hosts`).
+    pub databases: crate::databases::DatabasePolicy,
 }
 
 impl AppState {
@@ -96,6 +98,7 @@ impl AppState {
             store,
             Arc::clone(&settings.vault),
             Arc::clone(&segments),
+            settings.databases.clone(),
         ));
         Ok(AppState {
             segments,

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::Error;
 use crate::app::{AppState, Settings, router, serve};
 use crate::credentials::CredentialService;
-use crate::databases::DatabaseService;
+use crate::databases::{DatabasePolicy, DatabaseService};
 use crate::identity::{AuthSettings, LockoutPolicy};
 use crate::segments::SegmentService;
 use crate::store::durability::WaitReplicas;
@@ -40,6 +40,8 @@ pub struct Cli {
     pub serve: ServeArgs,
     #[command(flatten)]
     pub vault: VaultArgs,
+    #[command(flatten)]
+    pub databases: DatabaseArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -83,6 +85,26 @@ impl VaultArgs {
             ));
         }
         Ok(Vault::new(current, previous))
+    }
+}
+
+/// What registered databases may reach (issue 11, point 15). Global: the
+/// `databases` subcommands connect too.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// The directory whose SQLite files may be registered (paths inside it
+    /// only). Without it, SQLite registration is refused.
+    #[arg(long, env = "KXY_SQLITE_DIR", global = true)]
+    pub sqlite_dir: Option<PathBuf>,
+    /// Hosts (or host:port) registered databases may be at,
+    /// comma-separated. Default: any.
+    #[arg(long, env = "KXY_DATABASE_HOSTS", value_delimiter = ',', global = true)]
+    pub database_hosts: Vec<String>,
+}
+
+impl DatabaseArgs {
+    pub fn policy(&self) -> Result<DatabasePolicy, Error> {
+        DatabasePolicy::new(self.sqlite_dir.as_deref(), &self.database_hosts)
     }
 }
 
@@ -316,9 +338,10 @@ pub enum DatabasesCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum CredentialsCommand {
-    /// Re-seal every stored credential under --master-key, opening the old
-    /// ones with --previous-master-keys. Run it with the server stopped or
-    /// with every server already given the new key.
+    /// Re-seal every stored credential and database password under
+    /// --master-key, opening the old ones with --previous-master-keys. Run
+    /// it with the server stopped or with every server already given the
+    /// new key.
     Rotate,
 }
 
@@ -389,6 +412,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         return Ok(());
     }
     let vault = Arc::new(cli.vault.vault()?);
+    let policy = cli.databases.policy()?;
     let limits = AllocationLimits::new(cli.serve.max_segment)
         .map_err(|e| Error::Startup(format!("--max-segment: {e}")))?;
     let missing = if cli.serve.auto_create {
@@ -413,6 +437,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 vault,
                 scan_interval: (security.scan_interval > 0)
                     .then(|| Duration::from_secs(security.scan_interval)),
+                databases: policy,
             };
             let segments = SegmentService::guarded(
                 Arc::clone(&store),
@@ -433,16 +458,27 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 ));
             }
             let fingerprint = vault.fingerprint().unwrap_or_default().to_owned();
-            let (resealed, current) = CredentialService::new(store, vault).rotate().await?;
+            let (resealed, current) =
+                CredentialService::new(Arc::clone(&store), Arc::clone(&vault))
+                    .rotate()
+                    .await?;
             println!(
                 "re-sealed {resealed} credentials under master key {fingerprint}; {current} were under it already"
+            );
+            // Database passwords are sealed by the same key (issue 11, point 13).
+            let segments = Arc::new(SegmentService::new(Arc::clone(&store), limits, missing));
+            let (resealed, current) = DatabaseService::new(store, vault, segments, policy)
+                .rotate()
+                .await?;
+            println!(
+                "re-sealed {resealed} database passwords under master key {fingerprint}; {current} were under it already"
             );
             Ok(())
         }
         Some(Command::Keygen) => unreachable!("handled above"),
         Some(Command::Databases(command)) => {
             let segments = Arc::new(SegmentService::new(Arc::clone(&store), limits, missing));
-            let databases = DatabaseService::new(store, vault, segments);
+            let databases = DatabaseService::new(store, vault, segments, policy);
             run_databases(&databases, command).await
         }
         Some(Command::Counters(command)) => {

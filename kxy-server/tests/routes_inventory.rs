@@ -51,6 +51,7 @@ async fn start(dir: &std::path::Path) -> String {
         allocation_requires_key: false,
         vault: Default::default(),
         scan_interval: None,
+        databases: Default::default(),
     };
     let state = AppState::new(store, settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

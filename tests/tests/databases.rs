@@ -329,7 +329,7 @@ async fn sqlite_files_are_scanned_too() {
         .status()
         .unwrap();
     assert!(status.success());
-    let (d, token, _) = server(&[]).await;
+    let (d, token, _) = server(&["--sqlite-dir", dir.path().to_str().unwrap()]).await;
     let guid = register(
         &d,
         &token,
@@ -365,7 +365,7 @@ async fn a_bad_password_or_host_gives_a_clear_error_and_changes_nothing_else() {
     let list = d.get("/api/database/list", Some(&token)).await;
     assert_eq!(
         list.body["data"][0]["password_masked"],
-        "the **********word"
+        "th**************rd"
     );
     assert!(!list.body.to_string().contains("the right password"));
     outcome(&initialize(&d, &token, &fine).await);

@@ -9,13 +9,19 @@
 //!
 //! Connection options are built field by field, never from a URL, and are
 //! never logged: sqlx's MySQL options print the password in `Debug`.
+//!
+//! TLS follows the record's [`TlsMode`]: `prefer` (the default, as before:
+//! encrypted when the server offers it, unverified), `require` (encrypted or
+//! no connection, unverified) and `verify` (the certificate must chain to
+//! `tls_ca`, or to the public web roots without one, and name the host):
+//! only `verify` keeps a password from a man in the middle.
 
 use std::time::Duration;
 
 use kxy_core::{Identifier, KeyPart};
 use serde::{Deserialize, Serialize};
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlSslMode};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection as _};
 
@@ -66,6 +72,16 @@ impl DbType {
     }
 }
 
+/// How a connection uses TLS (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    #[default]
+    Prefer,
+    Require,
+    Verify,
+}
+
 /// Where and as whom to connect.
 pub struct Target<'a> {
     pub db_type: DbType,
@@ -75,6 +91,9 @@ pub struct Target<'a> {
     pub db_name: &'a str,
     pub username: &'a str,
     pub password: &'a str,
+    pub tls: TlsMode,
+    /// PEM certificates to verify the server's against, under `verify`.
+    pub tls_ca: &'a str,
 }
 
 /// A table, and either its single integer key column or why it has none.
@@ -166,7 +185,15 @@ pub async fn connect(target: &Target<'_>) -> Result<Connection, String> {
                     .port(target.port)
                     .username(target.username)
                     .database(target.db_name)
+                    .ssl_mode(match target.tls {
+                        TlsMode::Prefer => MySqlSslMode::Preferred,
+                        TlsMode::Require => MySqlSslMode::Required,
+                        TlsMode::Verify => MySqlSslMode::VerifyIdentity,
+                    })
                     .disable_statement_logging();
+                if !target.tls_ca.is_empty() {
+                    options = options.ssl_ca_from_pem(target.tls_ca.as_bytes().to_vec());
+                }
                 // An empty password means none: sending "" is a different
                 // login to MySQL ("using password: YES").
                 if !target.password.is_empty() {
@@ -180,7 +207,15 @@ pub async fn connect(target: &Target<'_>) -> Result<Connection, String> {
                     .port(target.port)
                     .username(target.username)
                     .database(target.db_name)
+                    .ssl_mode(match target.tls {
+                        TlsMode::Prefer => PgSslMode::Prefer,
+                        TlsMode::Require => PgSslMode::Require,
+                        TlsMode::Verify => PgSslMode::VerifyFull,
+                    })
                     .disable_statement_logging();
+                if !target.tls_ca.is_empty() {
+                    options = options.ssl_root_cert_from_pem(target.tls_ca.as_bytes().to_vec());
+                }
                 if !target.password.is_empty() {
                     options = options.password(target.password);
                 }

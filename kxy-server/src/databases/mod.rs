@@ -14,27 +14,33 @@
 //! database that cannot be reached is logged and tried again next time; it
 //! never stops the others.
 //!
-//! Passwords are sealed by the [`Vault`] (bound to the database's guid),
-//! never returned, and shown masked in lists.
+//! Passwords are sealed by the [`Vault`] bound to their connection target
+//! (see [`secrets`]), never returned, and shown masked in lists; where a
+//! database may point is bounded by the operator's [`DatabasePolicy`].
 
 pub mod drivers;
+mod initialize;
+mod policy;
 mod scanner;
+mod secrets;
+
+pub use initialize::{InitReport, RegisteredTable, SkippedTable};
+pub use policy::DatabasePolicy;
 
 use scanner::DISCOVERED;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use kxy_core::{Identifier, KeyPart, SegmentKey, mask_secret};
+use kxy_core::{Identifier, KeyPart};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::identity::tokens::{is_id, now, random_id};
 use crate::segments::SegmentService;
 use crate::store::records::typed;
-use crate::store::{Expect, Registration, Store, StoreError};
+use crate::store::{Expect, Store};
 use crate::vault::{Sealed, Vault};
-use drivers::{DbType, TableInfo, Target};
+use drivers::{DbType, TableInfo, Target, TlsMode};
 
 const DATABASES: &str = "databases";
 
@@ -48,6 +54,13 @@ struct DatabaseConfig {
     /// The database name, or for SQLite the file path.
     db_name: String,
     username: String,
+    /// Absent in records from before TLS modes: `prefer`, as then.
+    #[serde(default)]
+    tls: TlsMode,
+    /// PEM certificates `verify` checks the server's against; "" for the
+    /// public web roots.
+    #[serde(default)]
+    tls_ca: String,
     password: Option<Sealed>,
     password_masked: String,
     created_at: u64,
@@ -65,6 +78,8 @@ pub struct DatabaseView {
     /// The `db_name` its counters carry (for SQLite, the file's stem).
     pub counter_db_name: String,
     pub username: String,
+    pub tls: TlsMode,
+    pub tls_ca: String,
     pub password_masked: String,
     pub created_at: u64,
     pub updated_at: u64,
@@ -83,6 +98,10 @@ pub struct DatabaseForm {
     pub username: String,
     #[serde(default)]
     pub password: String,
+    #[serde(default)]
+    pub tls: TlsMode,
+    #[serde(default)]
+    pub tls_ca: String,
 }
 
 /// A change to a registered database; absent fields stay as they are.
@@ -93,35 +112,11 @@ pub struct DatabaseChange {
     pub address: Option<String>,
     pub db_name: Option<String>,
     pub username: Option<String>,
+    /// Needed again (or "" to clear it) when the target changes: address,
+    /// db_name, username, tls or tls_ca.
     pub password: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RegisteredTable {
-    pub table: String,
-    pub field: String,
-    /// The counter's value: the largest ID in use (or more, if it stood
-    /// higher already).
-    pub current: i64,
-    pub next_id: i64,
-    /// `created`, `raised` or `unchanged`.
-    pub outcome: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SkippedTable {
-    pub table: String,
-    pub reason: String,
-}
-
-/// What initializing found and did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InitReport {
-    pub guid: String,
-    pub tables_total: usize,
-    pub tables_done: usize,
-    pub registered: Vec<RegisteredTable>,
-    pub skipped: Vec<SkippedTable>,
+    pub tls: Option<TlsMode>,
+    pub tls_ca: Option<String>,
 }
 
 /// A table the scanner found that has no counter yet.
@@ -136,6 +131,7 @@ pub struct DatabaseService {
     store: Arc<dyn Store>,
     vault: Arc<Vault>,
     segments: Arc<SegmentService>,
+    policy: DatabasePolicy,
 }
 
 fn view(config: &DatabaseConfig) -> DatabaseView {
@@ -147,6 +143,8 @@ fn view(config: &DatabaseConfig) -> DatabaseView {
         db_name: config.db_name.clone(),
         counter_db_name: counter_db_name(config.db_type, &config.db_name),
         username: config.username.clone(),
+        tls: config.tls,
+        tls_ca: config.tls_ca.clone(),
         password_masked: config.password_masked.clone(),
         created_at: config.created_at,
         updated_at: config.updated_at,
@@ -166,26 +164,23 @@ fn counter_db_name(db_type: DbType, db_name: &str) -> String {
 
 /// `host`, `host:port` or `[v6]:port` → (host, port).
 fn parse_address(address: &str, default_port: u16) -> Result<(String, u16), Error> {
-    let bad = || Error::invalid("address", "use host:port");
-    let (host, port) = if let Some(rest) = address.strip_prefix('[') {
-        let (host, tail) = rest.split_once(']').ok_or_else(bad)?;
-        (host.to_owned(), tail.strip_prefix(':'))
-    } else {
-        match address.rsplit_once(':') {
-            Some((host, port)) => (host.to_owned(), Some(port)),
-            None => (address.to_owned(), None),
-        }
-    };
-    let port = port.map_or(Ok(default_port), |p| p.parse::<u16>().map_err(|_| bad()))?;
-    if host.is_empty() || host.len() > 255 || host.contains(char::is_whitespace) {
-        return Err(bad());
-    }
-    Ok((host, port))
+    policy::split_address(address)
+        .map(|(host, port)| (host, port.unwrap_or(default_port)))
+        .ok_or_else(|| Error::invalid("address", "use host:port"))
 }
 
-/// Checks a configuration; the error names the field.
-fn validate(config: &DatabaseConfig) -> Result<(), Error> {
+/// Checks a configuration against the rules and the operator's policy;
+/// the error names the field.
+fn validate(config: &DatabaseConfig, policy: &DatabasePolicy) -> Result<(), Error> {
     Identifier::new(KeyPart::SystemCode, &config.system_code)?;
+    if config.tls_ca.len() > 64 * 1024
+        || !(config.tls_ca.is_empty() || config.tls_ca.contains("-----BEGIN CERTIFICATE-----"))
+    {
+        return Err(Error::invalid(
+            "tls_ca",
+            "PEM certificates (-----BEGIN CERTIFICATE-----), at most 64 KiB, or empty",
+        ));
+    }
     match config.db_type {
         DbType::Sqlite => {
             if !config.address.is_empty() {
@@ -200,6 +195,10 @@ fn validate(config: &DatabaseConfig) -> Result<(), Error> {
                     "the SQLite file path is required",
                 ));
             }
+            if config.tls != TlsMode::Prefer || !config.tls_ca.is_empty() {
+                return Err(Error::invalid("tls", "SQLite files take no TLS settings"));
+            }
+            policy.sqlite_file(&config.db_name)?;
             Identifier::new(
                 KeyPart::DbName,
                 &counter_db_name(config.db_type, &config.db_name),
@@ -212,7 +211,8 @@ fn validate(config: &DatabaseConfig) -> Result<(), Error> {
             })?;
         }
         _ => {
-            parse_address(&config.address, config.db_type.default_port())?;
+            let (host, port) = parse_address(&config.address, config.db_type.default_port())?;
+            policy.check_host(&host, port)?;
             Identifier::new(KeyPart::DbName, &config.db_name)?;
             if config.username.is_empty() || config.username.len() > 128 {
                 return Err(Error::invalid("username", "use 1 to 128 characters"));
@@ -235,30 +235,17 @@ fn unreachable_error(config: &DatabaseConfig, cause: &str) -> Error {
 }
 
 impl DatabaseService {
-    pub fn new(store: Arc<dyn Store>, vault: Arc<Vault>, segments: Arc<SegmentService>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        vault: Arc<Vault>,
+        segments: Arc<SegmentService>,
+        policy: DatabasePolicy,
+    ) -> Self {
         DatabaseService {
             store,
             vault,
             segments,
-        }
-    }
-
-    fn seal(&self, guid: &str, password: &str) -> Result<(Option<Sealed>, String), Error> {
-        if password.is_empty() {
-            return Ok((None, String::new()));
-        }
-        Ok((
-            Some(self.vault.seal(password, &format!("database:{guid}"))?),
-            mask_secret(password),
-        ))
-    }
-
-    fn password(&self, config: &DatabaseConfig) -> Result<String, Error> {
-        match &config.password {
-            Some(sealed) => self
-                .vault
-                .open(sealed, &format!("database:{}", config.guid)),
-            None => Ok(String::new()),
+            policy,
         }
     }
 
@@ -274,13 +261,15 @@ impl DatabaseService {
             address: form.address,
             db_name: form.db_name,
             username: form.username,
+            tls: form.tls,
+            tls_ca: form.tls_ca,
             password: None,
             password_masked: String::new(),
             created_at: now,
             updated_at: now,
         };
-        validate(&config)?;
-        (config.password, config.password_masked) = self.seal(&guid, &form.password)?;
+        validate(&config, &self.policy)?;
+        self.seal(&mut config, &form.password)?;
         typed::save(&*self.store, DATABASES, &guid, &config, Expect::Absent).await?;
         Ok(view(&config))
     }
@@ -309,6 +298,18 @@ impl DatabaseService {
 
     pub async fn update(&self, guid: &str, change: DatabaseChange) -> Result<DatabaseView, Error> {
         let (mut config, version) = self.config(guid).await?;
+        // The password goes only where it was entered for (module docs of
+        // `secrets`).
+        if config.password.is_some()
+            && change.password.is_none()
+            && secrets::moves_target(&config, &change)
+        {
+            return Err(Error::invalid(
+                "password",
+                "changing address, db_name, username, tls or tls_ca needs the password again \
+                 (or \"\" to clear it): the stored one is only sent where it was entered for",
+            ));
+        }
         if let Some(v) = change.system_code {
             config.system_code = v;
         }
@@ -321,9 +322,17 @@ impl DatabaseService {
         if let Some(v) = change.username {
             config.username = v;
         }
-        validate(&config)?;
+        if let Some(v) = change.tls {
+            config.tls = v;
+        }
+        if let Some(v) = change.tls_ca {
+            config.tls_ca = v;
+        }
+        validate(&config, &self.policy)?;
+        // Without a new password the target is unchanged (checked above),
+        // so the sealed one stays valid.
         if let Some(password) = change.password {
-            (config.password, config.password_masked) = self.seal(guid, &password)?;
+            self.seal(&mut config, &password)?;
         }
         config.updated_at = now();
         if typed::save(
@@ -355,19 +364,30 @@ impl DatabaseService {
         Ok(())
     }
 
+    /// Connects, after checking the record against the policy again (it
+    /// may have changed since, or the record outside the API).
     async fn open(&self, config: &DatabaseConfig) -> Result<drivers::Connection, Error> {
-        let password = self.password(config)?;
-        let (host, port) = match config.db_type {
-            DbType::Sqlite => (String::new(), 0),
-            t => parse_address(&config.address, t.default_port())?,
+        let (host, port, db_name) = match config.db_type {
+            DbType::Sqlite => {
+                let file = self.policy.sqlite_file(&config.db_name)?;
+                (String::new(), 0, file.to_string_lossy().into_owned())
+            }
+            t => {
+                let (host, port) = parse_address(&config.address, t.default_port())?;
+                self.policy.check_host(&host, port)?;
+                (host, port, config.db_name.clone())
+            }
         };
+        let password = self.password(config)?;
         let target = Target {
             db_type: config.db_type,
             host: &host,
             port,
-            db_name: &config.db_name,
+            db_name: &db_name,
             username: &config.username,
             password: &password,
+            tls: config.tls,
+            tls_ca: &config.tls_ca,
         };
         drivers::connect(&target)
             .await
@@ -384,128 +404,6 @@ impl DatabaseService {
             .await
             .map_err(|e| unreachable_error(config, &format!("cannot list tables: {e}")))?;
         Ok((connection, tables))
-    }
-
-    /// Registers the counter of `table` just above its largest ID.
-    async fn register_table(
-        &self,
-        config: &DatabaseConfig,
-        connection: &mut drivers::Connection,
-        table: &TableInfo,
-    ) -> Result<Result<RegisteredTable, String>, Error> {
-        let field = match &table.key {
-            Ok(field) => field.clone(),
-            Err(reason) => return Ok(Err(reason.clone())),
-        };
-        let max = match connection.max_id(table).await {
-            Ok(max) => max,
-            Err(reason) => return Ok(Err(reason)),
-        };
-        let start = max.unwrap_or(0).max(0);
-        let key = SegmentKey::new(
-            &config.system_code,
-            &counter_db_name(config.db_type, &config.db_name),
-            &table.name,
-            &field,
-        )?;
-        let registration = match self.segments.register(&key, start).await {
-            Ok(registration) => registration,
-            // A fenced counter waits for a raise to its floor; the rest of
-            // the tables go on.
-            Err(Error::Store(e @ StoreError::BelowFence { .. })) => {
-                return Ok(Err(e.to_string()));
-            }
-            Err(e) => return Err(e),
-        };
-        let (outcome, current) = match registration {
-            Registration::Created => ("created", start),
-            Registration::Raised { .. } => ("raised", start),
-            Registration::Unfenced { .. } => ("unfenced", start),
-            Registration::Unchanged { current } => ("unchanged", current),
-        };
-        Ok(Ok(RegisteredTable {
-            table: table.name.clone(),
-            field,
-            current,
-            next_id: current.saturating_add(1),
-            outcome: outcome.into(),
-        }))
-    }
-
-    /// Registers a counter for every numbered table; `progress` hears
-    /// (tables done, tables in all) after each table.
-    pub async fn initialize(
-        &self,
-        guid: &str,
-        progress: impl Fn(usize, usize),
-    ) -> Result<InitReport, Error> {
-        let (config, _) = self.config(guid).await?;
-        let (mut connection, tables) = self.tables(&config).await?;
-        let total = tables.len();
-        let mut report = InitReport {
-            guid: guid.to_owned(),
-            tables_total: total,
-            tables_done: 0,
-            registered: Vec::new(),
-            skipped: Vec::new(),
-        };
-        tracing::info!(database = %guid, tables = total, "initializing");
-        for table in &tables {
-            match self.register_table(&config, &mut connection, table).await? {
-                Ok(registered) => report.registered.push(registered),
-                Err(reason) => report.skipped.push(SkippedTable {
-                    table: table.name.clone(),
-                    reason,
-                }),
-            }
-            report.tables_done += 1;
-            progress(report.tables_done, total);
-            if report.tables_done.is_multiple_of(50) {
-                tracing::info!(database = %guid, "initializing: {}/{total} tables done", report.tables_done);
-            }
-        }
-        connection.close().await;
-        let done: HashSet<&str> = report.registered.iter().map(|r| r.table.as_str()).collect();
-        self.forget_discovered(guid, &done).await?;
-        tracing::info!(
-            database = %guid,
-            registered = report.registered.len(),
-            skipped = report.skipped.len(),
-            "initialized"
-        );
-        Ok(report)
-    }
-
-    /// A custom counter of this database (the seed's "add config"): first
-    /// ID `initial_value + 1`; never lowers an existing counter.
-    pub async fn add_config(
-        &self,
-        guid: &str,
-        table: &str,
-        field: &str,
-        initial_value: i64,
-    ) -> Result<RegisteredTable, Error> {
-        let (config, _) = self.config(guid).await?;
-        let key = SegmentKey::new(
-            &config.system_code,
-            &counter_db_name(config.db_type, &config.db_name),
-            table,
-            field,
-        )?;
-        let start = kxy_core::counter_start(initial_value)?;
-        let (outcome, current) = match self.segments.register(&key, start).await? {
-            Registration::Created => ("created", start),
-            Registration::Raised { .. } => ("raised", start),
-            Registration::Unfenced { .. } => ("unfenced", start),
-            Registration::Unchanged { current } => ("unchanged", current),
-        };
-        Ok(RegisteredTable {
-            table: table.to_owned(),
-            field: field.to_owned(),
-            current,
-            next_id: current.saturating_add(1),
-            outcome: outcome.into(),
-        })
     }
 }
 

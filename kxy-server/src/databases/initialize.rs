@@ -1,0 +1,164 @@
+//! Initializing a registered database: a counter for every numbered table,
+//! just above its largest ID, and the seed's custom counters.
+
+use std::collections::HashSet;
+
+use kxy_core::SegmentKey;
+use serde::{Deserialize, Serialize};
+
+use super::drivers::{self, TableInfo};
+use super::{DatabaseConfig, DatabaseService, counter_db_name};
+use crate::Error;
+use crate::store::{Registration, StoreError};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RegisteredTable {
+    pub table: String,
+    pub field: String,
+    /// The counter's value: the largest ID in use (or more, if it stood
+    /// higher already).
+    pub current: i64,
+    pub next_id: i64,
+    /// `created`, `raised` or `unchanged`.
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SkippedTable {
+    pub table: String,
+    pub reason: String,
+}
+
+/// What initializing found and did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InitReport {
+    pub guid: String,
+    pub tables_total: usize,
+    pub tables_done: usize,
+    pub registered: Vec<RegisteredTable>,
+    pub skipped: Vec<SkippedTable>,
+}
+
+impl DatabaseService {
+    /// Registers the counter of `table` just above its largest ID.
+    pub(super) async fn register_table(
+        &self,
+        config: &DatabaseConfig,
+        connection: &mut drivers::Connection,
+        table: &TableInfo,
+    ) -> Result<Result<RegisteredTable, String>, Error> {
+        let field = match &table.key {
+            Ok(field) => field.clone(),
+            Err(reason) => return Ok(Err(reason.clone())),
+        };
+        let max = match connection.max_id(table).await {
+            Ok(max) => max,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let start = max.unwrap_or(0).max(0);
+        let key = SegmentKey::new(
+            &config.system_code,
+            &counter_db_name(config.db_type, &config.db_name),
+            &table.name,
+            &field,
+        )?;
+        let registration = match self.segments.register(&key, start).await {
+            Ok(registration) => registration,
+            // A fenced counter waits for a raise to its floor; the rest of
+            // the tables go on.
+            Err(Error::Store(e @ StoreError::BelowFence { .. })) => {
+                return Ok(Err(e.to_string()));
+            }
+            Err(e) => return Err(e),
+        };
+        let (outcome, current) = match registration {
+            Registration::Created => ("created", start),
+            Registration::Raised { .. } => ("raised", start),
+            Registration::Unfenced { .. } => ("unfenced", start),
+            Registration::Unchanged { current } => ("unchanged", current),
+        };
+        Ok(Ok(RegisteredTable {
+            table: table.name.clone(),
+            field,
+            current,
+            next_id: current.saturating_add(1),
+            outcome: outcome.into(),
+        }))
+    }
+
+    /// Registers a counter for every numbered table; `progress` hears
+    /// (tables done, tables in all) after each table.
+    pub async fn initialize(
+        &self,
+        guid: &str,
+        progress: impl Fn(usize, usize),
+    ) -> Result<InitReport, Error> {
+        let (config, _) = self.config(guid).await?;
+        let (mut connection, tables) = self.tables(&config).await?;
+        let total = tables.len();
+        let mut report = InitReport {
+            guid: guid.to_owned(),
+            tables_total: total,
+            tables_done: 0,
+            registered: Vec::new(),
+            skipped: Vec::new(),
+        };
+        tracing::info!(database = %guid, tables = total, "initializing");
+        for table in &tables {
+            match self.register_table(&config, &mut connection, table).await? {
+                Ok(registered) => report.registered.push(registered),
+                Err(reason) => report.skipped.push(SkippedTable {
+                    table: table.name.clone(),
+                    reason,
+                }),
+            }
+            report.tables_done += 1;
+            progress(report.tables_done, total);
+            if report.tables_done.is_multiple_of(50) {
+                tracing::info!(database = %guid, "initializing: {}/{total} tables done", report.tables_done);
+            }
+        }
+        connection.close().await;
+        let done: HashSet<&str> = report.registered.iter().map(|r| r.table.as_str()).collect();
+        self.forget_discovered(guid, &done).await?;
+        tracing::info!(
+            database = %guid,
+            registered = report.registered.len(),
+            skipped = report.skipped.len(),
+            "initialized"
+        );
+        Ok(report)
+    }
+
+    /// A custom counter of this database (the seed's "add config"): first
+    /// ID `initial_value + 1`; never lowers an existing counter.
+    pub async fn add_config(
+        &self,
+        guid: &str,
+        table: &str,
+        field: &str,
+        initial_value: i64,
+    ) -> Result<RegisteredTable, Error> {
+        let (config, _) = self.config(guid).await?;
+        let key = SegmentKey::new(
+            &config.system_code,
+            &counter_db_name(config.db_type, &config.db_name),
+            table,
+            field,
+        )?;
+        let start = kxy_core::counter_start(initial_value)?;
+        let (outcome, current) = match self.segments.register(&key, start).await? {
+            Registration::Created => ("created", start),
+            Registration::Raised { .. } => ("raised", start),
+            Registration::Unfenced { .. } => ("unfenced", start),
+            Registration::Unchanged { current } => ("unchanged", current),
+        };
+        Ok(RegisteredTable {
+            table: table.to_owned(),
+            field: field.to_owned(),
+            current,
+            next_id: current.saturating_add(1),
+            outcome: outcome.into(),
+        })
+    }
+}
