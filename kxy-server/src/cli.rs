@@ -19,6 +19,7 @@ use crate::Error;
 use crate::app::{AppState, Settings, router, serve};
 use crate::credentials::CredentialService;
 use crate::databases::{DatabasePolicy, DatabaseService};
+use crate::identity::setup::SetupToken;
 use crate::identity::{AuthSettings, LockoutPolicy};
 use crate::segments::SegmentService;
 use crate::store::durability::WaitReplicas;
@@ -246,6 +247,11 @@ pub struct SecurityArgs {
     /// shared store (Redis) needs one or the other. Never stored in the store.
     #[arg(long, env = "KXY_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
+    /// The token the first-run init (POST /api/auth/init-user) must send as
+    /// `setup_token`. Without it, a server bound to other than loopback
+    /// generates one and prints it to its console; on loopback none is needed.
+    #[arg(long, env = "KXY_SETUP_TOKEN", hide_env_values = true)]
+    pub setup_token: Option<String>,
     /// Lifetime of access tokens, in seconds.
     #[arg(long, env = "KXY_ACCESS_TOKEN_TTL", default_value_t = 900)]
     pub access_token_ttl: u64,
@@ -320,6 +326,21 @@ pub enum Command {
     /// Registered databases.
     #[command(subcommand)]
     Databases(DatabasesCommand),
+    /// Account recovery for the operator: unlock, reset a password.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+/// Works on the store directly, with no login: on Redis while servers run,
+/// on the embedded store with its server stopped.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Lift the lockout of USERNAME after failed logins.
+    Unlock { username: String },
+    /// Set a new password for USERNAME, read from the first line of
+    /// standard input. Ends every login of the user, disables their API
+    /// keys, unlocks and reactivates the account.
+    ResetPassword { username: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -448,9 +469,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             .await?;
             let state = AppState::with_segments(store, Arc::new(segments), settings).await?;
             cli.serve.limits.apply(&state)?;
+            guard_first_run(&cli.serve, &state).await?;
             state.watch(Duration::from_millis(security.policy_refresh_ms.max(10)));
             run_server(&cli.serve, state).await
         }
+        Some(Command::Users(command)) => run_users(command, store).await,
         Some(Command::Credentials(CredentialsCommand::Rotate)) => {
             if !vault.enabled() {
                 return Err(Error::Startup(
@@ -490,6 +513,51 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             }
         }
     }
+}
+
+async fn run_users(command: UsersCommand, store: Arc<dyn store::Store>) -> Result<(), Error> {
+    use crate::identity::recovery;
+    match command {
+        UsersCommand::Unlock { username } => {
+            recovery::unlock(store, &username).await?;
+            println!("unlocked {username}");
+        }
+        UsersCommand::ResetPassword { username } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| Error::Startup(format!("cannot read the password: {e}")))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let reset = recovery::reset_password(store, &username, password).await?;
+            println!(
+                "password of {username} reset; every login ended, {} API key(s) disabled, \
+                 the account is unlocked and active",
+                reset.keys_disabled
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Requires the setup token for the first-run init where being first is not
+/// enough (see [`SetupToken`]), and shows a generated one on the console
+/// (stderr, not the log, which may be shipped elsewhere).
+async fn guard_first_run(args: &ServeArgs, state: &AppState) -> Result<(), Error> {
+    let Some((token, generated)) =
+        SetupToken::for_bind(args.bind, args.security.setup_token.as_deref())
+    else {
+        return Ok(());
+    };
+    if generated && !state.auth.initialized().await? {
+        eprintln!(
+            "\nkxy-server is bound to {} and has no user yet. Create the first administrator \
+             with POST /api/auth/init-user and this one-time setup token:\n\n    setup_token: {}\n",
+            args.bind,
+            token.as_str()
+        );
+    }
+    state.auth.require_setup_token(token);
+    Ok(())
 }
 
 async fn run_server(args: &ServeArgs, state: AppState) -> Result<(), Error> {

@@ -57,6 +57,11 @@ pub enum Error {
     #[error("the system is already initialized; log in instead")]
     AlreadyInitialized,
     #[error(
+        "first-run setup needs the setup token: send it as setup_token; it is printed in the \
+         server's console at start (or set with --setup-token / KXY_SETUP_TOKEN)"
+    )]
+    SetupTokenRequired,
+    #[error(
         "storing secrets is disabled: start kxy-server with --master-key \
          (kxy-server keygen prints a new one)"
     )]
@@ -115,6 +120,7 @@ impl Error {
             Error::InvalidToken(_) => (S::UNAUTHORIZED, 40102),
             Error::Forbidden { .. } => (S::FORBIDDEN, 40301),
             Error::AccountDisabled => (S::FORBIDDEN, 40302),
+            Error::SetupTokenRequired => (S::FORBIDDEN, 40303),
             Error::NotFound { .. } => (S::NOT_FOUND, 40402),
             Error::Conflict(_) => (S::CONFLICT, 40902),
             Error::AlreadyInitialized => (S::CONFLICT, 40903),

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::identity::tokens::{is_id, now, random_id};
-use crate::store::fresh::FreshVersion;
 use crate::limits::Limit;
+use crate::store::fresh::FreshVersion;
 use crate::store::records::typed;
 use crate::store::{Expect, Store};
 

@@ -33,6 +33,7 @@ use subtle::ConstantTimeEq;
 
 use super::passwords::Passwords;
 use super::roles::{ADMIN, RoleDirectory};
+use super::setup::SetupToken;
 use super::tokens::{Claims, RefreshToken, Tokens, now, random_id};
 use super::users::{User, UserDirectory, UserView};
 use crate::Error;
@@ -130,10 +131,12 @@ pub struct AuthService {
     passwords: Passwords,
     tokens: Tokens,
     settings: AuthSettings,
+    /// Needed by the first-run init on a non-loopback bind.
+    setup: std::sync::OnceLock<SetupToken>,
 }
 
 /// Mark keys for a username: hashed, so any input makes a safe, fixed key.
-fn mark_key(kind: &str, username: &str) -> String {
+pub(crate) fn mark_key(kind: &str, username: &str) -> String {
     let digest = Sha256::digest(username.to_lowercase().as_bytes());
     format!("{kind}:{}", hex::encode(&digest[..16]))
 }
@@ -160,7 +163,18 @@ impl AuthService {
             store,
             tokens,
             settings,
+            setup: std::sync::OnceLock::new(),
         })
+    }
+
+    /// From now on, the first-run init needs `token`.
+    pub fn require_setup_token(&self, token: SetupToken) {
+        let _ = self.setup.set(token);
+    }
+
+    /// Whether the first-run init needs a setup token.
+    pub fn setup_token_required(&self) -> bool {
+        self.setup.get().is_some()
     }
 
     pub async fn initialized(&self) -> Result<bool, Error> {
@@ -169,9 +183,17 @@ impl AuthService {
 
     /// Creates the first user, as an administrator; refused once any user
     /// exists (or another instance got there first).
-    pub async fn init_user(&self, username: &str, password: &str) -> Result<UserView, Error> {
+    pub async fn init_user(
+        &self,
+        username: &str,
+        password: &str,
+        setup_token: Option<&str>,
+    ) -> Result<UserView, Error> {
         if self.initialized().await? {
             return Err(Error::AlreadyInitialized);
+        }
+        if let Some(expected) = self.setup.get() {
+            expected.check(setup_token)?;
         }
         check_password(username, password)
             .map_err(|e| Error::invalid("password", &e.to_string()))?;

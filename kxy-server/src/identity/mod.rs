@@ -8,7 +8,9 @@
 
 pub mod auth;
 pub mod passwords;
+pub mod recovery;
 pub mod roles;
+pub mod setup;
 pub mod tokens;
 pub mod users;
 

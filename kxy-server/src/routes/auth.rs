@@ -48,18 +48,38 @@ pub struct Credentials {
 #[derive(Serialize)]
 struct Initialized {
     initialized: bool,
+    /// Whether the first-run init needs the setup token from the console.
+    setup_token_required: bool,
 }
 
 async fn check_init(State(state): State<AppState>) -> Result<Envelope<Initialized>, Error> {
     let initialized = state.auth.initialized().await?;
-    Ok(Envelope::ok("ok", Initialized { initialized }))
+    Ok(Envelope::ok(
+        "ok",
+        Initialized {
+            initialized,
+            setup_token_required: !initialized && state.auth.setup_token_required(),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FirstUser {
+    username: String,
+    password: String,
+    /// Needed when the server is bound to other than loopback.
+    setup_token: Option<String>,
 }
 
 async fn init_user(
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<Credentials>,
+    ApiJson(body): ApiJson<FirstUser>,
 ) -> Result<Envelope<UserView>, Error> {
-    let user = state.auth.init_user(&body.username, &body.password).await?;
+    let user = state
+        .auth
+        .init_user(&body.username, &body.password, body.setup_token.as_deref())
+        .await?;
     Ok(Envelope::ok(
         "initialized: the first user is an administrator",
         user,

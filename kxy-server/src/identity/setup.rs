@@ -1,0 +1,47 @@
+//! The first-run setup token: who may create the first administrator.
+//!
+//! `POST /api/auth/init-user` makes its caller the administrator of an empty
+//! system. On a loopback bind only local users can reach it, so being first
+//! is enough. On any other bind, being first would be a race anyone on the
+//! network could win, so the server requires a one-time token that only the
+//! operator sees: `--setup-token` (`KXY_SETUP_TOKEN`) if given, which then
+//! holds on every bind, or else one generated at start and printed to the
+//! server's console. The token is compared in constant time, and it is of
+//! no use once the first user exists.
+
+use std::net::SocketAddr;
+
+use subtle::ConstantTimeEq;
+
+use crate::Error;
+
+/// The token a first-run `init-user` must present.
+#[derive(Clone)]
+pub struct SetupToken(String);
+
+impl SetupToken {
+    /// The token for a server bound to `bind`: the configured one, or a
+    /// fresh one unless the bind is loopback (then `None`: none needed).
+    /// The second value says whether it was generated (and must be shown).
+    pub fn for_bind(bind: SocketAddr, configured: Option<&str>) -> Option<(SetupToken, bool)> {
+        match configured {
+            Some(token) => Some((SetupToken(token.to_owned()), false)),
+            None if bind.ip().is_loopback() => None,
+            None => Some((SetupToken(hex::encode(rand::random::<[u8; 16]>())), true)),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Refuses unless `presented` is the token.
+    pub fn check(&self, presented: Option<&str>) -> Result<(), Error> {
+        let right = presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(self.0.as_bytes())));
+        if right {
+            Ok(())
+        } else {
+            Err(Error::SetupTokenRequired)
+        }
+    }
+}
