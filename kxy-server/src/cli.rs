@@ -16,10 +16,11 @@ use kxy_core::{AllocationLimits, SegmentKey};
 use serde::Serialize;
 
 use crate::Error;
-use crate::app::{AppState, Settings, router, serve};
+use crate::app::{AppState, Settings, router_with};
 use crate::credentials::CredentialService;
 use crate::databases::DatabaseService;
 use crate::identity::{AuthSettings, LockoutPolicy};
+use crate::limits::{HttpLimits, LimitArgs};
 use crate::segments::SegmentService;
 use crate::store::durability::WaitReplicas;
 use crate::store::{self, DurabilityPolicy, MissingCounter, Registration, StoreConfig};
@@ -211,6 +212,8 @@ pub struct ServeArgs {
     pub auto_create: bool,
     #[command(flatten)]
     pub security: SecurityArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// Tokens, lockout and the access policy.
@@ -396,6 +399,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         None => {
             let security = &cli.serve.security;
+            let http_limits = cli.serve.limits.limits()?;
             if security.max_api_keys == 0 {
                 return Err(Error::Startup("--max-api-keys must be at least 1".into()));
             }
@@ -419,7 +423,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             .await?;
             let state = AppState::with_segments(store, Arc::new(segments), settings).await?;
             state.watch(Duration::from_millis(security.policy_refresh_ms.max(10)));
-            run_server(&cli.serve, state).await
+            run_server(&cli.serve, state, &http_limits).await
         }
         Some(Command::Credentials(CredentialsCommand::Rotate)) => {
             if !vault.enabled() {
@@ -451,7 +455,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-async fn run_server(args: &ServeArgs, state: AppState) -> Result<(), Error> {
+async fn run_server(args: &ServeArgs, state: AppState, limits: &HttpLimits) -> Result<(), Error> {
     let store = Arc::clone(state.segments.store());
     if let Err(e) = store.ping().await {
         // Serve anyway: /health reports it and the store may come back.
@@ -478,8 +482,8 @@ async fn run_server(args: &ServeArgs, state: AppState) -> Result<(), Error> {
             .unwrap_or("none, storing secrets disabled"),
     );
     let guard = Arc::clone(state.segments.guard());
-    let app = router(state);
-    serve(listener, app, shutdown_signal())
+    let app = router_with(state, limits);
+    crate::serving::serve(listener, app, limits, shutdown_signal())
         .await
         .map_err(|e| Error::Startup(format!("server error: {e}")))?;
     if let Some(witness) = guard.witness() {
