@@ -97,9 +97,11 @@ pub struct StoreArgs {
     #[arg(long, env = "KXY_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
     /// Redis URL for `--store redis`, e.g. redis://:password@host:6379/0.
+    // hide_env_values: --help must not print a password from the environment.
     #[arg(
         long,
         env = "KXY_REDIS_URL",
+        hide_env_values = true,
         default_value = "redis://127.0.0.1:6379",
         global = true
     )]

@@ -22,6 +22,7 @@ pub mod durability;
 pub mod embedded;
 pub mod records;
 pub mod redis;
+pub mod redis_url;
 
 use std::path::PathBuf;
 use std::sync::Arc;
