@@ -21,7 +21,7 @@ use crate::envelope::assign_trace_id;
 use crate::grants::GrantService;
 use crate::identity::AuthService;
 use crate::keys::KeyService;
-use crate::limits::{self, HttpLimits};
+use crate::request_limits::{self, HttpLimits};
 use crate::routes::{self, guard::guard};
 use crate::segments::SegmentService;
 use crate::vault::Vault;
@@ -150,7 +150,7 @@ pub fn router_with(state: AppState, limits: &HttpLimits) -> Router {
         // and marked no-store too.
         .layer(middleware::from_fn_with_state(
             Arc::new(limits.clone()),
-            limits::enforce,
+            request_limits::enforce,
         ))
         .layer(middleware::from_fn(assign_trace_id))
         .with_state(state)

@@ -20,7 +20,7 @@ use crate::app::{AppState, Settings, router_with};
 use crate::credentials::CredentialService;
 use crate::databases::DatabaseService;
 use crate::identity::{AuthSettings, LockoutPolicy};
-use crate::limits::{HttpLimits, LimitArgs};
+use crate::request_limits::{HttpLimits, LimitArgs};
 use crate::segments::SegmentService;
 use crate::store::durability::WaitReplicas;
 use crate::store::{self, DurabilityPolicy, MissingCounter, Registration, StoreConfig};

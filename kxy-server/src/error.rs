@@ -187,7 +187,7 @@ impl From<JsonRejection> for Error {
     fn from(rejection: JsonRejection) -> Self {
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Error::BodyTooLarge {
-                limit: crate::limits::DEFAULT_MAX_BODY_BYTES,
+                limit: crate::request_limits::DEFAULT_MAX_BODY_BYTES,
             },
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Error::UnsupportedMediaType(format!(
                 "{}; send the body as JSON",

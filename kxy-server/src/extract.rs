@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
-use crate::limits::BodyLimit;
+use crate::request_limits::BodyLimit;
 
 /// A JSON body of type `T`, or an [`Error`] that says what is wrong with it.
 pub struct ApiJson<T>(pub T);
@@ -23,7 +23,7 @@ where
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        // The limit in force (see `limits::enforce`), to name it in a 413.
+        // The limit in force (see `request_limits::enforce`), to name it in a 413.
         let limit = request.extensions().get::<BodyLimit>().copied();
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),

@@ -6,7 +6,7 @@
 //! - [`cli`]: the `kxy-server` command line: flags, environment variables and
 //!   the `counters` subcommands.
 //! - [`app`]: shared state and the router.
-//! - [`limits`]: request limits (body, timeouts, headers, connections) and
+//! - [`request_limits`]: request limits (body, timeouts, headers, connections) and
 //!   `Cache-Control: no-store` on every answer.
 //! - [`serving`]: accepting connections and serving HTTP on them within those
 //!   limits.
@@ -37,7 +37,7 @@ pub mod grants;
 pub mod high_water;
 pub mod identity;
 pub mod keys;
-pub mod limits;
+pub mod request_limits;
 pub mod routes;
 pub mod segments;
 pub mod serving;

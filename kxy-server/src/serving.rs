@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use crate::Error;
-use crate::limits::HttpLimits;
+use crate::request_limits::HttpLimits;
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets the
 /// connections finish the requests in flight.
