@@ -1,4 +1,6 @@
-//! The application: shared state, the router, and serving it.
+//! The application: shared state, the router, and serving it (see
+//! [`crate::serving`] for the connection handling and [`crate::limits`] for
+//! the limits every request is held to).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -9,7 +11,6 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -20,13 +21,10 @@ use crate::envelope::assign_trace_id;
 use crate::grants::GrantService;
 use crate::identity::AuthService;
 use crate::keys::KeyService;
+use crate::request_limits::{self, HttpLimits};
 use crate::routes::{self, guard::guard};
 use crate::segments::SegmentService;
 use crate::vault::Vault;
-
-/// The largest request body accepted. The largest legitimate body (an
-/// allocation request with four 128-character names) is well under 1 KiB.
-pub const BODY_LIMIT: usize = 16 * 1024;
 
 /// What every handler can reach. Cheap to clone: services sit behind `Arc`.
 #[derive(Clone)]
@@ -123,8 +121,13 @@ impl AppState {
 }
 
 /// The whole HTTP surface: every route of [`routes::inventory`], each behind
-/// the guard that enforces its access.
+/// the guard that enforces its access; under the default [`HttpLimits`].
 pub fn router(state: AppState) -> Router {
+    router_with(state, &HttpLimits::default())
+}
+
+/// [`router`] under `limits`.
+pub fn router_with(state: AppState, limits: &HttpLimits) -> Router {
     let mut paths: BTreeMap<&'static str, MethodRouter<AppState>> = BTreeMap::new();
     for spec in routes::inventory() {
         let guarded = spec.handler.route_layer(middleware::from_fn_with_state(
@@ -144,31 +147,27 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         // Inside the trace-id layer, so a panic's 500 still carries the id.
         .layer(CatchPanicLayer::custom(|_| Error::Internal.into_response()))
+        // Outside every route: the fallbacks and a panic's 500 are bounded
+        // and marked no-store too.
+        .layer(middleware::from_fn_with_state(
+            Arc::new(limits.clone()),
+            request_limits::enforce,
+        ))
         .layer(middleware::from_fn(assign_trace_id))
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then finishes
-/// the requests in flight.
+/// Serves `router` on `listener` under the default [`HttpLimits`] until
+/// `shutdown` completes, then finishes the requests in flight.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Answers are small and written at once; without TCP_NODELAY, Nagle's
-    // algorithm meeting the client's delayed ACK can hold one back for
-    // tens of milliseconds.
-    let listener = listener.tap_io(|connection| {
-        if let Err(e) = connection.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::serving::serve(listener, router, &HttpLimits::default(), shutdown).await
 }
 
 async fn route_not_found(request: Request) -> Response {

@@ -16,11 +16,12 @@ use kxy_core::{AllocationLimits, SegmentKey};
 use serde::Serialize;
 
 use crate::Error;
-use crate::app::{AppState, Settings, router, serve};
+use crate::app::{AppState, Settings, router_with};
 use crate::credentials::CredentialService;
 use crate::databases::{DatabasePolicy, DatabaseService};
 use crate::identity::setup::SetupToken;
 use crate::identity::{AuthSettings, LockoutPolicy};
+use crate::request_limits::{HttpLimits, LimitArgs};
 use crate::segments::SegmentService;
 use crate::store::durability::WaitReplicas;
 use crate::store::{self, DurabilityPolicy, MissingCounter, Registration, StoreConfig};
@@ -119,9 +120,11 @@ pub struct StoreArgs {
     #[arg(long, env = "KXY_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
     /// Redis URL for `--store redis`, e.g. redis://:password@host:6379/0.
+    // hide_env_values: --help must not print a password from the environment.
     #[arg(
         long,
         env = "KXY_REDIS_URL",
+        hide_env_values = true,
         default_value = "redis://127.0.0.1:6379",
         global = true
     )]
@@ -236,6 +239,8 @@ pub struct ServeArgs {
     pub security: SecurityArgs,
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
+    #[command(flatten)]
+    pub http_limits: LimitArgs,
 }
 
 /// Tokens, lockout and the access policy.
@@ -445,6 +450,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         None => {
             let security = &cli.serve.security;
+            let http_limits = cli.serve.http_limits.limits()?;
             if security.max_api_keys == 0 {
                 return Err(Error::Startup("--max-api-keys must be at least 1".into()));
             }
@@ -471,7 +477,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             cli.serve.limits.apply(&state)?;
             guard_first_run(&cli.serve, &state).await?;
             state.watch(Duration::from_millis(security.policy_refresh_ms.max(10)));
-            run_server(&cli.serve, state).await
+            run_server(&cli.serve, state, &http_limits).await
         }
         Some(Command::Users(command)) => run_users(command, store).await,
         Some(Command::Credentials(CredentialsCommand::Rotate)) => {
@@ -560,7 +566,7 @@ async fn guard_first_run(args: &ServeArgs, state: &AppState) -> Result<(), Error
     Ok(())
 }
 
-async fn run_server(args: &ServeArgs, state: AppState) -> Result<(), Error> {
+async fn run_server(args: &ServeArgs, state: AppState, limits: &HttpLimits) -> Result<(), Error> {
     let store = Arc::clone(state.segments.store());
     if let Err(e) = store.ping().await {
         // Serve anyway: /health reports it and the store may come back.
@@ -587,8 +593,8 @@ async fn run_server(args: &ServeArgs, state: AppState) -> Result<(), Error> {
             .unwrap_or("none, storing secrets disabled"),
     );
     let guard = Arc::clone(state.segments.guard());
-    let app = router(state);
-    serve(listener, app, shutdown_signal())
+    let app = router_with(state, limits);
+    crate::serving::serve(listener, app, limits, shutdown_signal())
         .await
         .map_err(|e| Error::Startup(format!("server error: {e}")))?;
     if let Some(witness) = guard.witness() {

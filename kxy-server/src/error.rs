@@ -26,6 +26,16 @@ pub enum Error {
     BodyTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error(
+        "the request did not complete within the server's limit of {limit:?} \
+         (--request-timeout); send the whole request at once"
+    )]
+    RequestTimeout { limit: std::time::Duration },
+    #[error(
+        "the server is at its limit of {limit} open connections (--max-connections); \
+         try again shortly"
+    )]
+    TooManyConnections { limit: usize },
     #[error(transparent)]
     InvalidIdentifier(#[from] IdentifierError),
     #[error(transparent)]
@@ -131,6 +141,8 @@ impl Error {
             Error::Store(StoreError::Exhausted { .. }) => (S::CONFLICT, 40901),
             Error::BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, 41300),
             Error::UnsupportedMediaType(_) => (S::UNSUPPORTED_MEDIA_TYPE, 41500),
+            Error::RequestTimeout { .. } => (S::REQUEST_TIMEOUT, 40800),
+            Error::TooManyConnections { .. } => (S::SERVICE_UNAVAILABLE, 50307),
             Error::Internal | Error::Startup(_) => (S::INTERNAL_SERVER_ERROR, 50000),
             Error::Store(StoreError::Corrupt { .. }) => (S::INTERNAL_SERVER_ERROR, 50001),
             // Record names are chosen by the server; a bad one is a bug.
@@ -190,7 +202,7 @@ impl From<JsonRejection> for Error {
     fn from(rejection: JsonRejection) -> Self {
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Error::BodyTooLarge {
-                limit: crate::app::BODY_LIMIT,
+                limit: crate::request_limits::DEFAULT_MAX_BODY_BYTES,
             },
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Error::UnsupportedMediaType(format!(
                 "{}; send the body as JSON",

@@ -6,9 +6,11 @@
 
 use axum::Json;
 use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
+use crate::request_limits::BodyLimit;
 
 /// A JSON body of type `T`, or an [`Error`] that says what is wrong with it.
 pub struct ApiJson<T>(pub T);
@@ -21,8 +23,17 @@ where
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(request, state).await?;
-        Ok(ApiJson(value))
+        // The limit in force (see `request_limits::enforce`), to name it in a 413.
+        let limit = request.extensions().get::<BodyLimit>().copied();
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => match limit {
+                Some(BodyLimit(limit)) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    Err(Error::BodyTooLarge { limit })
+                }
+                _ => Err(rejection.into()),
+            },
+        }
     }
 }
 

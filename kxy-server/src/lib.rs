@@ -5,7 +5,11 @@
 //!
 //! - [`cli`]: the `kxy-server` command line: flags, environment variables and
 //!   the `counters` subcommands.
-//! - [`app`]: shared state, the router and serving it.
+//! - [`app`]: shared state and the router.
+//! - [`request_limits`]: request limits (body, timeouts, headers, connections) and
+//!   `Cache-Control: no-store` on every answer.
+//! - [`serving`]: accepting connections and serving HTTP on them within those
+//!   limits.
 //! - [`routes`]: one module per API area, thin handlers.
 //! - [`segments`]: the allocation service, where the server's policy lives.
 //! - [`identity`]: users, roles, passwords, tokens, sessions, lockout.
@@ -35,8 +39,10 @@ pub mod high_water;
 pub mod identity;
 pub mod keys;
 pub mod limits;
+pub mod request_limits;
 pub mod routes;
 pub mod segments;
+pub mod serving;
 pub mod store;
 pub mod store_guard;
 pub mod vault;

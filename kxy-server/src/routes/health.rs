@@ -4,7 +4,8 @@
 //! instance that cannot allocate answers 503: its store is unreachable, or
 //! not durable enough for `--redis-durability`. The answer also says how
 //! durable the store is and when that was last checked; a store trusted
-//! under `--redis-durability unsafe` is listed in `warnings`.
+//! under `--redis-durability unsafe` is listed in `warnings`. The answer is
+//! public: it shows no filesystem path and no password.
 
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
@@ -39,6 +40,16 @@ struct StoreHealth {
     durability: DurabilityReport,
 }
 
+/// Where the store is, for a public answer: the embedded store's location
+/// is a file path, which stays in the log; a Redis URL is shown without
+/// its password or socket path (see `store::redis_url`).
+fn public_location(store: &dyn crate::store::Store) -> String {
+    match store.backend() {
+        "redis" => store.location(),
+        backend => backend.to_owned(),
+    }
+}
+
 async fn health(State(state): State<AppState>) -> Response {
     let store = state.segments.store();
     let guard = state.segments.guard();
@@ -63,7 +74,7 @@ async fn health(State(state): State<AppState>) -> Response {
         version: env!("CARGO_PKG_VERSION"),
         store: StoreHealth {
             backend: store.backend(),
-            location: store.location(),
+            location: public_location(store.as_ref()),
             reachable: ping.is_ok(),
             error: ping.err().map(|e| e.to_string()),
             durability,

@@ -23,6 +23,7 @@ pub mod embedded;
 pub mod fresh;
 pub mod records;
 pub mod redis;
+pub mod redis_url;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -30,6 +30,7 @@ use redis::{AsyncCommands, RedisError, Script};
 
 use super::durability::{DurabilityFacts, RedisFacts, WaitReplicas};
 use super::records::check_name;
+use super::redis_url;
 use super::{CounterState, Expect, Mark, MissingCounter, Record, Registration, Store, StoreError};
 
 const BACKEND: &str = "redis";
@@ -195,9 +196,12 @@ impl RedisStore {
         wait_replicas: Option<WaitReplicas>,
     ) -> Result<Self, StoreError> {
         validate_prefix(prefix)?;
-        let display_url = redact_password(url);
-        let client = redis::Client::open(url)
-            .map_err(|e| unavailable(format!("invalid Redis URL {display_url}: {e}")))?;
+        let display_url = redis_url::display(url);
+        // The client's message may quote part of the URL.
+        let rejected = |what: &str, e: RedisError| {
+            unavailable(redis_url::scrub(&format!("{what} {display_url}: {e}"), url))
+        };
+        let client = redis::Client::open(url).map_err(|e| rejected("invalid Redis URL", e))?;
         // Under the replicas policy an allocation's reply comes after its
         // WAIT, which may take its whole timeout.
         let response_timeout =
@@ -208,7 +212,7 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| unavailable(format!("cannot use Redis at {display_url}: {e}")))?;
+            .map_err(|e| rejected("cannot use the Redis URL", e))?;
         Ok(RedisStore {
             connection,
             key_prefix: format!("{prefix}:segment:"),
@@ -722,20 +726,6 @@ fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// `redis://user:secret@host` → `redis://user:***@host`.
-pub fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => format!("{scheme}://***@{host}"),
-        },
-        None => url.to_owned(),
-    }
-}
-
 fn unavailable(reason: String) -> StoreError {
     StoreError::Unavailable {
         backend: BACKEND,
@@ -770,23 +760,6 @@ mod tests {
         assert_eq!(parse_counter_value("42"), Some((42, false)));
         assert_eq!(parse_counter_value("fenced:42"), Some((42, true)));
         assert_eq!(parse_counter_value("fenced:x"), None);
-    }
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact_password("redis://:hunter2@10.0.0.1:6379/0"),
-            "redis://:***@10.0.0.1:6379/0"
-        );
-        assert_eq!(
-            redact_password("rediss://app:p@ss@host:6380"),
-            "rediss://app:***@host:6380"
-        );
-        assert_eq!(redact_password("redis://secret@host"), "redis://***@host");
-        assert_eq!(
-            redact_password("redis://127.0.0.1:6379"),
-            "redis://127.0.0.1:6379"
-        );
     }
 
     #[test]
