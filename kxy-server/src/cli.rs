@@ -21,7 +21,7 @@ use crate::credentials::CredentialService;
 use crate::databases::{DatabasePolicy, DatabaseService};
 use crate::identity::setup::SetupToken;
 use crate::identity::{AuthSettings, LockoutPolicy};
-use crate::request_limits::{HttpLimits, LimitArgs};
+use crate::request_limits::{HttpLimitArgs, HttpLimits};
 use crate::segments::SegmentService;
 use crate::store::durability::WaitReplicas;
 use crate::store::{self, DurabilityPolicy, MissingCounter, Registration, StoreConfig};
@@ -238,9 +238,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub security: SecurityArgs,
     #[command(flatten)]
-    pub limits: crate::limits::LimitArgs,
+    pub owner_limits: crate::limits::LimitArgs,
     #[command(flatten)]
-    pub http_limits: LimitArgs,
+    pub http_limits: HttpLimitArgs,
 }
 
 /// Tokens, lockout and the access policy.
@@ -474,7 +474,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             )
             .await?;
             let state = AppState::with_segments(store, Arc::new(segments), settings).await?;
-            cli.serve.limits.apply(&state)?;
+            cli.serve.owner_limits.apply(&state)?;
             guard_first_run(&cli.serve, &state).await?;
             state.watch(Duration::from_millis(security.policy_refresh_ms.max(10)));
             run_server(&cli.serve, state, &http_limits).await

@@ -59,7 +59,7 @@ impl Default for HttpLimits {
 
 /// The limits' flags.
 #[derive(Debug, Args)]
-pub struct LimitArgs {
+pub struct HttpLimitArgs {
     /// The longest a request may take, body included, before it is answered
     /// 408: `30s`, `500ms`, `2m` (a bare number is seconds).
     #[arg(long, env = "KXY_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -83,7 +83,7 @@ pub struct LimitArgs {
     pub max_connections: usize,
 }
 
-impl LimitArgs {
+impl HttpLimitArgs {
     /// The limits, or which flag is out of its range.
     pub fn limits(&self) -> Result<HttpLimits, Error> {
         let at_least = |flag: &str, value: usize, min: usize, max: usize| {

@@ -89,6 +89,8 @@ fn server_args<'a>(url: &'a str, data_dir: &'a Path) -> Vec<&'a str> {
         "unsafe",
         "--data-dir",
         data_dir.to_str().unwrap(),
+        "--jwt-secret",
+        kxy_e2e::server::TEST_JWT_SECRET,
     ]
 }
 
