@@ -244,15 +244,13 @@ impl AuthService {
     /// attempt first (see the module doc); a disabled account gets the same
     /// answer as a wrong password.
     async fn check_password(&self, username: &str, password: &str) -> Result<User, Error> {
-        let lock = mark_key("lock", username);
-        if let Some(mark) = self.store.mark(&lock).await? {
-            return Err(Error::Locked {
-                retry_after: mark.expires_in.as_secs().max(1),
-            });
-        }
+        self.refuse_if_locked(username).await?;
         let policy = self.settings.lockout;
         let fail = mark_key("fail", username);
         let attempts = self.store.hit_mark(&fail, policy.window).await?;
+        // Again after counting: [`Self::lock`] sets the lock before it
+        // resets the count, so an attempt counted after the reset sees it.
+        self.refuse_if_locked(username).await?;
         if attempts > policy.threshold {
             return Err(self.lock(username).await?);
         }
@@ -269,7 +267,17 @@ impl AuthService {
         }
     }
 
-    /// Locks `username` for the lockout duration; the error to answer with.
+    async fn refuse_if_locked(&self, username: &str) -> Result<(), Error> {
+        match self.store.mark(&mark_key("lock", username)).await? {
+            Some(mark) => Err(Error::Locked {
+                retry_after: mark.expires_in.as_secs().max(1),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Locks `username` for the lockout duration, then resets the count;
+    /// the error to answer with.
     async fn lock(&self, username: &str) -> Result<Error, Error> {
         let policy = self.settings.lockout;
         self.store

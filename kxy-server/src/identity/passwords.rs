@@ -21,7 +21,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use crate::Error;
 
 /// How long a password check waits for a free core before it is refused.
-pub const QUEUE_WAIT: Duration = Duration::from_millis(250);
+pub const QUEUE_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Passwords {
     /// A hash of a random password nobody knows, for unknown users.
