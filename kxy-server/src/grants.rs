@@ -135,9 +135,13 @@ impl GrantService {
 
     /// Records a change for every instance, then rebuilds this one's policy.
     async fn changed(&self) -> Result<(), Error> {
-        self.store
+        if let Some(version) = self
+            .store
             .put_record("settings", "policy_version", "0", Expect::Any)
-            .await?;
+            .await?
+        {
+            self.version.wrote(version);
+        }
         self.reload().await
     }
 

@@ -195,9 +195,13 @@ impl KeyService {
     /// Drops every cached verification here and on the other instances
     /// (after a key, user or role changed).
     pub async fn invalidate(&self) -> Result<(), Error> {
-        self.store
+        if let Some(version) = self
+            .store
             .put_record("settings", "keys_version", "0", Expect::Any)
-            .await?;
+            .await?
+        {
+            self.version.wrote(version);
+        }
         // Whatever this instance cached is from before the change.
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         *cache = (u64::MAX, HashMap::new());
