@@ -12,7 +12,7 @@ use kxy_core::AllocationLimits;
 use kxy_core::apikey::ApiKeySecret;
 use kxy_server::app::{AppState, Settings};
 use kxy_server::identity::{AuthSettings, LockoutPolicy};
-use kxy_server::keys::KeyType;
+use kxy_server::keys::{KeyOwner, KeyType};
 use kxy_server::store::{self, MissingCounter, StoreConfig};
 
 const CALLS: usize = 200_000;
@@ -76,7 +76,17 @@ fn main() {
         let permissions = state.auth.roles.permissions_of(&owner.roles).await.unwrap();
         let (_, secret) = state
             .keys
-            .create(&owner, &permissions, "bench", KeyType::Local, None, None)
+            .create(
+                KeyOwner {
+                    user: &owner,
+                    key_generation: 0,
+                    permissions: &permissions,
+                },
+                "bench",
+                KeyType::Local,
+                None,
+                None,
+            )
             .await
             .unwrap();
         // Warm the cache.

@@ -550,7 +550,7 @@ async fn run_users(command: UsersCommand, store: Arc<dyn store::Store>) -> Resul
 /// (stderr, not the log, which may be shipped elsewhere).
 async fn guard_first_run(args: &ServeArgs, state: &AppState) -> Result<(), Error> {
     let Some((token, generated)) =
-        SetupToken::for_bind(args.bind, args.security.setup_token.as_deref())
+        SetupToken::for_bind(args.bind, args.security.setup_token.as_deref())?
     else {
         return Ok(());
     };

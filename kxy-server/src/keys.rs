@@ -31,6 +31,7 @@ use crate::Error;
 use crate::identity::roles::RoleDirectory;
 use crate::identity::tokens::{is_id, now, random_id};
 use crate::identity::users::{UserDirectory, UserView};
+use crate::identity::{Caller, Via};
 use crate::store::fresh::FreshVersion;
 use crate::store::records::typed;
 use crate::store::{Expect, Store};
@@ -39,6 +40,8 @@ const KEYS: &str = "api_keys";
 const KEY_HASHES: &str = "api_key_hashes";
 const USER_KEYS: &str = "user_api_keys";
 const CACHE_TTL: Duration = Duration::from_secs(60);
+/// Keys a user may keep, disabled ones included, per active key allowed.
+const KEPT_PER_ACTIVE: usize = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -71,6 +74,10 @@ pub struct ApiKey {
     pub created_at: u64,
     pub last_used_at: Option<u64>,
     pub expires_at: Option<u64>,
+    /// The owner's key generation it was made (or last turned on) under;
+    /// it works only while that is the owner's current one.
+    #[serde(default)]
+    pub key_generation: u64,
 }
 
 /// A key as lists show it: no hash, no secret.
@@ -114,6 +121,8 @@ pub struct KeyPrincipal {
     /// Whether the key holds a subset named at creation (else it acts with
     /// all its owner's permissions).
     pub scoped: bool,
+    /// The key's key generation (keys it creates carry it).
+    pub key_generation: u64,
 }
 
 struct Cached {
@@ -121,6 +130,15 @@ struct Cached {
     hash: String,
     expires_at: Option<u64>,
     loaded: Instant,
+}
+
+/// Who a new key is for, as the creating credential sees them.
+pub struct KeyOwner<'a> {
+    pub user: &'a UserView,
+    /// The key generation of the creating credential (see [`ApiKey`]).
+    pub key_generation: u64,
+    /// The most the key may hold.
+    pub permissions: &'a PermissionSet,
 }
 
 pub struct KeyService {
@@ -231,13 +249,17 @@ impl KeyService {
     /// never available again.
     pub async fn create(
         &self,
-        owner: &UserView,
-        owner_permissions: &PermissionSet,
+        owner: KeyOwner<'_>,
         name: &str,
         key_type: KeyType,
         permissions: Option<Vec<Permission>>,
         expires_at: Option<u64>,
     ) -> Result<(ApiKeyView, ApiKeySecret), Error> {
+        let KeyOwner {
+            user: owner,
+            key_generation,
+            permissions: owner_permissions,
+        } = owner;
         let name = name.trim();
         if name.is_empty() || name.len() > 100 {
             return Err(Error::invalid("name", "use 1 to 100 characters"));
@@ -266,6 +288,7 @@ impl KeyService {
             created_at: now(),
             last_used_at: None,
             expires_at,
+            key_generation,
         };
         // The record first, then the slot: a create racing this one counts
         // every key whose id is in the index, so the id must never be there
@@ -302,6 +325,15 @@ impl KeyService {
                     active += 1;
                 }
             }
+            // Disabled keys count too, in a wider bound: each create and
+            // each password reset reads every key of the user.
+            let total_limit = self.max_active.saturating_mul(KEPT_PER_ACTIVE);
+            if !ids.iter().any(|id| id == key_id) && ids.len() >= total_limit {
+                return Err(Error::Conflict(format!(
+                    "at most {total_limit} API keys per user, disabled ones included; delete one \
+                     first"
+                )));
+            }
             if active >= self.max_active {
                 return Err(Error::Conflict(format!(
                     "at most {} active API keys per user; disable or delete one first",
@@ -326,12 +358,12 @@ impl KeyService {
     /// instance at once. The owner may turn them on again after logging in.
     pub async fn revoke_all(&self, user_id: &str) -> Result<usize, Error> {
         let mut revoked = 0;
-        for (key, _) in typed::load_all::<ApiKey>(&*self.store, KEYS).await? {
-            if key.user_id != user_id {
-                continue;
-            }
+        let ids = typed::load::<Vec<String>>(&*self.store, USER_KEYS, user_id)
+            .await?
+            .map_or_else(Vec::new, |(ids, _)| ids);
+        for id in ids {
             while let Some((mut key, version)) =
-                typed::load::<ApiKey>(&*self.store, KEYS, &key.id).await?
+                typed::load::<ApiKey>(&*self.store, KEYS, &id).await?
             {
                 if key.status == KeyStatus::Disabled {
                     break;
@@ -381,33 +413,23 @@ impl KeyService {
         }
     }
 
-    /// Renames a key or turns it on or off. `limit` is the rights of a
-    /// caller that is itself a scoped key: it may turn on only keys whose
-    /// rights lie within its own, or it could re-enable a broader key.
+    /// Renames a key or turns it on or off. Turning one on is acting with
+    /// its rights again, so: a scoped key may turn on only keys within its
+    /// own scope; a key administrator turns on another user's key only if
+    /// holding every permission of its owner, and never one that the
+    /// owner's password reset or change ended (only the owner, logged in
+    /// anew, may).
     pub async fn update(
         &self,
         id: &str,
-        caller: &UserView,
+        caller: &Caller,
         admin: bool,
-        limit: Option<&PermissionSet>,
         status: Option<KeyStatus>,
         name: Option<String>,
     ) -> Result<ApiKeyView, Error> {
-        let (mut key, version) = self.visible(id, caller, admin).await?;
-        if let Some(limit) = limit
-            && status == Some(KeyStatus::Active)
-            && key.status != KeyStatus::Active
-        {
-            let within = key
-                .permissions
-                .as_ref()
-                .is_some_and(|wanted| wanted.iter().all(|p| limit.allows(p)));
-            if !within {
-                return Err(Error::Forbidden {
-                    permission: "the rights of the key it turns on (this API key holds fewer)"
-                        .into(),
-                });
-            }
+        let (mut key, version) = self.visible(id, &caller.user, admin).await?;
+        if status == Some(KeyStatus::Active) {
+            self.may_turn_on(&mut key, caller).await?;
         }
         if let Some(name) = name {
             let name = name.trim();
@@ -433,6 +455,42 @@ impl KeyService {
         }
         self.invalidate().await?;
         Ok(ApiKeyView::from(&key))
+    }
+
+    /// Checks that `caller` may turn `key` on (see [`Self::update`]), and
+    /// stamps it with the owner's current key generation.
+    async fn may_turn_on(&self, key: &mut ApiKey, caller: &Caller) -> Result<(), Error> {
+        let refuse = |why: &str| {
+            Err(Error::Forbidden {
+                permission: why.to_owned(),
+            })
+        };
+        if matches!(caller.via, Via::ApiKey { scoped: true, .. }) {
+            let within = key
+                .permissions
+                .as_ref()
+                .is_some_and(|wanted| wanted.iter().all(|p| caller.permissions.allows(p)));
+            if !within {
+                return refuse("the rights of the key it turns on (this API key holds fewer)");
+            }
+        }
+        if key.user_id == caller.user.id {
+            // The caller's credential is of the owner's current generation
+            // (an older one is refused before it gets here).
+            key.key_generation = caller.key_generation;
+            return Ok(());
+        }
+        let Some((owner, _)) = self.users.get(&key.user_id).await? else {
+            return refuse("the key's owner, who no longer exists");
+        };
+        if owner.key_generation != key.key_generation {
+            return refuse(
+                "the key's owner: a password reset or change ended this key, and only its \
+                 owner may turn it on again",
+            );
+        }
+        let owner_permissions = self.roles.permissions_of(&owner.roles).await?;
+        caller.require_all(&owner_permissions, "the key's owner")
     }
 
     pub async fn delete(&self, id: &str, caller: &UserView, admin: bool) -> Result<(), Error> {
@@ -519,7 +577,7 @@ impl KeyService {
         let Some((owner, _)) = self.users.get(&key.user_id).await? else {
             return Err(refused());
         };
-        if !owner.active {
+        if !owner.active || owner.key_generation != key.key_generation {
             return Err(refused());
         }
         // Every user holds the self-service permissions on their own
@@ -542,6 +600,7 @@ impl KeyService {
             user: UserView::from(&owner),
             permissions,
             scoped: key.permissions.is_some(),
+            key_generation: key.key_generation,
         };
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.0 == version {

@@ -170,6 +170,8 @@ async fn a_databases_writer_cannot_send_the_stored_password_to_his_own_host() {
             json!({"address": fake.address()}),
             json!({"address": fake.address(), "username": "mallory"}),
             json!({"address": fake.address(), "db_name": "other"}),
+            // Her own CA, for a man in the middle under `verify`.
+            json!({"tls_ca": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}),
         ] {
             answers.push(update(&d, &mallory, &guid, change).await);
             initialize(&d, &mallory, &guid).await;

@@ -303,3 +303,186 @@ async fn access_write_cannot_grant_above_ones_own_level() {
         assert_eq!(any.status, 200, "{}: {:?}", d.name, any.body);
     }
 }
+
+/// What the hostile review found `access:write` could still do: open or
+/// delete endpoints, and lift its own narrowing grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_write_cannot_open_endpoints_or_lift_its_own_grants() {
+    for d in Deployment::all(&[]) {
+        let (root, _) = root(&d).await;
+        make_role(&d, &root, "staff", &["access:read", "access:write"]).await;
+        let sam_id = d
+            .create_user(&root, "sam", "sam password 1", &["staff"])
+            .await;
+        let (sam, _) = d.tokens("sam", "sam password 1").await;
+        let endpoint = |method: &str, path: &str| {
+            d.post(
+                "/api/access/endpoints",
+                json!({"method": method, "path": path}),
+                Some(&root),
+            )
+        };
+        let orders = endpoint("*", "/orders/*").await.body["data"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let admin = endpoint("*", "/admin/*").await.body["data"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let grant = |subject: serde_json::Value, level: &str| json!({"subject": subject, "endpoint_id": orders, "level": level});
+        let role_grant = d
+            .post(
+                "/api/access/grants",
+                grant(json!({"type": "role", "id": "staff"}), "write"),
+                Some(&root),
+            )
+            .await;
+        assert_eq!(role_grant.status, 200, "{:?}", role_grant.body);
+        let narrowing = d
+            .post(
+                "/api/access/grants",
+                grant(json!({"type": "user", "id": sam_id}), "read"),
+                Some(&root),
+            )
+            .await;
+        let narrowing = narrowing.body["data"]["id"].as_str().unwrap().to_owned();
+
+        let opened = d
+            .post(
+                "/api/access/endpoints",
+                json!({"method": "DELETE", "path": "/admin/x", "require_auth": false}),
+                Some(&sam),
+            )
+            .await;
+        assert_forbidden(&opened, &format!("{}: open a new endpoint", d.name));
+        for (method, path, body) in [
+            (
+                Method::PUT,
+                format!("/api/access/endpoints/{admin}"),
+                Some(json!({"require_auth": false})),
+            ),
+            (
+                Method::DELETE,
+                format!("/api/access/endpoints/{admin}"),
+                None,
+            ),
+            (
+                Method::DELETE,
+                format!("/api/access/grants/{narrowing}"),
+                None,
+            ),
+        ] {
+            let answer = d.call(method, &path, body, Some(&sam)).await;
+            assert_forbidden(&answer, &format!("{}: {path}", d.name));
+        }
+        // Nor a new grant to her own role (which she could then lean on).
+        let to_role = d
+            .post(
+                "/api/access/grants",
+                grant(json!({"type": "role", "id": "staff"}), "read"),
+                Some(&sam),
+            )
+            .await;
+        assert_forbidden(&to_role, &format!("{}: grant to her own role", d.name));
+        let grants = d.get("/api/access/grants", Some(&root)).await;
+        assert_eq!(
+            grants.body["data"].as_array().unwrap().len(),
+            2,
+            "{}",
+            d.name
+        );
+        let endpoints = d.get("/api/access/endpoints", Some(&root)).await;
+        assert_eq!(
+            endpoints.body["data"].as_array().unwrap().len(),
+            2,
+            "{}",
+            d.name
+        );
+    }
+}
+
+/// A key administrator, a user administrator and a scoped key each tried
+/// to get back in where a password change, a lockout or a scope said no.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_way_around_a_password_change_a_lockout_or_a_scope() {
+    for d in Deployment::all(&["--lockout-threshold", "3"]) {
+        let (root, root_id) = root(&d).await;
+        make_role(&d, &root, "key-admin", &["keys:admin"]).await;
+        make_role(&d, &root, "user-admin", &["users:read", "users:write"]).await;
+        d.create_user(&root, "kenny", "kenny password 1", &["key-admin"])
+            .await;
+        let mallory_id = d
+            .create_user(&root, "mallory", "mallory password 1", &["user-admin"])
+            .await;
+        let (kenny, _) = d.tokens("kenny", "kenny password 1").await;
+        let (mallory, _) = d.tokens("mallory", "mallory password 1").await;
+
+        // keys:admin turning root's key back on after root's password change.
+        let (root_key_id, root_key) = d.create_key(&root, json!({"name": "root's"})).await;
+        let changed = d
+            .post(
+                "/api/auth/password",
+                json!({"current_password": ROOT_PASSWORD, "new_password": "root password 2"}),
+                Some(&root),
+            )
+            .await;
+        assert_eq!(changed.status, 200, "{:?}", changed.body);
+        let root = changed.body["data"]["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let revived = d
+            .call(
+                Method::PATCH,
+                &format!("/api/keys/{root_key_id}"),
+                Some(json!({"status": "active"})),
+                Some(&kenny),
+            )
+            .await;
+        assert_forbidden(&revived, &format!("{}: revive root's key", d.name));
+        assert_eq!(d.get("/api/users/me", Some(&root_key)).await.status, 401);
+
+        // users:write lifting root's lockout to keep guessing.
+        for n in 0..3 {
+            d.login("root", &format!("guess {n}")).await;
+        }
+        let unlocked = d
+            .post(
+                &format!("/api/users/{root_id}/unlock"),
+                json!({}),
+                Some(&mallory),
+            )
+            .await;
+        assert_forbidden(&unlocked, &format!("{}: unlock root", d.name));
+        assert_eq!(d.login("root", "root password 2").await.status, 429);
+
+        // A key scoped to user administration resetting its owner's password
+        // to get a full session.
+        let (_, scoped) = d
+            .create_key(
+                &mallory,
+                json!({"name": "users", "permissions": ["users:read", "users:write"]}),
+            )
+            .await;
+        let reset = d
+            .post(
+                &format!("/api/users/{mallory_id}/reset-password"),
+                json!({"password": "mallory password 7"}),
+                Some(&scoped),
+            )
+            .await;
+        assert_eq!(reset.status, 409, "{}: {:?}", d.name, reset.body);
+        assert_eq!(d.login("mallory", "mallory password 7").await.status, 401);
+        // Nor another user's: his keys and credentials are beyond its scope.
+        let bob_id = d.create_user(&root, "bob", "bob password 12", &[]).await;
+        let over_bob = d
+            .post(
+                &format!("/api/users/{bob_id}/reset-password"),
+                json!({"password": "bob password 13"}),
+                Some(&scoped),
+            )
+            .await;
+        assert_forbidden(&over_bob, &format!("{}: scoped key resets bob", d.name));
+    }
+}

@@ -255,3 +255,67 @@ async fn the_signing_key_is_not_in_the_store() {
         assert!(refused.contains("--master-key"), "{refused}");
     }
 }
+
+/// The review's race: a thief with a stolen session creates keys without
+/// pause while the owner changes the password; no key made by the old
+/// session may work once the change returned, however the two interleaved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_during_a_password_change_does_not_outlive_it() {
+    for d in Deployment::all(&["--max-api-keys", "1000"]) {
+        with_bob(&d).await;
+        let mut password = BOB.to_owned();
+        for round in 0..4 {
+            let (stolen, _) = d.tokens("bob", &password).await;
+            let (owner, _) = d.tokens("bob", &password).await;
+            let next = format!("bob password round {round}");
+            let changing = std::sync::atomic::AtomicBool::new(true);
+            // Six loops at once, as a thief would run them.
+            let thief_loop = || async {
+                let mut made = Vec::new();
+                while changing.load(std::sync::atomic::Ordering::SeqCst) && made.len() < 150 {
+                    let answer = d
+                        .call(
+                            Method::POST,
+                            "/api/keys",
+                            Some(json!({"name": "thief"})),
+                            Some(&stolen),
+                        )
+                        .await;
+                    if answer.status != 200 {
+                        break;
+                    }
+                    made.push(answer.body["data"]["secret"].as_str().unwrap().to_owned());
+                }
+                made
+            };
+            let thief = async {
+                futures::future::join_all((0..6).map(|_| thief_loop()))
+                    .await
+                    .concat()
+            };
+            let change = async {
+                let answer = d
+                    .call(
+                        Method::POST,
+                        "/api/auth/password",
+                        Some(json!({"current_password": password, "new_password": next})),
+                        Some(&owner),
+                    )
+                    .await;
+                changing.store(false, std::sync::atomic::Ordering::SeqCst);
+                answer
+            };
+            let (made, changed) = tokio::join!(thief, change);
+            assert_eq!(changed.status, 200, "{:?}", changed.body);
+            password = next;
+            for secret in &made {
+                let after = statuses(&d, secret).await;
+                assert!(
+                    after.iter().all(|s| *s == 401),
+                    "{} round {round}: {after:?}",
+                    d.name
+                );
+            }
+        }
+    }
+}

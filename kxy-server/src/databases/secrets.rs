@@ -2,7 +2,7 @@
 //! and re-sealed on a master-key rotation (issue 11, points 12 to 14).
 //!
 //! A password is sealed with its *connection target* as associated data:
-//! guid, type, address, database name, user name and TLS mode. A record
+//! guid, type, address, database name, user name, TLS mode and CA. A record
 //! whose target was changed behind the server's back (say, edited directly
 //! in Redis to point at another host) no longer decrypts, so the password
 //! never leaves for a host nobody entered it for. Through the API, changing
@@ -15,6 +15,7 @@
 //! re-seals them under the binding (it is run by the operator).
 
 use kxy_core::mask_password;
+use sha2::Digest;
 
 use super::{DATABASES, DatabaseChange, DatabaseConfig, DatabaseService};
 use crate::Error;
@@ -32,6 +33,8 @@ fn context(config: &DatabaseConfig) -> String {
         config.db_name,
         config.username,
         config.tls,
+        // The CA decides whom `verify` trusts: swapping it is a new target.
+        hex::encode(sha2::Sha256::digest(config.tls_ca.as_bytes())),
     ])
     .to_string()
 }
@@ -48,6 +51,7 @@ pub(super) fn moves_target(config: &DatabaseConfig, change: &DatabaseChange) -> 
         || differs(&change.db_name, &config.db_name)
         || differs(&change.username, &config.username)
         || change.tls.is_some_and(|tls| tls != config.tls)
+        || differs(&change.tls_ca, &config.tls_ca)
 }
 
 impl DatabaseService {

@@ -84,6 +84,9 @@ struct Session {
     /// The user's generation when the session opened.
     #[serde(default)]
     generation: u64,
+    /// The user's key generation then: keys this session creates carry it.
+    #[serde(default)]
+    key_generation: u64,
 }
 
 /// How many replaced refresh secrets a session remembers.
@@ -95,6 +98,10 @@ pub struct Caller {
     pub user: UserView,
     pub permissions: PermissionSet,
     pub via: Via,
+    /// The owner's key generation the credential was issued under; keys
+    /// it creates carry it, so a key created by a session that a password
+    /// change ended (even while the change ran) does not work.
+    pub key_generation: u64,
 }
 
 impl Caller {
@@ -300,6 +307,7 @@ impl AuthService {
             expires_at: now() + self.settings.refresh_ttl.as_secs(),
             revoked: false,
             generation: user.generation,
+            key_generation: user.key_generation,
         };
         typed::save(
             &*self.store,
@@ -462,6 +470,7 @@ impl AuthService {
             user: UserView::from(&user),
             permissions,
             via: Via::Token(claims),
+            key_generation: session.key_generation,
         })
     }
 
@@ -489,6 +498,7 @@ impl AuthService {
             .map_err(|e| Error::invalid("password", &e.to_string()))?;
         user.password_hash = self.passwords.hash(password.to_owned()).await?;
         user.generation += 1;
+        user.key_generation += 1;
         let username = user.username.clone();
         self.users.update(user, version).await?;
         self.unlock(&username).await
@@ -518,6 +528,7 @@ impl AuthService {
         let (mut user, version) = self.users.require(&user.id).await?;
         user.password_hash = self.passwords.hash(new.to_owned()).await?;
         user.generation += 1;
+        user.key_generation += 1;
         let user = self.users.update(user, version).await?;
         self.open_session(&user).await
     }

@@ -59,6 +59,7 @@ pub async fn reset_password(
     let (mut user, version) = users.require(&user.id).await?;
     user.password_hash = hash;
     user.generation += 1;
+    user.key_generation += 1;
     user.active = true;
     let user = users.update(user, version).await?;
     let keys = KeyService::new(Arc::clone(&store), usize::MAX);

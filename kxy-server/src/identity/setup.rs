@@ -15,6 +15,9 @@ use subtle::ConstantTimeEq;
 
 use crate::Error;
 
+/// Shortest configured token accepted.
+pub const MIN_LEN: usize = 16;
+
 /// The token a first-run `init-user` must present.
 #[derive(Clone)]
 pub struct SetupToken(String);
@@ -23,12 +26,22 @@ impl SetupToken {
     /// The token for a server bound to `bind`: the configured one, or a
     /// fresh one unless the bind is loopback (then `None`: none needed).
     /// The second value says whether it was generated (and must be shown).
-    pub fn for_bind(bind: SocketAddr, configured: Option<&str>) -> Option<(SetupToken, bool)> {
-        match configured {
+    /// A configured token shorter than [`MIN_LEN`] is refused: an empty or
+    /// guessable one would open the init to anyone again.
+    pub fn for_bind(
+        bind: SocketAddr,
+        configured: Option<&str>,
+    ) -> Result<Option<(SetupToken, bool)>, Error> {
+        Ok(match configured {
+            Some(token) if token.len() < MIN_LEN => {
+                return Err(Error::Startup(format!(
+                    "--setup-token (KXY_SETUP_TOKEN) must be at least {MIN_LEN} characters"
+                )));
+            }
             Some(token) => Some((SetupToken(token.to_owned()), false)),
             None if bind.ip().is_loopback() => None,
             None => Some((SetupToken(hex::encode(rand::random::<[u8; 16]>())), true)),
-        }
+        })
     }
 
     pub fn as_str(&self) -> &str {

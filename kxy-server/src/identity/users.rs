@@ -32,6 +32,10 @@ pub struct User {
     /// is refused, with its access and refresh tokens.
     #[serde(default)]
     pub generation: u64,
+    /// Raised to end the user's API keys (password reset or change): a key
+    /// made under an older one is refused until its owner turns it on again.
+    #[serde(default)]
+    pub key_generation: u64,
 }
 
 /// A user as the API shows it: everything but the password hash.
@@ -135,6 +139,7 @@ impl UserDirectory {
             created_at: now,
             updated_at: now,
             generation: 0,
+            key_generation: 0,
         };
         typed::save(&*self.store, USERS, &id, &user, Expect::Absent).await?;
         Ok(user)

@@ -1,5 +1,15 @@
 //! Endpoint grants (seed 003): endpoints, grants, and the access check that
 //! other services call.
+//!
+//! Who may change what:
+//! - `access:admin` defines the map itself (endpoints: add, open with
+//!   `require_auth: false`, delete) and grants anything: opening or removing
+//!   an endpoint changes every caller's access at once.
+//! - `access:write` hands on what the caller holds, no more: a grant's level
+//!   must not exceed the caller's own level on that endpoint, to create or
+//!   to delete it, and the caller cannot change grants to themselves or to a
+//!   role they hold (deleting one's own narrowing grant would raise oneself
+//!   to one's role's level).
 
 use axum::extract::{Path, State};
 use axum::http::Method;
@@ -19,12 +29,13 @@ use kxy_core::permission::Permission;
 pub fn routes() -> Vec<RouteSpec> {
     let read = Access::Permission("access:read");
     let write = Access::Permission("access:write");
+    let admin = Access::Permission("access:admin");
     vec![
         route(Method::GET, "/api/access/endpoints", read, list_endpoints),
         route(
             Method::POST,
             "/api/access/endpoints",
-            write,
+            admin,
             create_endpoint,
         ),
         route(
@@ -36,13 +47,13 @@ pub fn routes() -> Vec<RouteSpec> {
         route(
             Method::PUT,
             "/api/access/endpoints/{id}",
-            write,
+            admin,
             update_endpoint,
         ),
         route(
             Method::DELETE,
             "/api/access/endpoints/{id}",
-            write,
+            admin,
             delete_endpoint,
         ),
         route(Method::GET, "/api/access/grants", read, list_grants),
@@ -141,26 +152,15 @@ async fn create_grant(
     caller: Caller,
     ApiJson(body): ApiJson<NewGrant>,
 ) -> Result<Envelope<Grant>, Error> {
-    // access:write lets a user hand on what they hold, not more: a level on
-    // an endpoint above the caller's own grant there is refused, to anyone,
-    // themselves included. Administrators (every permission) grant any.
     state.grants.endpoint(&body.endpoint_id).await?;
-    if !caller.permissions.allows(&Permission::all()) {
-        let own = state
-            .grants
-            .level_on(&body.endpoint_id, &caller.user.id, &caller.user.roles)
-            .await?;
-        if own.is_none_or(|own| own < body.level) {
-            let own = own.map_or("none".to_owned(), |l| l.to_string());
-            return Err(Error::Forbidden {
-                permission: format!(
-                    "{} on endpoint {}: your own level there is {own}, and you cannot grant \
-                     above it",
-                    body.level, body.endpoint_id
-                ),
-            });
-        }
-    }
+    may_change_grant(
+        &state,
+        &caller,
+        &body.endpoint_id,
+        body.level,
+        &body.subject,
+    )
+    .await?;
     match &body.subject {
         Subject::User(id) => {
             state.auth.users.require(id).await?;
@@ -186,10 +186,69 @@ async fn create_grant(
     Ok(Envelope::ok("granted", grant))
 }
 
+/// Refuses a grant change (see the module doc) unless the caller holds
+/// `access:admin`.
+async fn may_change_grant(
+    state: &AppState,
+    caller: &Caller,
+    endpoint_id: &str,
+    level: Level,
+    subject: &Subject,
+) -> Result<(), Error> {
+    if caller
+        .permissions
+        .allows(&"access:admin".parse::<Permission>().expect("valid"))
+    {
+        return Ok(());
+    }
+    let own_subject = match subject {
+        Subject::User(id) => *id == caller.user.id,
+        Subject::Role(name) => caller.user.roles.contains(name),
+    };
+    if own_subject {
+        return Err(Error::Forbidden {
+            permission: "access:admin, to change grants to yourself or to a role you hold".into(),
+        });
+    }
+    let own = state
+        .grants
+        .level_on(endpoint_id, &caller.user.id, &caller.user.roles)
+        .await?;
+    if own.is_none_or(|own| own < level) {
+        let own = own.map_or("none".to_owned(), |l| l.to_string());
+        return Err(Error::Forbidden {
+            permission: format!(
+                "{level} on endpoint {endpoint_id}: your own level there is {own}, and you cannot \
+                 grant or revoke above it"
+            ),
+        });
+    }
+    Ok(())
+}
+
 async fn delete_grant(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Envelope<()>, Error> {
+    let grant = state
+        .grants
+        .grants()
+        .await?
+        .into_iter()
+        .find(|g| g.id == id)
+        .ok_or_else(|| Error::NotFound {
+            what: "grant",
+            id: id.clone(),
+        })?;
+    may_change_grant(
+        &state,
+        &caller,
+        &grant.endpoint_id,
+        grant.level,
+        &grant.subject,
+    )
+    .await?;
     state.grants.delete_grant(&id).await?;
     Ok(Envelope::ok("grant deleted", ()))
 }

@@ -103,6 +103,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, E
                 id: principal.key_id,
                 scoped: principal.scoped,
             },
+            key_generation: principal.key_generation,
         });
     }
     state

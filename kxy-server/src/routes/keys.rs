@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::envelope::Envelope;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::identity::{Caller, Via};
-use crate::keys::{ApiKeyView, KeyStatus, KeyType};
+use crate::keys::{ApiKeyView, KeyOwner, KeyStatus, KeyType};
 
 pub fn routes() -> Vec<RouteSpec> {
     vec![
@@ -83,8 +83,11 @@ async fn create(
     let (key, secret) = state
         .keys
         .create(
-            &caller.user,
-            &rights,
+            KeyOwner {
+                user: &caller.user,
+                key_generation: caller.key_generation,
+                permissions: &rights,
+            },
             &body.name,
             body.key_type.unwrap_or(KeyType::Public),
             body.permissions,
@@ -145,14 +148,7 @@ async fn update(
 ) -> Result<Envelope<ApiKeyView>, Error> {
     let key = state
         .keys
-        .update(
-            &id,
-            &caller.user,
-            key_admin(&caller),
-            matches!(caller.via, Via::ApiKey { scoped: true, .. }).then_some(&caller.permissions),
-            change.status,
-            change.name,
-        )
+        .update(&id, &caller, key_admin(&caller), change.status, change.name)
         .await?;
     Ok(Envelope::ok("API key updated", key))
 }

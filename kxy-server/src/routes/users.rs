@@ -9,9 +9,9 @@ use crate::Error;
 use crate::app::AppState;
 use crate::envelope::Envelope;
 use crate::extract::{ApiJson, ApiQuery};
-use crate::identity::Caller;
 use crate::identity::roles::ADMIN;
 use crate::identity::users::{User, UserView, check_email};
+use crate::identity::{Caller, Via};
 
 pub fn routes() -> Vec<RouteSpec> {
     let read = Access::Permission("users:read");
@@ -117,6 +117,19 @@ async fn require_roles(
     caller.require_all(&needed, over)
 }
 
+/// Refuses to act over `user` (change, deactivate, delete, reset, unlock)
+/// unless the caller holds every right the user has. For a scoped API key
+/// that includes the self-service rights every user holds over their own
+/// keys and credentials: a key without them must not get them by taking
+/// over an account (its owner's included) with a new password.
+async fn require_over(state: &AppState, caller: &Caller, user: &User) -> Result<(), Error> {
+    let mut needed = state.auth.roles.permissions_of(&user.roles).await?;
+    if matches!(caller.via, Via::ApiKey { scoped: true, .. }) {
+        needed = needed.with(crate::routes::self_service());
+    }
+    caller.require_all(&needed, "this user")
+}
+
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -189,7 +202,7 @@ async fn update(
     let was_admin = is_active_admin(&user);
     // Changing a user who holds more than the caller (demoting an admin,
     // deactivating them) is acting over rights the caller lacks.
-    require_roles(&state, &caller, &user.roles, "this user's roles").await?;
+    require_over(&state, &caller, &user).await?;
     if let Some(roles) = &change.roles {
         require_roles(&state, &caller, roles, "a role to assign").await?;
     }
@@ -234,7 +247,7 @@ async fn delete(
     if user.id == caller.user.id {
         return Err(Error::Conflict("you cannot delete yourself".into()));
     }
-    require_roles(&state, &caller, &user.roles, "this user's roles").await?;
+    require_over(&state, &caller, &user).await?;
     if is_active_admin(&user) {
         user.active = false;
         with_admin_lock(&state, async {
@@ -318,7 +331,16 @@ async fn reset_password(
 ) -> Result<Envelope<()>, Error> {
     // Only a holder of every permission of the user may take their account.
     let (user, _) = state.auth.users.require(&id).await?;
-    require_roles(&state, &caller, &user.roles, "this user's roles").await?;
+    if user.id == caller.user.id {
+        // A reset needs no current password: one's own goes through the
+        // change, which does, or a stolen session could keep the account.
+        return Err(Error::Conflict(
+            "to change your own password use POST /api/auth/password (it asks for the \
+             current one)"
+                .into(),
+        ));
+    }
+    require_over(&state, &caller, &user).await?;
     state.auth.reset_password(&id, &body.password).await?;
     let keys = state.keys.revoke_all(&id).await?;
     Ok(Envelope::ok(
@@ -332,9 +354,13 @@ async fn reset_password(
 
 async fn unlock(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Envelope<()>, Error> {
     let (user, _) = state.auth.users.require(&id).await?;
+    // Unlocking is lifting a protection of the account: lifting it for one
+    // who holds more would let the caller keep guessing their password.
+    require_over(&state, &caller, &user).await?;
     state.auth.unlock(&user.username).await?;
     Ok(Envelope::ok("unlocked", ()))
 }
