@@ -4,6 +4,9 @@
 //! the same store the server would use, so a counter can be registered before
 //! the first request (the HTTP admin routes come with access control). Every
 //! flag has an environment variable, for containers and service managers.
+//!
+//! This module holds the flags and the dispatch; [`serve`] runs the server,
+//! and each group of subcommands has its own module.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,21 +16,29 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kxy_core::{AllocationLimits, SegmentKey};
-use serde::Serialize;
 
 use crate::Error;
-use crate::app::{AppState, Settings, router_with};
+use crate::app::{AppState, Settings};
 use crate::credentials::CredentialService;
 use crate::databases::{DatabasePolicy, DatabaseService};
-use crate::identity::setup::SetupToken;
 use crate::identity::{AuthSettings, LockoutPolicy};
-use crate::request_limits::{HttpLimitArgs, HttpLimits};
+use crate::request_limits::HttpLimitArgs;
 use crate::segments::SegmentService;
 use crate::store::durability::WaitReplicas;
-use crate::store::{self, DurabilityPolicy, MissingCounter, Registration, StoreConfig};
+use crate::store::{self, DurabilityPolicy, MissingCounter, StoreConfig};
 use crate::store_guard::GuardSettings;
 use crate::vault::{MasterKey, Vault};
 use crate::witness::Witness;
+
+mod accounts;
+mod counters;
+mod databases;
+mod serve;
+
+use accounts::run_users;
+use counters::{add_counter, list_counters, raise_counter};
+use databases::run_databases;
+use serve::{guard_first_run, run_server};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -519,266 +530,4 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             }
         }
     }
-}
-
-async fn run_users(command: UsersCommand, store: Arc<dyn store::Store>) -> Result<(), Error> {
-    use crate::identity::recovery;
-    match command {
-        UsersCommand::Unlock { username } => {
-            recovery::unlock(store, &username).await?;
-            println!("unlocked {username}");
-        }
-        UsersCommand::ResetPassword { username } => {
-            let mut password = String::new();
-            std::io::stdin()
-                .read_line(&mut password)
-                .map_err(|e| Error::Startup(format!("cannot read the password: {e}")))?;
-            let password = password.trim_end_matches(['\r', '\n']);
-            let reset = recovery::reset_password(store, &username, password).await?;
-            println!(
-                "password of {username} reset; every login ended, {} API key(s) disabled, \
-                 the account is unlocked and active",
-                reset.keys_disabled
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Requires the setup token for the first-run init where being first is not
-/// enough (see [`SetupToken`]), and shows a generated one on the console
-/// (stderr, not the log, which may be shipped elsewhere).
-async fn guard_first_run(args: &ServeArgs, state: &AppState) -> Result<(), Error> {
-    let Some((token, generated)) =
-        SetupToken::for_bind(args.bind, args.security.setup_token.as_deref())?
-    else {
-        return Ok(());
-    };
-    if generated && !state.auth.initialized().await? {
-        eprintln!(
-            "\nkxy-server is bound to {} and has no user yet. Create the first administrator \
-             with POST /api/auth/init-user and this one-time setup token:\n\n    setup_token: {}\n",
-            args.bind,
-            token.as_str()
-        );
-    }
-    state.auth.require_setup_token(token);
-    Ok(())
-}
-
-async fn run_server(args: &ServeArgs, state: AppState, limits: &HttpLimits) -> Result<(), Error> {
-    let store = Arc::clone(state.segments.store());
-    if let Err(e) = store.ping().await {
-        // Serve anyway: /health reports it and the store may come back.
-        tracing::warn!("store not reachable at start: {e}");
-    }
-    let listener = tokio::net::TcpListener::bind(args.bind)
-        .await
-        .map_err(|e| Error::Startup(format!("cannot listen on {}: {e}", args.bind)))?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| Error::Startup(format!("cannot read the bound address: {e}")))?;
-    tracing::info!(
-        "kxy-server {} listening on http://{address} (store: {} at {}, durability: {}, auto-create: {}, allocation requires an API key: {}, master key: {})",
-        env!("CARGO_PKG_VERSION"),
-        store.backend(),
-        store.location(),
-        state.segments.guard().report().mode,
-        args.auto_create,
-        args.security.allocation_requires_key,
-        state
-            .settings
-            .vault
-            .fingerprint()
-            .unwrap_or("none, storing secrets disabled"),
-    );
-    let guard = Arc::clone(state.segments.guard());
-    let app = router_with(state, limits);
-    crate::serving::serve(listener, app, limits, shutdown_signal())
-        .await
-        .map_err(|e| Error::Startup(format!("server error: {e}")))?;
-    if let Some(witness) = guard.witness() {
-        guard.save_witness(witness).await;
-    }
-    tracing::info!("kxy-server stopped");
-    Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
-}
-
-async fn add_counter(segments: &SegmentService, add: &CounterAdd) -> Result<(), Error> {
-    let key = add.name.key()?;
-    let registration = segments.register(&key, add.start).await?;
-    print_registration(&key, add.start, registration);
-    Ok(())
-}
-
-async fn raise_counter(segments: &SegmentService, raise: &CounterRaise) -> Result<(), Error> {
-    let key = raise.name.key()?;
-    let registration = segments.raise(&key, raise.to).await?;
-    print_registration(&key, raise.to, registration);
-    Ok(())
-}
-
-fn print_registration(key: &SegmentKey, start: i64, registration: Registration) {
-    let next = |current: i64| current.saturating_add(1);
-    match registration {
-        Registration::Created => println!(
-            "registered {key} at {start}; the first ID handed out will be {}",
-            next(start)
-        ),
-        Registration::Raised { from } => println!(
-            "raised {key} from {from} to {start}; the next ID handed out will be {}",
-            next(start)
-        ),
-        Registration::Unfenced { floor } => println!(
-            "raised {key} to {start} and lifted its fence (floor {floor}); the next ID handed \
-             out will be {}",
-            next(start)
-        ),
-        Registration::Unchanged { current } => println!(
-            "{key} already stands at {current} (next ID {}); left unchanged, \
-             because counters never move backwards",
-            next(current)
-        ),
-    }
-}
-
-#[derive(Serialize)]
-struct CounterRow<'a> {
-    system_code: &'a str,
-    db_name: &'a str,
-    table_name: &'a str,
-    field_name: &'a str,
-    current: i64,
-    next_id: Option<i64>,
-    /// Refuses to allocate until raised to at least `current`.
-    fenced: bool,
-}
-
-async fn list_counters(segments: &SegmentService, json: bool) -> Result<(), Error> {
-    let counters = segments.counters().await?;
-    let rows: Vec<CounterRow> = counters
-        .iter()
-        .map(|c| CounterRow {
-            system_code: c.key.system_code(),
-            db_name: c.key.db_name(),
-            table_name: c.key.table_name(),
-            field_name: c.key.field_name(),
-            current: c.current,
-            next_id: c.current.checked_add(1).filter(|_| !c.fenced),
-            fenced: c.fenced,
-        })
-        .collect();
-    if json {
-        let text = serde_json::to_string_pretty(&rows)
-            .map_err(|e| Error::Startup(format!("cannot write JSON: {e}")))?;
-        println!("{text}");
-        return Ok(());
-    }
-    if rows.is_empty() {
-        println!("no counters registered");
-        return Ok(());
-    }
-    let width = counters
-        .iter()
-        .map(|c| c.key.storage_name().len())
-        .max()
-        .unwrap_or(0)
-        .max("COUNTER".len());
-    println!(
-        "{:<width$}  {:>20}  {:>20}",
-        "COUNTER", "CURRENT", "NEXT ID"
-    );
-    for (counter, row) in counters.iter().zip(&rows) {
-        let next = match row.next_id {
-            Some(n) => n.to_string(),
-            None if row.fenced => "FENCED: raise it".to_owned(),
-            None => "exhausted".to_owned(),
-        };
-        println!(
-            "{:<width$}  {:>20}  {:>20}",
-            counter.key.storage_name(),
-            row.current,
-            next
-        );
-    }
-    Ok(())
-}
-
-async fn run_databases(
-    databases: &DatabaseService,
-    command: DatabasesCommand,
-) -> Result<(), Error> {
-    match command {
-        DatabasesCommand::List => {
-            for db in databases.list().await? {
-                println!(
-                    "{}  {:<10}  {:<24}  {}  (counters as {}:{})",
-                    db.guid,
-                    db.db_type.to_string(),
-                    db.address,
-                    db.db_name,
-                    db.system_code,
-                    db.counter_db_name
-                );
-            }
-        }
-        DatabasesCommand::Initialize { guid } => {
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} tables  {elapsed}")
-                    .expect("a valid template"),
-            );
-            let report = databases
-                .initialize(&guid, |done, total| {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
-                })
-                .await;
-            bar.finish_and_clear();
-            let report = report?;
-            for r in &report.registered {
-                println!(
-                    "registered {}.{}: next ID {} ({})",
-                    r.table, r.field, r.next_id, r.outcome
-                );
-            }
-            for s in &report.skipped {
-                println!("skipped {}: {}", s.table, s.reason);
-            }
-            println!(
-                "{} of {} tables registered, {} skipped",
-                report.registered.len(),
-                report.tables_total,
-                report.skipped.len()
-            );
-        }
-        DatabasesCommand::Scan => {
-            let found = databases.scan_once().await?;
-            println!("{found} new tables discovered");
-        }
-    }
-    Ok(())
 }
