@@ -139,6 +139,27 @@ fn shown_characters(masked: &str) -> usize {
     masked.chars().filter(|c| *c != '*').count()
 }
 
+/// An embedded-store server in `data` with the master key K1 and `extra`
+/// flags, initialized; returns it and root's token.
+async fn embedded_with_root(data: &tempfile::TempDir, extra: &[&str]) -> (Deployment, String) {
+    let mut args = vec![
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--master-key",
+        K1,
+    ];
+    args.extend_from_slice(extra);
+    let d = Deployment::new(
+        "embedded",
+        vec![ServerProcess::start(&args, &[])],
+        None,
+        None,
+    );
+    d.init().await;
+    let root = d.tokens("root", ROOT_PASSWORD).await.0;
+    (d, root)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_databases_writer_cannot_send_the_stored_password_to_his_own_host() {
     if !Postgres::available() {
@@ -424,18 +445,7 @@ async fn sqlite_registration_cannot_read_files_outside_the_sqlite_dir() {
 
     // Off by default: SQLite registration refused, naming the flag.
     let data = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(
-        &[
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "--master-key",
-            K1,
-        ],
-        &[],
-    );
-    let d = Deployment::new("embedded", vec![server], None, None);
-    d.init().await;
-    let root = d.tokens("root", ROOT_PASSWORD).await.0;
+    let (d, root) = embedded_with_root(&data, &[]).await;
     for file in [path(&outside), "/etc/passwd".into()] {
         let answer = d
             .post("/api/database/add", sqlite_form(&file), Some(&root))
@@ -507,20 +517,8 @@ async fn database_hosts_can_be_limited_to_an_allow_list() {
     }
     let pg = Postgres::create();
     let data = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(
-        &[
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "--master-key",
-            K1,
-            "--database-hosts",
-            "127.0.0.1:5432, db.internal",
-        ],
-        &[],
-    );
-    let d = Deployment::new("embedded", vec![server], None, None);
-    d.init().await;
-    let root = d.tokens("root", ROOT_PASSWORD).await.0;
+    let (d, root) =
+        embedded_with_root(&data, &["--database-hosts", "127.0.0.1:5432, db.internal"]).await;
     let fake = FakePostgres::start();
     let mut form = pg_form(&pg);
     for address in [
@@ -562,20 +560,7 @@ async fn tls_require_and_verify_are_enforced() {
     pg.exec("CREATE TABLE orders (id BIGINT PRIMARY KEY);");
     let my = MariaDb::create();
     let data = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(
-        &[
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "--master-key",
-            K1,
-            "--scan-interval",
-            "0",
-        ],
-        &[],
-    );
-    let d = Deployment::new("embedded", vec![server], None, None);
-    d.init().await;
-    let root = d.tokens("root", ROOT_PASSWORD).await.0;
+    let (d, root) = embedded_with_root(&data, &["--scan-interval", "0"]).await;
     let with_tls = |mut form: Value, tls: &str| {
         form["tls"] = json!(tls);
         form
