@@ -103,9 +103,9 @@ pub struct TableInfo {
     /// PostgreSQL table outside `public`.
     pub name: String,
     #[serde(skip)]
-    schema: Option<String>,
+    pub(super) schema: Option<String>,
     #[serde(skip)]
-    table: String,
+    pub(super) table: String,
     pub key: Result<String, String>,
 }
 
@@ -167,11 +167,11 @@ fn classify(
     Ok(column)
 }
 
-fn quote_mysql(ident: &str) -> String {
+pub(super) fn quote_mysql(ident: &str) -> String {
     format!("`{}`", ident.replace('`', "``"))
 }
 
-fn quote_ansi(ident: &str) -> String {
+pub(super) fn quote_ansi(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 

@@ -1,5 +1,11 @@
 //! Initializing a registered database: a counter for every numbered table,
-//! just above its largest ID, and the seed's custom counters.
+//! above the largest ID the table holds and the next one its own generator
+//! would hand out ([`super::generators`]), and the seed's custom counters.
+//!
+//! Each table's outcome is its own: one that cannot be registered (its IDs
+//! are exhausted at 2^63−1, its name cannot be a counter name, a fenced
+//! counter) is reported as skipped with the reason, and the others go on.
+//! Only a failure of kxy's own store stops the run.
 
 use std::collections::HashSet;
 
@@ -21,6 +27,11 @@ pub struct RegisteredTable {
     pub next_id: i64,
     /// `created`, `raised` or `unchanged`.
     pub outcome: String,
+    /// What decided the start: `max` (the largest row), `auto_increment`,
+    /// `sequence` or `sqlite_sequence` (the table's own generator stood
+    /// higher), or `empty`; for a custom counter, `initial_value`.
+    #[serde(default)]
+    pub decided_by: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -55,21 +66,39 @@ impl DatabaseService {
             Ok(max) => max,
             Err(reason) => return Ok(Err(reason)),
         };
-        let start = max.unwrap_or(0).max(0);
-        let key = SegmentKey::new(
+        let generated = match connection.own_generator(table).await {
+            Ok(generated) => generated,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let (start, decided_by) = match (max, generated) {
+            (max, Some(g)) if g.next > max.unwrap_or(0) => (g.next, g.source),
+            (Some(max), _) => (max, "max"),
+            (None, _) => (0, "empty"),
+        };
+        let start = start.max(0);
+        let key = match SegmentKey::new(
             &config.system_code,
             &counter_db_name(config.db_type, &config.db_name),
             &table.name,
             &field,
-        )?;
+        ) {
+            Ok(key) => key,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
         let registration = match self.segments.register(&key, start).await {
             Ok(registration) => registration,
-            // A fenced counter waits for a raise to its floor; the rest of
-            // the tables go on.
-            Err(Error::Store(e @ StoreError::BelowFence { .. })) => {
-                return Ok(Err(e.to_string()));
+            // kxy's own store failing stops the run; anything about this
+            // table (no ID left above its rows, a fenced counter) skips it.
+            Err(e @ (Error::Store(StoreError::Unavailable { .. }) | Error::NotDurable(_))) => {
+                return Err(e);
             }
-            Err(e) => return Err(e),
+            Err(Error::InvalidStart(_)) => {
+                return Ok(Err(format!(
+                    "exhausted: the highest ID it may hold is {start} ({decided_by}), and kxy \
+                     hands out IDs up to 2^63-1 only"
+                )));
+            }
+            Err(e) => return Ok(Err(e.to_string())),
         };
         let (outcome, current) = match registration {
             Registration::Created => ("created", start),
@@ -83,6 +112,7 @@ impl DatabaseService {
             current,
             next_id: current.saturating_add(1),
             outcome: outcome.into(),
+            decided_by: decided_by.into(),
         }))
     }
 
@@ -159,6 +189,7 @@ impl DatabaseService {
             current,
             next_id: current.saturating_add(1),
             outcome: outcome.into(),
+            decided_by: "initial_value".into(),
         })
     }
 }

@@ -19,6 +19,7 @@
 //! database may point is bounded by the operator's [`DatabasePolicy`].
 
 pub mod drivers;
+mod generators;
 mod initialize;
 mod policy;
 mod scanner;

@@ -1,0 +1,203 @@
+//! Initialization starts each counter above the database's own generators,
+//! and one table's trouble is its own (issue 12, points 1 and 2), against
+//! the machine's real MariaDB and PostgreSQL: deleted rows below an
+//! AUTO_INCREMENT, a bumped AUTO_INCREMENT, a sequence ahead of MAX, a
+//! table full up to 2^63−1 among others. After initializing, IDs allocated
+//! by kxy and rows inserted with the table's own default never meet.
+
+use std::collections::HashMap;
+
+use kxy_e2e::api::Answer;
+use kxy_e2e::deploy::{Deployment, ROOT_PASSWORD};
+use kxy_e2e::server::ServerProcess;
+use kxy_e2e::sql_env::{MariaDb, Postgres};
+use serde_json::{Value, json};
+
+const MASTER_KEY: &str = "5a5b5c5d5e5f60616263646566676869707172737475767778797a7b7c7d7e7f";
+
+async fn server() -> (Deployment, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--master-key",
+        MASTER_KEY,
+        "--scan-interval",
+        "0",
+    ];
+    let d = Deployment::new(
+        "embedded",
+        vec![ServerProcess::start(&args, &[])],
+        Some(dir),
+        None,
+    );
+    d.init().await;
+    let token = d.tokens("root", ROOT_PASSWORD).await.0;
+    (d, token)
+}
+
+/// Registers and initializes; returns table → registered entry, and
+/// table → skip reason.
+async fn initialize(
+    d: &Deployment,
+    token: &str,
+    form: Value,
+) -> (HashMap<String, Value>, HashMap<String, String>) {
+    let added = d.post("/api/database/add", form, Some(token)).await;
+    assert_eq!(added.status, 200, "{:?}", added.body);
+    let guid = added.body["data"]["guid"].as_str().unwrap();
+    let report = d
+        .post(
+            &format!("/api/database/initialize/{guid}"),
+            json!({}),
+            Some(token),
+        )
+        .await;
+    assert_eq!(report.status, 200, "{:?}", report.body);
+    let data = &report.body["data"];
+    assert_eq!(data["tables_done"], data["tables_total"]);
+    let registered = data["registered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["table"].as_str().unwrap().to_owned(), r.clone()))
+        .collect();
+    let skipped = data["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["table"].as_str().unwrap().to_owned(),
+                s["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    (registered, skipped)
+}
+
+async fn allocate(d: &Deployment, system: &str, db: &str, table: &str, count: i64) -> Answer {
+    let body = json!({"system_code": system, "db_name": db, "table_name": table, "field_name": "id", "segment_count": count});
+    d.post("/api/segment/allocate", body, None).await
+}
+
+fn starts(registered: &HashMap<String, Value>, table: &str) -> (i64, String) {
+    let r = &registered[table];
+    (
+        r["next_id"].as_i64().unwrap(),
+        r["decided_by"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_counters_start_above_auto_increment_and_a_full_table_is_its_own() {
+    if !MariaDb::available() {
+        return;
+    }
+    let db = MariaDb::create();
+    db.exec(
+        "CREATE TABLE deleted (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT);
+         INSERT INTO deleted (v) VALUES (1),(2),(3),(4),(5),(6),(7),(8),(9),(10);
+         DELETE FROM deleted WHERE id > 4;
+         CREATE TABLE bumped (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT);
+         INSERT INTO bumped (v) VALUES (1),(2),(3);
+         ALTER TABLE bumped AUTO_INCREMENT = 1000;
+         CREATE TABLE plain (id BIGINT PRIMARY KEY);
+         INSERT INTO plain VALUES (7);
+         CREATE TABLE maxed (id BIGINT PRIMARY KEY);
+         INSERT INTO maxed VALUES (9223372036854775807);
+         CREATE TABLE zz_after (id BIGINT AUTO_INCREMENT PRIMARY KEY);",
+    );
+    let (d, token) = server().await;
+    let (registered, skipped) = initialize(
+        &d,
+        &token,
+        json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": "root", "password": ""}),
+    )
+    .await;
+    assert_eq!(
+        starts(&registered, "deleted"),
+        (12, "auto_increment".into())
+    );
+    assert_eq!(
+        starts(&registered, "bumped"),
+        (1001, "auto_increment".into())
+    );
+    assert_eq!(starts(&registered, "plain"), (8, "max".into()));
+    assert_eq!(
+        starts(&registered, "zz_after"),
+        (2, "auto_increment".into())
+    );
+    assert!(
+        skipped["maxed"].contains("exhausted"),
+        "{}",
+        skipped["maxed"]
+    );
+
+    // The table's own default and kxy's IDs never meet.
+    let segment = allocate(&d, "crm", &db.name, "deleted", 5).await.segment();
+    db.exec("INSERT INTO deleted (v) VALUES (11)");
+    let own = db
+        .exec("SELECT MAX(id) FROM deleted")
+        .trim()
+        .parse::<i64>()
+        .unwrap();
+    assert!(
+        own < segment.start,
+        "the default gave {own}, kxy from {}",
+        segment.start
+    );
+    for id in segment.start..=segment.end {
+        db.exec(&format!("INSERT INTO deleted (id, v) VALUES ({id}, 0)"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_counters_start_above_the_owned_sequence() {
+    if !Postgres::available() {
+        return;
+    }
+    let db = Postgres::create();
+    db.exec(
+        "CREATE TABLE ahead (id BIGSERIAL PRIMARY KEY, v INT);
+         INSERT INTO ahead (v) SELECT g FROM generate_series(1, 4) g;
+         SELECT setval('ahead_id_seq', 10);
+         CREATE TABLE ident (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, v INT);
+         INSERT INTO ident (v) VALUES (1), (2), (3);
+         DELETE FROM ident;
+         CREATE TABLE never (id BIGSERIAL PRIMARY KEY);
+         CREATE SCHEMA sales;
+         CREATE TABLE sales.orders (id BIGSERIAL PRIMARY KEY);
+         SELECT setval('sales.orders_id_seq', 40);
+         CREATE TABLE maxed (id BIGINT PRIMARY KEY);
+         INSERT INTO maxed VALUES (9223372036854775807);",
+    );
+    let (d, token) = server().await;
+    let (registered, skipped) = initialize(
+        &d,
+        &token,
+        json!({"system_code": "erp", "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": db.name, "username": "postgres", "password": ""}),
+    )
+    .await;
+    assert_eq!(starts(&registered, "ahead"), (12, "sequence".into()));
+    assert_eq!(starts(&registered, "ident"), (5, "sequence".into()));
+    assert_eq!(starts(&registered, "never"), (1, "empty".into()));
+    assert_eq!(starts(&registered, "sales.orders"), (42, "sequence".into()));
+    assert!(
+        skipped["maxed"].contains("exhausted"),
+        "{}",
+        skipped["maxed"]
+    );
+
+    let segment = allocate(&d, "erp", &db.name, "ahead", 5).await.segment();
+    let own = db
+        .exec("INSERT INTO ahead (v) VALUES (0) RETURNING id")
+        .trim()
+        .parse::<i64>()
+        .unwrap();
+    assert!(
+        own < segment.start,
+        "the sequence gave {own}, kxy from {}",
+        segment.start
+    );
+}
