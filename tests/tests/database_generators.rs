@@ -201,3 +201,58 @@ async fn postgres_counters_start_above_the_owned_sequence() {
         segment.start
     );
 }
+
+/// One physical database under two system codes would give each table two
+/// counters handing out the same IDs (issue 12, point 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_database_cannot_be_registered_under_two_system_codes() {
+    if !MariaDb::available() {
+        return;
+    }
+    let db = MariaDb::create();
+    db.exec("CREATE TABLE orders (id BIGINT PRIMARY KEY); INSERT INTO orders VALUES (9);");
+    let (d, token) = server().await;
+    let form = |system: &str, address: &str| json!({"system_code": system, "db_type": "mysql", "address": address, "db_name": db.name, "username": "root", "password": ""});
+    let first = d
+        .post(
+            "/api/database/add",
+            form("crm", "127.0.0.1:3306"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let first_guid = first.body["data"]["guid"].as_str().unwrap().to_owned();
+    // The same database, spelled otherwise, under another system code.
+    for address in ["127.0.0.1", "localhost:3306", "LOCALHOST"] {
+        let again = d
+            .post("/api/database/add", form("billing", address), Some(&token))
+            .await;
+        again.assert_refused(409, 40902);
+        assert!(again.msg().contains(&first_guid), "{}", again.msg());
+    }
+    // Moving another registration onto it is refused the same way.
+    let other = MariaDb::create();
+    let elsewhere = d
+        .post(
+            "/api/database/add",
+            json!({"system_code": "billing", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": other.name, "username": "root", "password": ""}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(elsewhere.status, 200, "{:?}", elsewhere.body);
+    let guid = elsewhere.body["data"]["guid"].as_str().unwrap();
+    let moved = d
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/database/{guid}"),
+            Some(json!({"db_name": db.name, "password": ""})),
+            Some(&token),
+        )
+        .await;
+    moved.assert_refused(409, 40902);
+    // The same system code shares the counters: allowed.
+    let same = d
+        .post("/api/database/add", form("crm", "localhost"), Some(&token))
+        .await;
+    assert_eq!(same.status, 200, "{:?}", same.body);
+}

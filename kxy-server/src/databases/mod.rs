@@ -19,6 +19,7 @@
 //! database may point is bounded by the operator's [`DatabasePolicy`].
 
 pub mod drivers;
+mod duplicates;
 mod generators;
 mod initialize;
 mod policy;
@@ -270,6 +271,7 @@ impl DatabaseService {
             updated_at: now,
         };
         validate(&config, &self.policy)?;
+        self.refuse_duplicate(&config).await?;
         self.seal(&mut config, &form.password)?;
         typed::save(&*self.store, DATABASES, &guid, &config, Expect::Absent).await?;
         Ok(view(&config))
@@ -330,6 +332,7 @@ impl DatabaseService {
             config.tls_ca = v;
         }
         validate(&config, &self.policy)?;
+        self.refuse_duplicate(&config).await?;
         // Without a new password the target is unchanged (checked above),
         // so the sealed one stays valid.
         if let Some(password) = change.password {
