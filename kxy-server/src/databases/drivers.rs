@@ -50,10 +50,17 @@ impl DbType {
     /// Parses the seed's type names; SQL Server and Oracle are named as
     /// not supported yet rather than accepted and failing later.
     pub fn parse(name: &str) -> Result<DbType, String> {
-        match name.to_ascii_lowercase().as_str() {
+        // Spellings differ ("SQL Server", "sql_server", "Postgre-SQL"):
+        // compare letters and digits only.
+        let folded: String = name
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        match folded.as_str() {
             "mysql" | "mariadb" => Ok(DbType::Mysql),
-            "postgresql" | "postgres" => Ok(DbType::Postgresql),
-            "sqlite" => Ok(DbType::Sqlite),
+            "postgresql" | "postgres" | "pg" => Ok(DbType::Postgresql),
+            "sqlite" | "sqlite3" => Ok(DbType::Sqlite),
             "sqlserver" | "mssql" | "oracle" => Err(format!(
                 "{name} is not supported yet: kxy scans mysql (and MariaDB), postgresql and sqlite"
             )),
@@ -112,8 +119,16 @@ pub struct TableInfo {
 /// One catalog row: schema (PostgreSQL), table, number of key columns,
 /// the first key column and its type.
 type CatalogRow = (Option<String>, String, i64, Option<String>, Option<String>);
-/// PostgreSQL's form of it, before normalizing.
-type PgCatalogRow = (String, String, Option<i32>, Option<String>, Option<String>);
+/// PostgreSQL's form of it, before normalizing, with the key column's
+/// identity kind (`a` for `GENERATED ALWAYS`).
+type PgCatalogRow = (
+    String,
+    String,
+    Option<i32>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 pub enum Connection {
     Mysql(MySqlConnection),
@@ -245,9 +260,11 @@ pub async fn connect(target: &Target<'_>) -> Result<Connection, String> {
 impl Connection {
     /// Every table, with its key column or why it cannot be numbered.
     pub async fn tables(&mut self, db_name: &str) -> Result<Vec<TableInfo>, sqlx::Error> {
+        // PostgreSQL tables whose key is `GENERATED ALWAYS AS IDENTITY`.
+        let mut always = std::collections::HashSet::new();
         let rows: Vec<CatalogRow> = match self {
             Connection::Mysql(c) => {
-                sqlx::query_as(
+                let rows: Vec<CatalogRow> = sqlx::query_as(
                     "SELECT CAST(NULL AS CHAR), CAST(t.TABLE_NAME AS CHAR), COUNT(k.COLUMN_NAME), \
                             CAST(MIN(k.COLUMN_NAME) AS CHAR), CAST(MIN(c.DATA_TYPE) AS CHAR) \
                      FROM information_schema.TABLES t \
@@ -261,13 +278,40 @@ impl Connection {
                      GROUP BY t.TABLE_NAME ORDER BY t.TABLE_NAME",
                 )
                 .bind(db_name)
-                .fetch_all(c)
-                .await?
+                .fetch_all(&mut *c)
+                .await?;
+                // Without a primary key, a UNIQUE AUTO_INCREMENT column is
+                // the table's key all the same.
+                let unique_auto: Vec<(String, String, String)> = sqlx::query_as(
+                    "SELECT CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR), \
+                            CAST(DATA_TYPE AS CHAR) \
+                     FROM information_schema.COLUMNS \
+                     WHERE TABLE_SCHEMA = ? AND COLUMN_KEY IN ('PRI', 'UNI') \
+                       AND EXTRA LIKE '%auto_increment%'",
+                )
+                .bind(db_name)
+                .fetch_all(&mut *c)
+                .await?;
+                let mut rows: Vec<CatalogRow> = rows;
+                for row in rows.iter_mut().filter(|r| r.2 == 0) {
+                    if let Some((_, column, sql_type)) =
+                        unique_auto.iter().find(|(table, _, _)| *table == row.1)
+                    {
+                        *row = (
+                            None,
+                            row.1.clone(),
+                            1,
+                            Some(column.clone()),
+                            Some(sql_type.clone()),
+                        );
+                    }
+                }
+                rows
             }
             Connection::Postgres(c) => {
                 let rows: Vec<PgCatalogRow> = sqlx::query_as(
                     "SELECT n.nspname::text, c.relname::text, array_length(con.conkey, 1), \
-                            a.attname::text, format_type(a.atttypid, NULL) \
+                            a.attname::text, format_type(a.atttypid, NULL), a.attidentity::text \
                      FROM pg_class c \
                      JOIN pg_namespace n ON n.oid = c.relnamespace \
                      LEFT JOIN pg_constraint con ON con.conrelid = c.oid AND con.contype = 'p' \
@@ -280,7 +324,10 @@ impl Connection {
                 .fetch_all(c)
                 .await?;
                 rows.into_iter()
-                    .map(|(schema, table, keys, column, sql_type)| {
+                    .map(|(schema, table, keys, column, sql_type, identity)| {
+                        if identity.as_deref() == Some("a") {
+                            always.insert((schema.clone(), table.clone()));
+                        }
                         (
                             Some(schema),
                             table,
@@ -328,7 +375,17 @@ impl Connection {
                     Some(schema) if schema != "public" => format!("{schema}.{table}"),
                     _ => table.clone(),
                 };
-                let key = classify(db_type, &name, keys, column, sql_type);
+                let mut key = classify(db_type, &name, keys, column, sql_type);
+                if let Ok(column) = &key
+                    && always.contains(&(schema.clone().unwrap_or_default(), table.clone()))
+                {
+                    // It refuses explicit values: a kxy ID could not be
+                    // inserted without OVERRIDING SYSTEM VALUE.
+                    key = Err(format!(
+                        "primary key {column} is GENERATED ALWAYS AS IDENTITY: the table \
+                         refuses IDs it did not generate"
+                    ));
+                }
                 TableInfo {
                     name,
                     schema,
@@ -387,7 +444,17 @@ impl Connection {
         match max {
             None => Ok(None),
             Some(text) => text.parse::<i64>().map(Some).map_err(|_| {
-                format!("its largest {column} ({text}) is beyond 2^63-1, the largest ID")
+                // SQLite columns hold any value whatever their type.
+                let integral = text
+                    .strip_prefix('-')
+                    .unwrap_or(&text)
+                    .bytes()
+                    .all(|b| b.is_ascii_digit());
+                if integral && !text.is_empty() {
+                    format!("its largest {column} ({text}) is beyond 2^63-1, the largest ID")
+                } else {
+                    format!("its largest {column} ({text}) is not an integer")
+                }
             }),
         }
     }

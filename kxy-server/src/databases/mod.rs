@@ -423,7 +423,25 @@ mod tests {
             parse_address("[::1]:5432", 1).unwrap(),
             ("::1".into(), 5432)
         );
-        for bad in ["", "db:x", "db:70000", "a b:1"] {
+        assert_eq!(parse_address("::1", 5432).unwrap(), ("::1".into(), 5432));
+        assert_eq!(
+            parse_address("DB.internal", 1).unwrap(),
+            ("DB.internal".into(), 1)
+        );
+        for bad in [
+            "",
+            "db:x",
+            "db:70000",
+            "a b:1",
+            "user:pw@host",
+            "user:pw@host:3306",
+            "db:0",
+            "db:+3306",
+            "-h",
+            "-hevil:3306",
+            "/var/run/postgresql",
+            "/tmp/.s.PGSQL.5432",
+        ] {
             assert!(parse_address(bad, 1).is_err(), "{bad}");
         }
         assert_eq!(counter_db_name(DbType::Sqlite, "/var/lib/app.db"), "app");

@@ -26,6 +26,11 @@ pub struct DatabasePolicy {
 }
 
 /// `host`, `host:port` or `[v6]:port` → (host, port if given).
+///
+/// A bare IPv6 address (`::1`) is a host without a port. Refused: user
+/// info (`user:pw@host`), port 0 or a signed one (`+3306`), a host that
+/// looks like an option (`-h`), a path (a Unix socket: the drivers would
+/// read it as one) and characters no host name or address has.
 pub(super) fn split_address(address: &str) -> Option<(String, Option<u16>)> {
     let (host, port) = if let Some(rest) = address.strip_prefix('[') {
         let (host, tail) = rest.split_once(']')?;
@@ -33,6 +38,8 @@ pub(super) fn split_address(address: &str) -> Option<(String, Option<u16>)> {
             "" => (host, None),
             _ => (host, Some(tail.strip_prefix(':')?)),
         }
+    } else if address.matches(':').count() > 1 {
+        (address, None)
     } else {
         match address.rsplit_once(':') {
             Some((host, port)) => (host, Some(port)),
@@ -40,10 +47,17 @@ pub(super) fn split_address(address: &str) -> Option<(String, Option<u16>)> {
         }
     };
     let port = match port {
-        Some(p) => Some(p.parse::<u16>().ok()?),
+        Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => match p.parse::<u16>().ok()? {
+            0 => return None,
+            port => Some(port),
+        },
+        Some(_) => return None,
         None => None,
     };
-    if host.is_empty() || host.len() > 255 || host.contains(char::is_whitespace) {
+    let host_chars = host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
+    if host.is_empty() || host.len() > 255 || host.starts_with('-') || !host_chars {
         return None;
     }
     Some((host.to_owned(), port))
