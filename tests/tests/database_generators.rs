@@ -333,3 +333,100 @@ async fn tables_that_refuse_explicit_ids_are_skipped_and_bad_names_refused() {
         .await;
     assert_eq!(v6.status, 200, "{:?}", v6.body);
 }
+
+/// Every table the catalog lists appears, and one counter name names one
+/// table (issue 12, points 5 and 8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_listed_table_appears_and_no_two_share_a_counter() {
+    if !Postgres::available() || !MariaDb::available() {
+        return;
+    }
+    let pg = Postgres::create();
+    pg.exec(
+        "CREATE SCHEMA sales;
+         CREATE TABLE sales.orders (id BIGINT PRIMARY KEY);
+         CREATE TABLE public.\"sales.orders\" (id BIGINT PRIMARY KEY);
+         CREATE TABLE plain (id BIGINT PRIMARY KEY);",
+    );
+    let my = MariaDb::create();
+    // Row 50 deleted: only the history holds it, and kxy must not hand it out.
+    my.exec(
+        "CREATE TABLE versioned (id BIGINT PRIMARY KEY) WITH SYSTEM VERSIONING;
+         INSERT INTO versioned VALUES (3), (50);
+         DELETE FROM versioned WHERE id = 50;",
+    );
+    let (d, token) = server().await;
+    let (registered, skipped) = initialize(
+        &d,
+        &token,
+        json!({"system_code": "erp", "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": pg.name, "username": "postgres", "password": ""}),
+    )
+    .await;
+    assert!(registered.contains_key("plain"));
+    assert!(!registered.contains_key("sales.orders"), "{registered:?}");
+    assert!(skipped["sales.orders"].contains("rename"), "{skipped:?}");
+    let (registered, _) = initialize(
+        &d,
+        &token,
+        json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": my.name, "username": "root", "password": ""}),
+    )
+    .await;
+    assert_eq!(starts(&registered, "versioned"), (51, "max".into()));
+}
+
+/// A connection killed mid-run ends the run as failed, with the cause,
+/// instead of "skipping" every table after it (issue 12, point 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_killed_mid_run_fails_the_run_with_its_cause() {
+    if !Postgres::available() {
+        return;
+    }
+    let pg = Postgres::create();
+    pg.exec(
+        "DO $$ BEGIN FOR i IN 1..1500 LOOP
+           EXECUTE format('CREATE TABLE t%s (id BIGINT PRIMARY KEY)', i);
+         END LOOP; END $$;",
+    );
+    let (d, token) = server().await;
+    let added = d
+        .post(
+            "/api/database/add",
+            json!({"system_code": "erp", "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": pg.name, "username": "postgres", "password": ""}),
+            Some(&token),
+        )
+        .await;
+    let guid = added.body["data"]["guid"].as_str().unwrap().to_owned();
+    let path = format!("/api/database/initialize/{guid}");
+    let run = d.post(&path, json!({}), Some(&token));
+    let kill = async {
+        // Kill kxy's session as soon as it has one, then keep killing.
+        for _ in 0..400 {
+            let killed = pg.exec(&format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = '{}' AND pid <> pg_backend_pid()",
+                pg.name
+            ));
+            if killed.trim() != "0" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    let (answer, ()) = tokio::join!(run, kill);
+    assert_eq!(answer.status, 502, "{:?}", answer.body);
+    let data = &answer.body["data"];
+    assert!(
+        data["failed"]
+            .as_str()
+            .unwrap()
+            .contains("lost the connection"),
+        "{data}"
+    );
+    let done = data["tables_done"].as_u64().unwrap();
+    assert!(done < 1500, "{data}");
+    assert!(
+        answer.msg().contains("initializing stopped"),
+        "{}",
+        answer.msg()
+    );
+}

@@ -51,6 +51,9 @@ pub(super) async fn run_databases(
                 report.tables_total,
                 report.skipped.len()
             );
+            if let Some(cause) = report.failed {
+                return Err(Error::Database(format!("initializing stopped: {cause}")));
+            }
         }
         DatabasesCommand::Scan => {
             let found = databases.scan_once().await?;

@@ -114,6 +114,10 @@ pub struct TableInfo {
     #[serde(skip)]
     pub(super) table: String,
     pub key: Result<String, String>,
+    /// A MariaDB system-versioned table: its history holds rows (and IDs)
+    /// that plain queries do not show.
+    #[serde(skip)]
+    pub(super) history: bool,
 }
 
 /// One catalog row: schema (PostgreSQL), table, number of key columns,
@@ -180,6 +184,15 @@ fn classify(
         ));
     }
     Ok(column)
+}
+
+/// The counter's table part: the table's name, or `schema.table` outside
+/// PostgreSQL's `public`.
+fn counter_table_name(schema: Option<&str>, table: &str) -> String {
+    match schema {
+        Some(schema) if schema != "public" => format!("{schema}.{table}"),
+        _ => table.to_owned(),
+    }
 }
 
 pub(super) fn quote_mysql(ident: &str) -> String {
@@ -262,11 +275,14 @@ impl Connection {
     pub async fn tables(&mut self, db_name: &str) -> Result<Vec<TableInfo>, sqlx::Error> {
         // PostgreSQL tables whose key is `GENERATED ALWAYS AS IDENTITY`.
         let mut always = std::collections::HashSet::new();
+        // MariaDB system-versioned tables (their hidden `row_end` is part of
+        // the primary key, and not a column COLUMNS lists: not counted).
+        let mut versioned = std::collections::HashSet::new();
         let rows: Vec<CatalogRow> = match self {
             Connection::Mysql(c) => {
                 let rows: Vec<CatalogRow> = sqlx::query_as(
-                    "SELECT CAST(NULL AS CHAR), CAST(t.TABLE_NAME AS CHAR), COUNT(k.COLUMN_NAME), \
-                            CAST(MIN(k.COLUMN_NAME) AS CHAR), CAST(MIN(c.DATA_TYPE) AS CHAR) \
+                    "SELECT CAST(NULL AS CHAR), CAST(t.TABLE_NAME AS CHAR), COUNT(c.COLUMN_NAME), \
+                            CAST(MIN(c.COLUMN_NAME) AS CHAR), CAST(MIN(c.DATA_TYPE) AS CHAR) \
                      FROM information_schema.TABLES t \
                      LEFT JOIN information_schema.KEY_COLUMN_USAGE k \
                        ON k.TABLE_SCHEMA = t.TABLE_SCHEMA AND k.TABLE_NAME = t.TABLE_NAME \
@@ -274,7 +290,8 @@ impl Connection {
                      LEFT JOIN information_schema.COLUMNS c \
                        ON c.TABLE_SCHEMA = k.TABLE_SCHEMA AND c.TABLE_NAME = k.TABLE_NAME \
                       AND c.COLUMN_NAME = k.COLUMN_NAME \
-                     WHERE t.TABLE_SCHEMA = ? AND t.TABLE_TYPE = 'BASE TABLE' \
+                     WHERE t.TABLE_SCHEMA = ? \
+                       AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') \
                      GROUP BY t.TABLE_NAME ORDER BY t.TABLE_NAME",
                 )
                 .bind(db_name)
@@ -292,6 +309,14 @@ impl Connection {
                 .bind(db_name)
                 .fetch_all(&mut *c)
                 .await?;
+                let with_history: Vec<(String,)> = sqlx::query_as(
+                    "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+                     WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SYSTEM VERSIONED'",
+                )
+                .bind(db_name)
+                .fetch_all(&mut *c)
+                .await?;
+                versioned.extend(with_history.into_iter().map(|(t,)| t));
                 let mut rows: Vec<CatalogRow> = rows;
                 for row in rows.iter_mut().filter(|r| r.2 == 0) {
                     if let Some((_, column, sql_type)) =
@@ -368,14 +393,26 @@ impl Connection {
             }
         };
         let db_type = self.db_type();
+        // Counter names must name one table each: PostgreSQL's
+        // `public."sales.orders"` and `sales.orders` would share one.
+        let mut names: std::collections::HashMap<String, usize> = Default::default();
+        for (schema, table, ..) in &rows {
+            *names
+                .entry(counter_table_name(schema.as_deref(), table))
+                .or_default() += 1;
+        }
         Ok(rows
             .into_iter()
             .map(|(schema, table, keys, column, sql_type)| {
-                let name = match &schema {
-                    Some(schema) if schema != "public" => format!("{schema}.{table}"),
-                    _ => table.clone(),
-                };
+                let name = counter_table_name(schema.as_deref(), &table);
                 let mut key = classify(db_type, &name, keys, column, sql_type);
+                if names[&name] > 1 {
+                    key = Err(format!(
+                        "another table's counter would also be named {name:?} (a table in \
+                         public whose name holds a dot, beside a schema of that name): rename \
+                         one of them"
+                    ));
+                }
                 if let Ok(column) = &key
                     && always.contains(&(schema.clone().unwrap_or_default(), table.clone()))
                 {
@@ -388,6 +425,7 @@ impl Connection {
                 }
                 TableInfo {
                     name,
+                    history: versioned.contains(&table),
                     schema,
                     table,
                     key,
@@ -416,9 +454,14 @@ impl Connection {
         let max: Option<String> = match self {
             Connection::Mysql(c) => {
                 let sql = format!(
-                    "SELECT CAST(MAX({}) AS CHAR) FROM {}",
+                    "SELECT CAST(MAX({}) AS CHAR) FROM {}{}",
                     quote_mysql(column),
-                    quote_mysql(&table.table)
+                    quote_mysql(&table.table),
+                    if table.history {
+                        " FOR SYSTEM_TIME ALL"
+                    } else {
+                        ""
+                    }
                 );
                 sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(c).await
             }
@@ -457,6 +500,18 @@ impl Connection {
                 }
             }),
         }
+    }
+
+    /// Whether the connection still answers (after a table failed: was it
+    /// the table, or the connection?).
+    pub async fn ping(&mut self) -> Result<(), String> {
+        use sqlx::Connection as _;
+        match self {
+            Connection::Mysql(c) => c.ping().await,
+            Connection::Postgres(c) => c.ping().await,
+            Connection::Sqlite(c) => c.ping().await,
+        }
+        .map_err(|e| e.to_string())
     }
 
     pub async fn close(self) {

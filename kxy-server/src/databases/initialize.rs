@@ -48,6 +48,10 @@ pub struct InitReport {
     pub tables_done: usize,
     pub registered: Vec<RegisteredTable>,
     pub skipped: Vec<SkippedTable>,
+    /// Set when the run stopped before the end: the connection to the
+    /// database was lost. The tables after `tables_done` were not looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 impl DatabaseService {
@@ -132,15 +136,31 @@ impl DatabaseService {
             tables_done: 0,
             registered: Vec::new(),
             skipped: Vec::new(),
+            failed: None,
         };
         tracing::info!(database = %guid, tables = total, "initializing");
         for table in &tables {
             match self.register_table(&config, &mut connection, table).await? {
                 Ok(registered) => report.registered.push(registered),
-                Err(reason) => report.skipped.push(SkippedTable {
-                    table: table.name.clone(),
-                    reason,
-                }),
+                Err(reason) => {
+                    // The table's trouble, or the connection's? A lost
+                    // connection would fail every table after it, and a
+                    // run that "skipped" them all would look complete.
+                    if let Err(e) = connection.ping().await {
+                        let cause = format!(
+                            "lost the connection to the database at table {} ({} of {total} \
+                             tables done): {reason}; {e}",
+                            table.name, report.tables_done
+                        );
+                        tracing::error!(database = %guid, "initializing failed: {cause}");
+                        report.failed = Some(cause);
+                        break;
+                    }
+                    report.skipped.push(SkippedTable {
+                        table: table.name.clone(),
+                        reason,
+                    });
+                }
             }
             report.tables_done += 1;
             progress(report.tables_done, total);

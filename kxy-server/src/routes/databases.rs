@@ -94,6 +94,18 @@ async fn initialize(
     Path(guid): Path<String>,
 ) -> Result<Envelope<InitReport>, Error> {
     let report = state.databases.initialize(&guid, |_, _| {}).await?;
+    if let Some(cause) = &report.failed {
+        let msg = format!(
+            "initializing stopped: {cause}; {} tables registered before",
+            report.registered.len()
+        );
+        return Ok(Envelope::failure_with(
+            axum::http::StatusCode::BAD_GATEWAY,
+            50201,
+            msg,
+            report,
+        ));
+    }
     let msg = format!(
         "initialized: {} of {} tables registered, {} skipped",
         report.registered.len(),
