@@ -118,6 +118,10 @@ pub struct TableInfo {
     /// that plain queries do not show.
     #[serde(skip)]
     pub(super) history: bool,
+    /// MySQL/MariaDB: the key column's `AUTO_INCREMENT` (the next value),
+    /// read for every table with the catalog, not one query per table.
+    #[serde(skip)]
+    pub(super) auto_increment: Option<String>,
 }
 
 /// One catalog row: schema (PostgreSQL), table, number of key columns,
@@ -278,6 +282,8 @@ impl Connection {
         // MariaDB system-versioned tables (their hidden `row_end` is part of
         // the primary key, and not a column COLUMNS lists: not counted).
         let mut versioned = std::collections::HashSet::new();
+        // MySQL/MariaDB (table, auto-increment column) → its next value.
+        let mut auto_increments = std::collections::HashMap::new();
         let rows: Vec<CatalogRow> = match self {
             Connection::Mysql(c) => {
                 let rows: Vec<CatalogRow> = sqlx::query_as(
@@ -317,6 +323,22 @@ impl Connection {
                 .fetch_all(&mut *c)
                 .await?;
                 versioned.extend(with_history.into_iter().map(|(t,)| t));
+                let counters: Vec<(String, String, Option<String>)> = sqlx::query_as(
+                    "SELECT CAST(t.TABLE_NAME AS CHAR), CAST(c.COLUMN_NAME AS CHAR), \
+                            CAST(t.AUTO_INCREMENT AS CHAR) \
+                     FROM information_schema.TABLES t \
+                     JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = t.TABLE_SCHEMA \
+                      AND c.TABLE_NAME = t.TABLE_NAME AND c.EXTRA LIKE '%auto_increment%' \
+                     WHERE t.TABLE_SCHEMA = ?",
+                )
+                .bind(db_name)
+                .fetch_all(&mut *c)
+                .await?;
+                auto_increments.extend(
+                    counters
+                        .into_iter()
+                        .filter_map(|(table, column, next)| Some(((table, column), next?))),
+                );
                 let mut rows: Vec<CatalogRow> = rows;
                 for row in rows.iter_mut().filter(|r| r.2 == 0) {
                     if let Some((_, column, sql_type)) =
@@ -426,6 +448,11 @@ impl Connection {
                 TableInfo {
                     name,
                     history: versioned.contains(&table),
+                    auto_increment: key
+                        .as_ref()
+                        .ok()
+                        .and_then(|column| auto_increments.get(&(table.clone(), column.clone())))
+                        .cloned(),
                     schema,
                     table,
                     key,
@@ -463,7 +490,13 @@ impl Connection {
                         ""
                     }
                 );
-                sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(c).await
+                // Unprepared (text protocol): each table's query is new, and
+                // preparing thousands of one-off statements churned the
+                // statement cache (2,000 tables took 88 s, most of it there).
+                match sqlx::raw_sql(AssertSqlSafe(sql)).fetch_one(c).await {
+                    Ok(row) => sqlx::Row::try_get::<Option<String>, _>(&row, 0),
+                    Err(e) => Err(e),
+                }
             }
             Connection::Postgres(c) => {
                 let relation = format!(

@@ -31,23 +31,11 @@ impl Connection {
         let column = table.key.as_ref().map_err(Clone::clone)?;
         let read = |e: sqlx::Error| format!("cannot read the generator of {column}: {e}");
         let (next_or_last, source, is_next): (Option<String>, _, _) = match self {
-            Connection::Mysql(c) => {
+            Connection::Mysql(_) => {
                 // AUTO_INCREMENT is the *next* value, and counts only when it
-                // belongs to the key column.
-                let next = sqlx::query_scalar(
-                    "SELECT CAST(t.AUTO_INCREMENT AS CHAR) FROM information_schema.TABLES t \
-                     JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = t.TABLE_SCHEMA \
-                      AND c.TABLE_NAME = t.TABLE_NAME AND c.COLUMN_NAME = ? \
-                     WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = ? \
-                       AND c.EXTRA LIKE '%auto_increment%'",
-                )
-                .bind(column)
-                .bind(&table.table)
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(read)?
-                .flatten();
-                (next, "auto_increment", true)
+                // belongs to the key column; the catalog read it for every
+                // table at once (a query per table costs ~40 ms on MariaDB).
+                (table.auto_increment.clone(), "auto_increment", true)
             }
             Connection::Postgres(c) => {
                 // Serial and identity columns both own a sequence; its last
