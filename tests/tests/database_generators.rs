@@ -399,17 +399,24 @@ async fn a_connection_killed_mid_run_fails_the_run_with_its_cause() {
     let path = format!("/api/database/initialize/{guid}");
     let run = d.post(&path, json!({}), Some(&token));
     let kill = async {
-        // Kill kxy's session as soon as it has one, then keep killing.
-        for _ in 0..400 {
-            let killed = pg.exec(&format!(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE datname = '{}' AND pid <> pg_backend_pid()",
-                pg.name
-            ));
-            if killed.trim() != "0" {
-                return;
+        // Once the run has registered tables (past the catalog), kill its
+        // session, and keep killing until one was found.
+        for _ in 0..2000 {
+            let counters = d.get("/api/counters", Some(&token)).await;
+            let registered = counters.body["data"]
+                .as_array()
+                .is_some_and(|c| c.len() > 20);
+            if registered {
+                let killed = pg.exec(&format!(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE datname = '{}' AND pid <> pg_backend_pid()",
+                    pg.name
+                ));
+                if killed.trim() != "0" {
+                    return;
+                }
             }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
     };
     let (answer, ()) = tokio::join!(run, kill);
