@@ -16,8 +16,12 @@ use serde_json::{Value, json};
 const MASTER_KEY: &str = "5a5b5c5d5e5f60616263646566676869707172737475767778797a7b7c7d7e7f";
 
 async fn server() -> (Deployment, String) {
+    server_with(&[]).await
+}
+
+async fn server_with(extra: &[&str]) -> (Deployment, String) {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
+    let mut args = vec![
         "--data-dir",
         dir.path().to_str().unwrap(),
         "--master-key",
@@ -25,6 +29,7 @@ async fn server() -> (Deployment, String) {
         "--scan-interval",
         "0",
     ];
+    args.extend_from_slice(extra);
     let d = Deployment::new(
         "embedded",
         vec![ServerProcess::start(&args, &[])],
@@ -436,4 +441,91 @@ async fn a_connection_killed_mid_run_fails_the_run_with_its_cause() {
         "{}",
         answer.msg()
     );
+}
+
+/// A session holding `sql`'s locks until killed.
+struct LockHolder(std::process::Child);
+
+impl LockHolder {
+    fn new(program: &str, args: &[&str]) -> LockHolder {
+        LockHolder(
+            std::process::Command::new(program)
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start the lock holder"),
+        )
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A table under a lock that another session holds fails alone, within the
+/// query timeout, and the others are registered (issue 12, point 7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_under_a_held_lock_fails_alone_within_the_timeout() {
+    if !Postgres::available() || !MariaDb::available() {
+        return;
+    }
+    let pg = Postgres::create();
+    pg.exec("CREATE TABLE a (id BIGINT PRIMARY KEY); CREATE TABLE locked (id BIGINT PRIMARY KEY); CREATE TABLE z (id BIGINT PRIMARY KEY);");
+    let my = MariaDb::create();
+    my.exec("CREATE TABLE a (id BIGINT PRIMARY KEY); CREATE TABLE locked (id BIGINT PRIMARY KEY); CREATE TABLE z (id BIGINT PRIMARY KEY);");
+    let _pg_lock = LockHolder::new(
+        "psql",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            &pg.name,
+            "-c",
+            "BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);",
+        ],
+    );
+    let _my_lock = LockHolder::new(
+        "mysql",
+        &[
+            "-h127.0.0.1",
+            "-uroot",
+            &my.name,
+            "-e",
+            "LOCK TABLES locked WRITE; SELECT SLEEP(60);",
+        ],
+    );
+    // Both locks are taken before the run starts.
+    for _ in 0..100 {
+        let pg_held = pg.exec("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'locked' AND l.mode = 'AccessExclusiveLock' AND l.granted");
+        let my_held = my.exec("SELECT count(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(60)%'");
+        if pg_held.trim() == "1" && my_held.trim() == "1" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (d, token) = server_with(&["--database-query-timeout", "1"]).await;
+    let started = std::time::Instant::now();
+    for form in [
+        json!({"system_code": "erp", "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": pg.name, "username": "postgres", "password": ""}),
+        json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": my.name, "username": "root", "password": ""}),
+    ] {
+        let (registered, skipped) = initialize(&d, &token, form).await;
+        assert!(
+            registered.contains_key("a") && registered.contains_key("z"),
+            "{registered:?} {skipped:?}"
+        );
+        let reason = skipped["locked"].to_lowercase();
+        assert!(
+            reason.contains("timeout") || reason.contains("timed out"),
+            "{reason}"
+        );
+    }
+    // A hang guard, not a speed claim: without the bound the run waits 60 s.
+    assert!(started.elapsed() < std::time::Duration::from_secs(40));
 }

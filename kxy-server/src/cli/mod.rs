@@ -113,11 +113,28 @@ pub struct DatabaseArgs {
     /// comma-separated. Default: any.
     #[arg(long, env = "KXY_DATABASE_HOSTS", value_delimiter = ',', global = true)]
     pub database_hosts: Vec<String>,
+    /// Seconds one query to a registered database may run or wait for a
+    /// lock; a table that takes longer is skipped with the reason.
+    #[arg(
+        long,
+        env = "KXY_DATABASE_QUERY_TIMEOUT",
+        default_value_t = 10,
+        global = true
+    )]
+    pub database_query_timeout: u64,
 }
 
 impl DatabaseArgs {
     pub fn policy(&self) -> Result<DatabasePolicy, Error> {
-        DatabasePolicy::new(self.sqlite_dir.as_deref(), &self.database_hosts)
+        if self.database_query_timeout == 0 {
+            return Err(Error::Startup(
+                "--database-query-timeout must be at least 1 (seconds)".into(),
+            ));
+        }
+        Ok(
+            DatabasePolicy::new(self.sqlite_dir.as_deref(), &self.database_hosts)?
+                .with_query_timeout(Duration::from_secs(self.database_query_timeout)),
+        )
     }
 }
 

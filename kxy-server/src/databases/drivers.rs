@@ -91,6 +91,9 @@ pub enum TlsMode {
 
 /// Where and as whom to connect.
 pub struct Target<'a> {
+    /// Set on the session: a statement, or a wait for a lock, that takes
+    /// longer fails (and fails only its table).
+    pub query_timeout: Duration,
     pub db_type: DbType,
     pub host: &'a str,
     pub port: u16,
@@ -207,6 +210,45 @@ pub(super) fn quote_ansi(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// Whether a database error is one of the session bounds firing.
+fn is_timeout(error: &str) -> bool {
+    let error = error.to_ascii_lowercase();
+    [
+        "max_statement_time",
+        "max_execution_time",
+        "lock wait timeout",
+        "lock timeout",
+        "statement timeout",
+    ]
+    .iter()
+    .any(|marker| error.contains(marker))
+}
+
+/// Bounds statements and lock waits of a MySQL/MariaDB session. MariaDB
+/// and MySQL name the statement limit differently; a server that knows
+/// neither still gets the lock-wait bounds.
+async fn bound_mysql_session(connection: &mut MySqlConnection, timeout: Duration) {
+    let seconds = timeout.as_secs().max(1);
+    let locks =
+        format!("SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}");
+    let mariadb = format!(
+        "SET SESSION max_statement_time = {}",
+        timeout.as_secs_f64().max(0.001)
+    );
+    let mysql = format!(
+        "SET SESSION max_execution_time = {}",
+        timeout.as_millis().max(1)
+    );
+    for sql in [locks, mariadb, mysql] {
+        if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut *connection)
+            .await
+        {
+            tracing::debug!("session bound not set: {e}");
+        }
+    }
+}
+
 /// Connects, with a timeout; the error names the cause, never the password.
 pub async fn connect(target: &Target<'_>) -> Result<Connection, String> {
     let connecting = async {
@@ -231,7 +273,9 @@ pub async fn connect(target: &Target<'_>) -> Result<Connection, String> {
                 if !target.password.is_empty() {
                     options = options.password(target.password);
                 }
-                Connection::Mysql(options.connect().await?)
+                let mut connection = options.connect().await?;
+                bound_mysql_session(&mut connection, target.query_timeout).await;
+                Connection::Mysql(connection)
             }
             DbType::Postgresql => {
                 let mut options = PgConnectOptions::new_without_pgpass()
@@ -251,6 +295,11 @@ pub async fn connect(target: &Target<'_>) -> Result<Connection, String> {
                 if !target.password.is_empty() {
                     options = options.password(target.password);
                 }
+                let ms = target.query_timeout.as_millis().max(1).to_string();
+                options = options.options([
+                    ("statement_timeout", ms.as_str()),
+                    ("lock_timeout", ms.as_str()),
+                ]);
                 Connection::Postgres(options.connect().await?)
             }
             DbType::Sqlite => {
@@ -519,7 +568,17 @@ impl Connection {
                 sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(c).await
             }
         }
-        .map_err(|e| format!("cannot read MAX({column}): {e}"))?;
+        .map_err(|e| {
+            let text = e.to_string();
+            if is_timeout(&text) {
+                format!(
+                    "timed out reading MAX({column}) (--database-query-timeout): the table is \
+                     locked or too slow: {text}"
+                )
+            } else {
+                format!("cannot read MAX({column}): {text}")
+            }
+        })?;
         match max {
             None => Ok(None),
             Some(text) => text.parse::<i64>().map(Some).map_err(|_| {

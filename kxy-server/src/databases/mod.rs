@@ -384,6 +384,7 @@ impl DatabaseService {
         };
         let password = self.password(config)?;
         let target = Target {
+            query_timeout: self.policy.query_timeout(),
             db_type: config.db_type,
             host: &host,
             port,

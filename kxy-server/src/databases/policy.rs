@@ -23,7 +23,14 @@ pub struct DatabasePolicy {
     sqlite_dir: Option<PathBuf>,
     /// Allowed `(host, port)`s (`None`: any port); `None`: any host.
     hosts: Option<Vec<(String, Option<u16>)>>,
+    /// The longest one query may run or wait for a lock; `None`: the
+    /// default, [`DEFAULT_QUERY_TIMEOUT`].
+    query_timeout: Option<std::time::Duration>,
 }
+
+/// How long one query of a scan may take by default: a table held under
+/// an exclusive lock must not hold up the whole run.
+pub const DEFAULT_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `host`, `host:port` or `[v6]:port` → (host, port if given).
 ///
@@ -64,6 +71,16 @@ pub(super) fn split_address(address: &str) -> Option<(String, Option<u16>)> {
 }
 
 impl DatabasePolicy {
+    /// The same policy with statement and lock waits bounded by `timeout`.
+    pub fn with_query_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.query_timeout = Some(timeout);
+        self
+    }
+
+    pub fn query_timeout(&self) -> std::time::Duration {
+        self.query_timeout.unwrap_or(DEFAULT_QUERY_TIMEOUT)
+    }
+
     /// `sqlite_dir` must exist (it is canonicalized here, once); `hosts` are
     /// `host` or `host:port` entries, blanks ignored.
     pub fn new(sqlite_dir: Option<&Path>, hosts: &[String]) -> Result<Self, Error> {
@@ -103,7 +120,11 @@ impl DatabasePolicy {
                     .collect::<Result<_, _>>()?,
             )
         };
-        Ok(DatabasePolicy { sqlite_dir, hosts })
+        Ok(DatabasePolicy {
+            sqlite_dir,
+            hosts,
+            query_timeout: None,
+        })
     }
 
     /// Refuses a host the allow-list does not name.
