@@ -529,3 +529,53 @@ async fn a_table_under_a_held_lock_fails_alone_within_the_timeout() {
     // A hang guard, not a speed claim: without the bound the run waits 60 s.
     assert!(started.elapsed() < std::time::Duration::from_secs(40));
 }
+
+/// An account that sees only some tables is told so, rather than shown
+/// "1 of 1 registered" (issue 12, point 8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_cannot_see_every_table_is_told_so() {
+    if !MariaDb::available() {
+        return;
+    }
+    let db = MariaDb::create();
+    db.exec(
+        "CREATE TABLE seen (id BIGINT PRIMARY KEY); CREATE TABLE hidden (id BIGINT PRIMARY KEY);",
+    );
+    let user = format!("{}_r", db.name);
+    MariaDb::admin(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'restricted pw 1'; GRANT SELECT ON {}.seen TO '{user}'@'%';",
+        db.name
+    ));
+    let (d, token) = server().await;
+    let added = d
+        .post(
+            "/api/database/add",
+            json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": user, "password": "restricted pw 1"}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(added.status, 200, "{:?}", added.body);
+    let guid = added.body["data"]["guid"].as_str().unwrap();
+    let report = d
+        .post(
+            &format!("/api/database/initialize/{guid}"),
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    MariaDb::admin(&format!("DROP USER '{user}'@'%'"));
+    assert_eq!(report.status, 200, "{:?}", report.body);
+    let data = &report.body["data"];
+    assert_eq!(data["tables_total"], 1, "{data}");
+    let warnings = data["warnings"].to_string();
+    assert!(warnings.contains("cannot see"), "{data}");
+
+    // With SELECT on the whole database there is nothing to warn of.
+    let (registered, _) = initialize(
+        &d,
+        &token,
+        json!({"system_code": "crm", "db_type": "mysql", "address": "localhost", "db_name": db.name, "username": "root", "password": ""}),
+    )
+    .await;
+    assert_eq!(registered.len(), 2);
+}

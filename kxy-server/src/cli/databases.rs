@@ -51,6 +51,9 @@ pub(super) async fn run_databases(
                 report.tables_total,
                 report.skipped.len()
             );
+            for warning in &report.warnings {
+                println!("warning: {warning}");
+            }
             if let Some(cause) = report.failed {
                 return Err(Error::Database(format!("initializing stopped: {cause}")));
             }

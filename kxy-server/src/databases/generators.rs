@@ -24,6 +24,36 @@ pub struct Generated {
 }
 
 impl Connection {
+    /// Why the account may not see every table of `db_name`, if so.
+    /// MySQL/MariaDB list only the tables an account holds a privilege on,
+    /// so a table it cannot read is not "skipped": it is missing. Without
+    /// SELECT on the whole database (or globally) that is possible, and
+    /// the report says so. PostgreSQL lists every table whatever the
+    /// privileges (an unreadable one is skipped with the reason).
+    pub async fn schema_visibility(&mut self, db_name: &str) -> Option<String> {
+        let Connection::Mysql(c) = self else {
+            return None;
+        };
+        let grants: Result<i64, _> = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES \
+                     WHERE PRIVILEGE_TYPE = 'SELECT') \
+                  + (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES \
+                     WHERE PRIVILEGE_TYPE = 'SELECT' AND ? LIKE TABLE_SCHEMA)",
+        )
+        .bind(db_name)
+        .fetch_one(&mut *c)
+        .await;
+        match grants {
+            Ok(0) => Some(format!(
+                "the account has no SELECT on all of {db_name}: MySQL/MariaDB list only the \
+                 tables it holds privileges on, so tables it cannot see are missing from this \
+                 report (and have no counter); grant SELECT ON {db_name}.* to see them all"
+            )),
+            Ok(_) => None,
+            Err(e) => Some(format!("cannot tell whether every table is visible: {e}")),
+        }
+    }
+
     /// The table's own generator on its key column, if it has one; `Err`
     /// if it cannot be read or stands beyond 2^63−1 (the table cannot take
     /// kxy IDs safely then).

@@ -52,6 +52,9 @@ pub struct InitReport {
     /// database was lost. The tables after `tables_done` were not looked at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+    /// What the run could not vouch for (say, tables the account cannot see).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl DatabaseService {
@@ -137,7 +140,12 @@ impl DatabaseService {
             registered: Vec::new(),
             skipped: Vec::new(),
             failed: None,
+            warnings: Vec::new(),
         };
+        if let Some(warning) = connection.schema_visibility(&config.db_name).await {
+            tracing::warn!(database = %guid, "{warning}");
+            report.warnings.push(warning);
+        }
         tracing::info!(database = %guid, tables = total, "initializing");
         for table in &tables {
             match self.register_table(&config, &mut connection, table).await? {
