@@ -26,9 +26,10 @@ async fn server_with(extra: &[&str]) -> (Deployment, String) {
         dir.path().to_str().unwrap(),
         "--master-key",
         MASTER_KEY,
-        "--scan-interval",
-        "0",
     ];
+    if !extra.contains(&"--scan-interval") {
+        args.extend(["--scan-interval", "0"]);
+    }
     args.extend_from_slice(extra);
     let d = Deployment::new(
         "embedded",
@@ -632,4 +633,79 @@ async fn a_mariadb_connection_killed_mid_run_fails_the_run() {
     let failed = answer.body["data"]["failed"].as_str().unwrap_or_default();
     assert!(failed.contains("lost the connection"), "{}", answer.msg());
     assert!(answer.body["data"]["tables_done"].as_u64().unwrap() < 1000);
+}
+
+/// The discovered list follows the database and the counters: dropped
+/// tables leave it, registered ones do not come back, dismissed ones stay
+/// out (issue 12, point 9).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_discovered_list_is_reconciled_and_entries_can_be_dismissed() {
+    if !Postgres::available() {
+        return;
+    }
+    let pg = Postgres::create();
+    pg.exec("CREATE TABLE a (id BIGINT PRIMARY KEY); CREATE TABLE b (id BIGINT PRIMARY KEY); CREATE TABLE c (id BIGINT PRIMARY KEY);");
+    let (d, token) = server_with(&["--scan-interval", "1"]).await;
+    let added = d
+        .post(
+            "/api/database/add",
+            json!({"system_code": "erp", "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": pg.name, "username": "postgres", "password": ""}),
+            Some(&token),
+        )
+        .await;
+    let guid = added.body["data"]["guid"].as_str().unwrap().to_owned();
+    let listed = |want: &'static [&'static str]| {
+        let d = &d;
+        let token = token.clone();
+        let guid = guid.clone();
+        async move {
+            let mut last = Vec::new();
+            for _ in 0..100 {
+                let answer = d
+                    .get(
+                        &format!("/api/database/{guid}/discovered-tables"),
+                        Some(&token),
+                    )
+                    .await;
+                let mut tables: Vec<String> = answer.body["data"]["tables"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["table"].as_str().unwrap().to_owned())
+                    .collect();
+                tables.sort();
+                if tables == want {
+                    return;
+                }
+                last = tables;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("discovered {last:?}, wanted {want:?}");
+        }
+    };
+    listed(&["a", "b", "c"]).await;
+    let dismissed = d
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/database/{guid}/discovered-tables/b"),
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(dismissed.status, 200, "{:?}", dismissed.body);
+    pg.exec("DROP TABLE c; CREATE TABLE e (id BIGINT PRIMARY KEY);");
+    listed(&["a", "e"]).await;
+    // An initialize registers them all; the next passes list nothing, and
+    // never b again.
+    let report = d
+        .post(
+            &format!("/api/database/initialize/{guid}"),
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(report.status, 200, "{}", report.msg());
+    listed(&[]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    listed(&[]).await;
 }

@@ -1,5 +1,12 @@
 //! Discovering new tables: the scanner's pass, the discovered list, and
-//! approving a discovered table.
+//! approving or dismissing a discovered table.
+//!
+//! Each pass reconciles the list with the database and kxy's counters: an
+//! entry whose table was dropped, got a counter meanwhile (an initialize
+//! that overlapped the pass), or was dismissed by an admin leaves the list.
+//! Counters are read after the database's catalog, just before the list is
+//! written, so a registration that finished before the pass read them is
+//! never re-added.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
@@ -16,6 +23,8 @@ use crate::store::Expect;
 use crate::store::records::typed;
 
 pub(super) const DISCOVERED: &str = "discovered_tables";
+/// Per database, tables an admin dismissed: the scanner leaves them out.
+const DISMISSED: &str = "dismissed_tables";
 
 impl DatabaseService {
     pub async fn discovered(&self, guid: &str) -> Result<Vec<DiscoveredTable>, Error> {
@@ -81,20 +90,48 @@ impl DatabaseService {
         Ok(registered)
     }
 
-    /// One scanner pass over every database: numbered tables without a
-    /// counter are added to the discovered list. Returns how many new ones
-    /// were found; unreachable databases are logged and skipped.
-    pub async fn scan_once(&self) -> Result<usize, Error> {
-        let registered: HashSet<String> = self
-            .segments
-            .counters()
+    /// Takes `table` off the discovered list for good (an admin decided it
+    /// gets no counter); a later `approve` is refused, an initialize still
+    /// numbers it.
+    pub async fn dismiss(&self, guid: &str, table: &str) -> Result<(), Error> {
+        if !self
+            .discovered(guid)
             .await?
-            .into_iter()
-            .map(|c| c.key.storage_name())
-            .collect();
+            .iter()
+            .any(|d| d.table == table)
+        {
+            return Err(Error::NotFound {
+                what: "discovered table",
+                id: table.to_owned(),
+            });
+        }
+        loop {
+            let (mut dismissed, expect) =
+                match typed::load::<Vec<String>>(&*self.store, DISMISSED, guid).await? {
+                    Some((list, version)) => (list, Expect::Version(version)),
+                    None => (Vec::new(), Expect::Absent),
+                };
+            if !dismissed.iter().any(|t| t == table) {
+                dismissed.push(table.to_owned());
+            }
+            if typed::save(&*self.store, DISMISSED, guid, &dismissed, expect)
+                .await?
+                .is_some()
+            {
+                break;
+            }
+        }
+        self.forget_discovered(guid, &HashSet::from([table])).await
+    }
+
+    /// One scanner pass over every database: numbered tables without a
+    /// counter are added to the discovered list, and the list is
+    /// reconciled (see the module doc). Returns how many new ones were
+    /// found; unreachable databases are logged and skipped.
+    pub async fn scan_once(&self) -> Result<usize, Error> {
         let mut found = 0;
         for (config, _) in typed::load_all::<DatabaseConfig>(&*self.store, DATABASES).await? {
-            match self.scan_database(&config, &registered).await {
+            match self.scan_database(&config).await {
                 Ok(n) => found += n,
                 Err(e) => tracing::warn!(database = %config.guid, "scan failed, will retry: {e}"),
             }
@@ -102,13 +139,41 @@ impl DatabaseService {
         Ok(found)
     }
 
-    async fn scan_database(
-        &self,
-        config: &DatabaseConfig,
-        registered: &HashSet<String>,
-    ) -> Result<usize, Error> {
+    async fn scan_database(&self, config: &DatabaseConfig) -> Result<usize, Error> {
         let (mut connection, tables) = self.tables(config).await?;
         let db = counter_db_name(config.db_type, &config.db_name);
+        let key_of = |table: &str, field: &str| {
+            SegmentKey::new(&config.system_code, &db, table, field)
+                .ok()
+                .map(|k| k.storage_name())
+        };
+        // Numberable tables of the database now (their max must fit).
+        let mut candidates = Vec::new();
+        for table in &tables {
+            let Ok(field) = &table.key else { continue };
+            if key_of(&table.name, field).is_none() || connection.max_id(table).await.is_err() {
+                continue;
+            }
+            candidates.push((table.name.clone(), field.clone()));
+        }
+        connection.close().await;
+        let dismissed: HashSet<String> =
+            typed::load::<Vec<String>>(&*self.store, DISMISSED, &config.guid)
+                .await?
+                .map(|(list, _)| list.into_iter().collect())
+                .unwrap_or_default();
+        // Read last: a registration that finished before now is seen.
+        let registered: HashSet<String> = self
+            .segments
+            .counters()
+            .await?
+            .into_iter()
+            .map(|c| c.key.storage_name())
+            .collect();
+        let wanted = |table: &str, field: &str| {
+            !dismissed.contains(table)
+                && key_of(table, field).is_some_and(|k| !registered.contains(&k))
+        };
         let (mut list, expect) =
             match typed::load::<Vec<DiscoveredTable>>(&*self.store, DISCOVERED, &config.guid)
                 .await?
@@ -116,32 +181,29 @@ impl DatabaseService {
                 Some((list, version)) => (list, Expect::Version(version)),
                 None => (Vec::new(), Expect::Absent),
             };
+        let before = list.len();
+        list.retain(|d| {
+            candidates
+                .iter()
+                .any(|(t, f)| *t == d.table && *f == d.field)
+                && wanted(&d.table, &d.field)
+        });
+        let dropped = before - list.len();
         let mut new = 0;
-        for table in &tables {
-            let Ok(field) = &table.key else { continue };
-            let Ok(key) = SegmentKey::new(&config.system_code, &db, &table.name, field) else {
-                continue;
-            };
-            if registered.contains(&key.storage_name())
-                || list.iter().any(|d| d.table == table.name)
-            {
-                continue;
+        for (table, field) in &candidates {
+            if wanted(table, field) && !list.iter().any(|d| d.table == *table) {
+                list.push(DiscoveredTable {
+                    table: table.clone(),
+                    field: field.clone(),
+                    found_at: now(),
+                });
+                new += 1;
             }
-            // Only tables that approving could number: their max must fit.
-            if connection.max_id(table).await.is_err() {
-                continue;
-            }
-            list.push(DiscoveredTable {
-                table: table.name.clone(),
-                field: field.clone(),
-                found_at: now(),
-            });
-            new += 1;
         }
-        connection.close().await;
-        if new > 0 {
+        if new > 0 || dropped > 0 {
+            // Changed by another pass meanwhile: the next pass reconciles.
             typed::save(&*self.store, DISCOVERED, &config.guid, &list, expect).await?;
-            tracing::info!(database = %config.guid, new, "discovered new tables");
+            tracing::info!(database = %config.guid, new, dropped, "discovered tables reconciled");
         }
         Ok(new)
     }

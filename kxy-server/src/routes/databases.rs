@@ -46,6 +46,12 @@ pub fn routes() -> Vec<RouteSpec> {
             write,
             approve,
         ),
+        route(
+            Method::DELETE,
+            "/api/database/{guid}/discovered-tables/{table}",
+            write,
+            dismiss,
+        ),
     ]
 }
 
@@ -161,6 +167,17 @@ async fn discovered(
 ) -> Result<Envelope<Discovered>, Error> {
     let tables = state.databases.discovered(&guid).await?;
     Ok(Envelope::ok("ok", Discovered { tables }))
+}
+
+async fn dismiss(
+    State(state): State<AppState>,
+    Path((guid, table)): Path<(String, String)>,
+) -> Result<Envelope<()>, Error> {
+    state.databases.dismiss(&guid, &table).await?;
+    Ok(Envelope::ok(
+        "table dismissed: the scanner will not list it again",
+        (),
+    ))
 }
 
 async fn approve(
