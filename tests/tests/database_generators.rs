@@ -709,3 +709,28 @@ async fn the_discovered_list_is_reconciled_and_entries_can_be_dismissed() {
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     listed(&[]).await;
 }
+
+/// `--database-start-margin` leaves room above the database's own next
+/// value (issue 12, point 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_margin_leaves_room_above_the_databases_own_ids() {
+    if !MariaDb::available() {
+        return;
+    }
+    let db = MariaDb::create();
+    db.exec(
+        "CREATE TABLE orders (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT);
+         INSERT INTO orders (v) VALUES (1), (2), (3);",
+    );
+    let (d, token) = server_with(&["--database-start-margin", "1000"]).await;
+    let (registered, _) = initialize(
+        &d,
+        &token,
+        json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": "root", "password": ""}),
+    )
+    .await;
+    assert_eq!(
+        starts(&registered, "orders"),
+        (1005, "auto_increment".into())
+    );
+}

@@ -122,6 +122,16 @@ pub struct DatabaseArgs {
         global = true
     )]
     pub database_query_timeout: u64,
+    /// IDs to leave free above what a table holds and its own generator
+    /// would hand out next, when initializing (for writers still using the
+    /// database's default while kxy takes over).
+    #[arg(
+        long,
+        env = "KXY_DATABASE_START_MARGIN",
+        default_value_t = 0,
+        global = true
+    )]
+    pub database_start_margin: u32,
 }
 
 impl DatabaseArgs {
@@ -133,7 +143,8 @@ impl DatabaseArgs {
         }
         Ok(
             DatabasePolicy::new(self.sqlite_dir.as_deref(), &self.database_hosts)?
-                .with_query_timeout(Duration::from_secs(self.database_query_timeout)),
+                .with_query_timeout(Duration::from_secs(self.database_query_timeout))
+                .with_start_margin(i64::from(self.database_start_margin)),
         )
     }
 }

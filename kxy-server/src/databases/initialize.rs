@@ -82,7 +82,7 @@ impl DatabaseService {
             (Some(max), _) => (max, "max"),
             (None, _) => (0, "empty"),
         };
-        let start = start.max(0);
+        let start = start.max(0).saturating_add(self.policy.start_margin());
         let key = match SegmentKey::new(
             &config.system_code,
             &counter_db_name(config.db_type, &config.db_name),

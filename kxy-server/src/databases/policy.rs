@@ -26,6 +26,9 @@ pub struct DatabasePolicy {
     /// The longest one query may run or wait for a lock; `None`: the
     /// default, [`DEFAULT_QUERY_TIMEOUT`].
     query_timeout: Option<std::time::Duration>,
+    /// Added to every start initialization computes (room for writers
+    /// that use the database's own default while kxy takes over).
+    start_margin: i64,
 }
 
 /// How long one query of a scan may take by default: a table held under
@@ -77,6 +80,16 @@ impl DatabasePolicy {
         self
     }
 
+    /// The same policy with `margin` added to each initialized start.
+    pub fn with_start_margin(mut self, margin: i64) -> Self {
+        self.start_margin = margin;
+        self
+    }
+
+    pub fn start_margin(&self) -> i64 {
+        self.start_margin
+    }
+
     pub fn query_timeout(&self) -> std::time::Duration {
         self.query_timeout.unwrap_or(DEFAULT_QUERY_TIMEOUT)
     }
@@ -124,6 +137,7 @@ impl DatabasePolicy {
             sqlite_dir,
             hosts,
             query_timeout: None,
+            start_margin: 0,
         })
     }
 

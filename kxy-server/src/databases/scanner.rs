@@ -128,15 +128,19 @@ impl DatabaseService {
     /// counter are added to the discovered list, and the list is
     /// reconciled (see the module doc). Returns how many new ones were
     /// found; unreachable databases are logged and skipped.
+    ///
+    /// Databases are scanned at the same time, each on its own connection,
+    /// so a slow or locked one does not hold up the others.
     pub async fn scan_once(&self) -> Result<usize, Error> {
-        let mut found = 0;
-        for (config, _) in typed::load_all::<DatabaseConfig>(&*self.store, DATABASES).await? {
-            match self.scan_database(&config).await {
-                Ok(n) => found += n,
-                Err(e) => tracing::warn!(database = %config.guid, "scan failed, will retry: {e}"),
+        let configs = typed::load_all::<DatabaseConfig>(&*self.store, DATABASES).await?;
+        let scans = configs.iter().map(|(config, _)| async move {
+            let result = self.scan_database(config).await;
+            if let Err(e) = &result {
+                tracing::warn!(database = %config.guid, "scan failed, will retry: {e}");
             }
-        }
-        Ok(found)
+            result.unwrap_or(0)
+        });
+        Ok(futures::future::join_all(scans).await.into_iter().sum())
     }
 
     async fn scan_database(&self, config: &DatabaseConfig) -> Result<usize, Error> {
