@@ -734,3 +734,122 @@ async fn a_start_margin_leaves_room_above_the_databases_own_ids() {
         (1005, "auto_increment".into())
     );
 }
+
+/// Initializing as a job: started at once, followed by its progress, one
+/// per database, and not stopped by a client that goes away (issue 12,
+/// point 10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_initialize_job_reports_progress_and_outlives_its_client() {
+    if !Postgres::available() {
+        return;
+    }
+    let pg = Postgres::create();
+    pg.exec(
+        "DO $$ BEGIN FOR i IN 1..1500 LOOP
+           EXECUTE format('CREATE TABLE t%s (id BIGINT PRIMARY KEY)', i);
+         END LOOP; END $$;",
+    );
+    let (d, token) = server().await;
+    let added = d
+        .post(
+            "/api/database/add",
+            json!({"system_code": "erp", "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": pg.name, "username": "postgres", "password": ""}),
+            Some(&token),
+        )
+        .await;
+    let guid = added.body["data"]["guid"].as_str().unwrap().to_owned();
+    let started = d
+        .post(
+            &format!("/api/database/{guid}/jobs"),
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(started.status, 200, "{:?}", started.body);
+    assert_eq!(started.body["data"]["state"], "running");
+    let id = started.body["data"]["id"].as_str().unwrap().to_owned();
+    let second = d
+        .post(
+            &format!("/api/database/{guid}/jobs"),
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    second.assert_refused(409, 40902);
+
+    let mut seen_progress = Vec::new();
+    let job = loop {
+        let job = d
+            .get(&format!("/api/database/jobs/{id}"), Some(&token))
+            .await;
+        assert_eq!(job.status, 200, "{:?}", job.body);
+        let data = job.body["data"].clone();
+        if data["state"] != "running" {
+            break data;
+        }
+        seen_progress.push(data["tables_done"].as_u64().unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["tables_done"], 1500);
+    assert_eq!(job["report"]["registered"].as_array().unwrap().len(), 1500);
+    assert!(
+        seen_progress.windows(2).all(|w| w[0] <= w[1]),
+        "progress only grows: {seen_progress:?}"
+    );
+    // The database is free again.
+    let again = d
+        .post(
+            &format!("/api/database/{guid}/jobs"),
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+
+    // The synchronous route's client gives up after 100 ms; the work goes
+    // on: every table of a fresh database gets its counter.
+    let fresh = Postgres::create();
+    fresh.exec(
+        "DO $$ BEGIN FOR i IN 1..800 LOOP
+           EXECUTE format('CREATE TABLE u%s (id BIGINT PRIMARY KEY)', i);
+         END LOOP; END $$;",
+    );
+    let added = d
+        .post(
+            "/api/database/add",
+            json!({"system_code": "pos", "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": fresh.name, "username": "postgres", "password": ""}),
+            Some(&token),
+        )
+        .await;
+    let fresh_guid = added.body["data"]["guid"].as_str().unwrap().to_owned();
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .post(format!(
+            "{}/api/database/initialize/{fresh_guid}",
+            d.servers[0].base_url()
+        ))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client was meant to give up first");
+    let mut counted = 0;
+    for _ in 0..300 {
+        let counters = d.get("/api/counters", Some(&token)).await;
+        counted = counters.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c.to_string().contains("\"pos\""))
+            .count();
+        if counted == 800 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(counted, 800);
+}

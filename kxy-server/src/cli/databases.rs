@@ -29,7 +29,7 @@ pub(super) async fn run_databases(
                     .expect("a valid template"),
             );
             let report = databases
-                .initialize(&guid, |done, total| {
+                .initialize(&guid, |done, total, _| {
                     bar.set_length(total as u64);
                     bar.set_position(done as u64);
                 })

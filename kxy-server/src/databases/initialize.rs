@@ -124,11 +124,11 @@ impl DatabaseService {
     }
 
     /// Registers a counter for every numbered table; `progress` hears
-    /// (tables done, tables in all) after each table.
+    /// (tables done, tables in all, the table just done) after each table.
     pub async fn initialize(
         &self,
         guid: &str,
-        progress: impl Fn(usize, usize),
+        progress: impl Fn(usize, usize, &str),
     ) -> Result<InitReport, Error> {
         let (config, _) = self.config(guid).await?;
         let (mut connection, tables) = self.tables(&config).await?;
@@ -171,7 +171,7 @@ impl DatabaseService {
                 }
             }
             report.tables_done += 1;
-            progress(report.tables_done, total);
+            progress(report.tables_done, total, &table.name);
             if report.tables_done.is_multiple_of(50) {
                 tracing::info!(database = %guid, "initializing: {}/{total} tables done", report.tables_done);
             }

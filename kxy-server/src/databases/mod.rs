@@ -22,11 +22,13 @@ pub mod drivers;
 mod duplicates;
 mod generators;
 mod initialize;
+mod jobs;
 mod policy;
 mod scanner;
 mod secrets;
 
 pub use initialize::{InitReport, RegisteredTable, SkippedTable};
+pub use jobs::{Job, JobState};
 pub use policy::DatabasePolicy;
 
 use scanner::DISCOVERED;

@@ -1,5 +1,7 @@
 //! Registered databases (seed 004): the seed's paths, admin-only.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::Method;
 use serde::{Deserialize, Serialize};
@@ -8,7 +10,7 @@ use super::{Access, RouteSpec, route};
 use crate::Error;
 use crate::app::AppState;
 use crate::databases::{
-    DatabaseChange, DatabaseForm, DatabaseView, DiscoveredTable, InitReport, RegisteredTable,
+    DatabaseChange, DatabaseForm, DatabaseView, DiscoveredTable, InitReport, Job, RegisteredTable,
 };
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
@@ -52,6 +54,8 @@ pub fn routes() -> Vec<RouteSpec> {
             write,
             dismiss,
         ),
+        route(Method::POST, "/api/database/{guid}/jobs", write, start_job),
+        route(Method::GET, "/api/database/jobs/{id}", read, job),
     ]
 }
 
@@ -99,7 +103,12 @@ async fn initialize(
     State(state): State<AppState>,
     Path(guid): Path<String>,
 ) -> Result<Envelope<InitReport>, Error> {
-    let report = state.databases.initialize(&guid, |_, _| {}).await?;
+    // On a task of its own: a client that disconnects does not stop it
+    // half-way (the jobs routes also tell its progress).
+    let databases = Arc::clone(&state.databases);
+    let report = tokio::spawn(async move { databases.initialize(&guid, |_, _, _| {}).await })
+        .await
+        .map_err(|_| Error::Internal)??;
     if let Some(cause) = &report.failed {
         let msg = format!(
             "initializing stopped: {cause}; {} tables registered before",
@@ -167,6 +176,28 @@ async fn discovered(
 ) -> Result<Envelope<Discovered>, Error> {
     let tables = state.databases.discovered(&guid).await?;
     Ok(Envelope::ok("ok", Discovered { tables }))
+}
+
+/// Starts initializing as a job (the module doc of `databases::jobs`).
+async fn start_job(
+    State(state): State<AppState>,
+    Path(guid): Path<String>,
+) -> Result<Envelope<Job>, Error> {
+    let job = state.databases.start_job(&guid).await?;
+    Ok(Envelope::ok(
+        format!(
+            "initialize job started; follow it at /api/database/jobs/{}",
+            job.id
+        ),
+        job,
+    ))
+}
+
+async fn job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Envelope<Job>, Error> {
+    Ok(Envelope::ok("ok", state.databases.job(&id).await?))
 }
 
 async fn dismiss(
