@@ -853,3 +853,114 @@ async fn an_initialize_job_reports_progress_and_outlives_its_client() {
     }
     assert_eq!(counted, 800);
 }
+
+/// The seed's registered databases move over from its Redis, checked like
+/// any registration, and a second run changes nothing (issue 12, point 13).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_databases_are_imported_from_its_redis() {
+    let Some(url) = kxy_e2e::redis_env::shared_redis() else {
+        return;
+    };
+    if !MariaDb::available() {
+        return;
+    }
+    let db = MariaDb::create();
+    db.exec("CREATE TABLE orders (id BIGINT AUTO_INCREMENT PRIMARY KEY); INSERT INTO orders VALUES (41);");
+    // The seed's layout, under a prefix of this test's own.
+    let prefix = kxy_e2e::redis_env::KeyPrefix::new(&url, "seed");
+    let seed = prefix.as_str().to_owned();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut redis = client.get_connection().unwrap();
+    let records = [
+        ("0f8fad5b-d9cb-469f-a165-70867728950e", json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": "root", "password": ""}).to_string()),
+        ("7c9e6679-7425-40de-944b-e07fc1f90ae7", json!({"system_code": "erp", "db_type": "postgresql", "host": "db.internal", "port": 5433, "db_name": "erp", "username": "kxy", "password": "the seed kept me in clear 1"}).to_string()),
+        ("9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d", json!({"system_code": "legacy", "db_type": "oracle", "address": "ora:1521", "db_name": "x", "username": "u"}).to_string()),
+        ("1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed", "not json".to_owned()),
+    ];
+    for (guid, json) in &records {
+        let _: () = redis::cmd("SET")
+            .arg(format!("{seed}:db_config:{guid}"))
+            .arg(json)
+            .query(&mut redis)
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let import = || {
+        kxy_e2e::server::run_cli(
+            &[
+                "--data-dir",
+                data_dir,
+                "--master-key",
+                MASTER_KEY,
+                "databases",
+                "import-seed",
+                "--from",
+                &url,
+                "--prefix",
+                &seed,
+            ],
+            &[],
+        )
+    };
+    let first = import();
+    let out = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(
+        first.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(out.contains("2 databases imported, 2 skipped"), "{out}");
+    assert!(out.contains("not supported yet"), "{out}");
+    assert!(!out.contains("the seed kept me in clear"), "{out}");
+    let again = import();
+    let out = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(out.contains("0 databases imported, 4 skipped"), "{out}");
+    for (guid, _) in &records {
+        let _: () = redis::cmd("DEL")
+            .arg(format!("{seed}:db_config:{guid}"))
+            .query(&mut redis)
+            .unwrap();
+    }
+
+    let d = Deployment::new(
+        "embedded",
+        vec![ServerProcess::start(
+            &[
+                "--data-dir",
+                data_dir,
+                "--master-key",
+                MASTER_KEY,
+                "--scan-interval",
+                "0",
+            ],
+            &[],
+        )],
+        None,
+        None,
+    );
+    d.init().await;
+    let token = d.tokens("root", ROOT_PASSWORD).await.0;
+    let listed = d.get("/api/database/list", Some(&token)).await;
+    let list = listed.body["data"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    let erp = list.iter().find(|x| x["system_code"] == "erp").unwrap();
+    assert_eq!(erp["guid"], "7c9e6679742540de944be07fc1f90ae7");
+    assert_eq!(erp["address"], "db.internal:5433");
+    assert!(
+        !listed
+            .body
+            .to_string()
+            .contains("the seed kept me in clear")
+    );
+    // The imported registration works like any other.
+    let report = d
+        .post(
+            "/api/database/initialize/0f8fad5bd9cb469fa16570867728950e",
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(report.status, 200, "{}", report.msg());
+    assert_eq!(report.body["data"]["registered"][0]["next_id"], 43);
+}

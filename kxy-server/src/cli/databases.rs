@@ -58,10 +58,83 @@ pub(super) async fn run_databases(
                 return Err(Error::Database(format!("initializing stopped: {cause}")));
             }
         }
+        DatabasesCommand::ImportSeed { from, prefix } => {
+            let (imported, skipped) = import_seed(databases, &from, &prefix).await?;
+            println!("{imported} databases imported, {skipped} skipped");
+        }
         DatabasesCommand::Scan => {
             let found = databases.scan_once().await?;
             println!("{found} new tables discovered");
         }
     }
     Ok(())
+}
+
+/// Reads every `{prefix}:db_config:{guid}` of the seed's Redis and imports
+/// it (see `databases::seed_import`); prints each outcome.
+async fn import_seed(
+    databases: &DatabaseService,
+    url: &str,
+    prefix: &str,
+) -> Result<(usize, usize), Error> {
+    use crate::databases::Imported;
+    use crate::store::redis_url;
+    let shown = redis_url::display(url);
+    let failed = |e: redis::RedisError| {
+        Error::Startup(format!(
+            "cannot read the seed's Redis at {shown}: {}",
+            redis_url::scrub(&e.to_string(), url)
+        ))
+    };
+    let client = redis::Client::open(url).map_err(failed)?;
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(failed)?;
+    let pattern = format!("{prefix}:db_config:*");
+    let mut keys: Vec<String> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(500)
+            .query_async(&mut connection)
+            .await
+            .map_err(failed)?;
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    keys.sort();
+    let (mut imported, mut skipped) = (0, 0);
+    for key in keys {
+        let guid = key
+            .trim_start_matches(&format!("{prefix}:db_config:"))
+            .to_owned();
+        let json: Result<Option<String>, _> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await;
+        let outcome = match json {
+            Ok(Some(json)) => databases.import_seed(&guid, &json).await,
+            Ok(None) => continue,
+            Err(e) => Imported::Skipped(format!("cannot read it: {e}")),
+        };
+        match outcome {
+            Imported::Registered(guid) => {
+                imported += 1;
+                println!("imported {key} as {guid}");
+            }
+            Imported::Skipped(reason) => {
+                skipped += 1;
+                println!("skipped {key}: {reason}");
+            }
+        }
+    }
+    Ok((imported, skipped))
 }

@@ -399,6 +399,17 @@ pub enum DatabasesCommand {
     },
     /// Run one scanner pass over every database and list what it found.
     Scan,
+    /// Import the registered databases of the seed's Python service from
+    /// its Redis (`{prefix}:db_config:{guid}`), keeping their guids and
+    /// sealing their passwords with --master-key.
+    ImportSeed {
+        /// The seed's Redis, e.g. redis://127.0.0.1:6379/0.
+        #[arg(long = "from")]
+        from: String,
+        /// The seed's key prefix.
+        #[arg(long, default_value = "kxy:id")]
+        prefix: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,10 +26,12 @@ mod jobs;
 mod policy;
 mod scanner;
 mod secrets;
+mod seed_import;
 
 pub use initialize::{InitReport, RegisteredTable, SkippedTable};
 pub use jobs::{Job, JobState};
 pub use policy::DatabasePolicy;
+pub use seed_import::Imported;
 
 use scanner::DISCOVERED;
 
@@ -254,9 +256,15 @@ impl DatabaseService {
     }
 
     pub async fn add(&self, form: DatabaseForm) -> Result<DatabaseView, Error> {
+        self.add_as(&random_id(), form).await
+    }
+
+    /// [`Self::add`] under a given guid (an import keeps the seed's);
+    /// refused if the guid is taken.
+    async fn add_as(&self, guid: &str, form: DatabaseForm) -> Result<DatabaseView, Error> {
         let db_type =
             DbType::parse(&form.db_type).map_err(|msg| Error::invalid("db_type", &msg))?;
-        let guid = random_id();
+        let guid = guid.to_owned();
         let now = now();
         let mut config = DatabaseConfig {
             guid: guid.clone(),
@@ -275,7 +283,14 @@ impl DatabaseService {
         validate(&config, &self.policy)?;
         self.refuse_duplicate(&config).await?;
         self.seal(&mut config, &form.password)?;
-        typed::save(&*self.store, DATABASES, &guid, &config, Expect::Absent).await?;
+        if typed::save(&*self.store, DATABASES, &guid, &config, Expect::Absent)
+            .await?
+            .is_none()
+        {
+            return Err(Error::Conflict(format!(
+                "database {guid} is registered already"
+            )));
+        }
         Ok(view(&config))
     }
 
