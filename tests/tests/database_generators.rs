@@ -964,3 +964,55 @@ async fn the_seeds_databases_are_imported_from_its_redis() {
     assert_eq!(report.status, 200, "{}", report.msg());
     assert_eq!(report.body["data"]["registered"][0]["next_id"], 43);
 }
+
+/// Registrations of one database racing under different system codes:
+/// exactly one wins, on one instance or two (issue 12, point 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_registrations_of_one_database_let_one_system_code_win() {
+    if !MariaDb::available() {
+        return;
+    }
+    let db = MariaDb::create();
+    for d in Deployment::all(&["--master-key", MASTER_KEY]) {
+        d.init().await;
+        let token = d.tokens("root", ROOT_PASSWORD).await.0;
+        let adds = (0..10).map(|n| {
+            d.call_on(
+                n % d.servers.len(),
+                reqwest::Method::POST,
+                "/api/database/add",
+                Some(json!({"system_code": format!("sys{n}"), "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": "root", "password": ""})),
+                Some(&token),
+            )
+        });
+        let answers = futures::future::join_all(adds).await;
+        let won = answers.iter().filter(|a| a.status == 200).count();
+        assert_eq!(
+            won,
+            1,
+            "{}: {:?}",
+            d.name,
+            answers.iter().map(|a| a.status).collect::<Vec<_>>()
+        );
+        // Deleting the winner frees the database for another system code.
+        let listed = d.get("/api/database/list", Some(&token)).await;
+        let guid = listed.body["data"][0]["guid"].as_str().unwrap().to_owned();
+        let gone = d
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/api/database/{guid}"),
+                None,
+                Some(&token),
+            )
+            .await;
+        assert_eq!(gone.status, 200, "{:?}", gone.body);
+        let next = d
+            .post(
+                "/api/database/add",
+                json!({"system_code": "later", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": "root", "password": ""}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(next.status, 200, "{}: {:?}", d.name, next.body);
+    }
+}

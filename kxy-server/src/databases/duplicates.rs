@@ -13,11 +13,37 @@
 //! host), port with the type's default filled in, and database name; for
 //! SQLite, the file's resolved path. Two names for one host behind DNS are
 //! not caught.
+//!
+//! The check is atomic: the first system code to register a database
+//! claims it with a compare-and-set record (`database_targets`), so two
+//! registrations racing on different instances cannot both pass. A claim
+//! whose registrations are all gone is released, or taken over.
+
+use sha2::{Digest, Sha256};
 
 use super::drivers::DbType;
 use super::{DATABASES, DatabaseConfig, DatabaseService, parse_address};
 use crate::Error;
+use crate::identity::tokens::now;
+use crate::store::Expect;
 use crate::store::records::typed;
+
+const TARGETS: &str = "database_targets";
+/// A claim whose registration never appeared (its request died between
+/// claiming and saving) may be taken over after this long.
+const UNFINISHED_CLAIM_SECS: u64 = 60;
+
+/// Who holds a database: the system code, the registration, since when.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Claim {
+    system_code: String,
+    guid: String,
+    claimed_at: u64,
+}
+
+fn claim_id(target: &str) -> String {
+    hex::encode(&Sha256::digest(target.as_bytes())[..16])
+}
 
 /// The physical database `config` points at, as a comparable string.
 fn physical(service: &DatabaseService, config: &DatabaseConfig) -> Option<String> {
@@ -38,23 +64,88 @@ fn physical(service: &DatabaseService, config: &DatabaseConfig) -> Option<String
 }
 
 impl DatabaseService {
-    /// Refuses `config` if another registration points at its database.
+    /// Refuses `config` if another registration points at its database
+    /// under another system code; else claims the database for its system
+    /// code (atomically, see the module doc).
     pub(super) async fn refuse_duplicate(&self, config: &DatabaseConfig) -> Result<(), Error> {
         let Some(target) = physical(self, config) else {
             return Ok(());
         };
-        for (other, _) in typed::load_all::<DatabaseConfig>(&*self.store, DATABASES).await? {
-            if other.guid != config.guid
-                && other.system_code != config.system_code
-                && physical(self, &other).as_deref() == Some(&target)
+        let others = typed::load_all::<DatabaseConfig>(&*self.store, DATABASES).await?;
+        let conflict = |code: &str| -> Option<Error> {
+            others
+                .iter()
+                .find(|(other, _)| {
+                    other.guid != config.guid
+                        && other.system_code == code
+                        && physical(self, other).as_deref() == Some(target.as_str())
+                })
+                .map(|(other, _)| {
+                    Error::Conflict(format!(
+                        "this database is already registered as {} under system {}: a second \
+                         system code would give each table a second counter handing out the \
+                         same IDs; use that registration's system code, or delete it first",
+                        other.guid, other.system_code
+                    ))
+                })
+        };
+        // Registrations made before claims existed.
+        for (other, _) in &others {
+            if other.system_code != config.system_code
+                && let Some(e) = conflict(&other.system_code)
             {
-                return Err(Error::Conflict(format!(
-                    "this database is already registered as {} under system {}: a second \
-                     system code would give each table a second counter handing out the same \
-                     IDs; use that registration's system code, or delete it first",
-                    other.guid, other.system_code
-                )));
+                return Err(e);
             }
+        }
+        let id = claim_id(&target);
+        let mine = Claim {
+            system_code: config.system_code.clone(),
+            guid: config.guid.clone(),
+            claimed_at: now(),
+        };
+        loop {
+            let taken = match typed::load::<Claim>(&*self.store, TARGETS, &id).await? {
+                Some((claim, _)) if claim.system_code == config.system_code => return Ok(()),
+                Some((claim, version)) => {
+                    if let Some(e) = conflict(&claim.system_code) {
+                        return Err(e);
+                    }
+                    let registered = others.iter().any(|(other, _)| other.guid == claim.guid);
+                    let unfinished = !registered
+                        && now().saturating_sub(claim.claimed_at) < UNFINISHED_CLAIM_SECS;
+                    if unfinished {
+                        return Err(Error::Conflict(format!(
+                            "this database is being registered under system {} right now; a \
+                             second system code would give each table a second counter",
+                            claim.system_code
+                        )));
+                    }
+                    // Its registrations are gone: take the claim over.
+                    typed::save(&*self.store, TARGETS, &id, &mine, Expect::Version(version)).await?
+                }
+                None => typed::save(&*self.store, TARGETS, &id, &mine, Expect::Absent).await?,
+            };
+            if taken.is_some() {
+                return Ok(());
+            }
+            // Claimed meanwhile by another request: look again.
+        }
+    }
+
+    /// Releases the claim on `config`'s database once no registration
+    /// points at it any more (after a delete or a move).
+    pub(super) async fn release_claim(&self, config: &DatabaseConfig) -> Result<(), Error> {
+        let Some(target) = physical(self, config) else {
+            return Ok(());
+        };
+        let still_used = typed::load_all::<DatabaseConfig>(&*self.store, DATABASES)
+            .await?
+            .iter()
+            .any(|(other, _)| physical(self, other).as_deref() == Some(target.as_str()));
+        if !still_used {
+            self.store
+                .delete_record(TARGETS, &claim_id(&target), Expect::Any)
+                .await?;
         }
         Ok(())
     }

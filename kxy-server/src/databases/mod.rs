@@ -318,6 +318,7 @@ impl DatabaseService {
 
     pub async fn update(&self, guid: &str, change: DatabaseChange) -> Result<DatabaseView, Error> {
         let (mut config, version) = self.config(guid).await?;
+        let before = config.clone();
         // The password goes only where it was entered for (module docs of
         // `secrets`).
         if config.password.is_some()
@@ -370,15 +371,18 @@ impl DatabaseService {
                 "database {guid} was changed meanwhile; retry"
             )));
         }
+        // Moved elsewhere: its old database may be free for others now.
+        self.release_claim(&before).await?;
         Ok(view(&config))
     }
 
     /// Forgets the database (its counters stay: IDs handed out stay used).
     pub async fn delete(&self, guid: &str) -> Result<(), Error> {
-        self.config(guid).await?;
+        let (config, _) = self.config(guid).await?;
         self.store
             .delete_record(DATABASES, guid, Expect::Any)
             .await?;
+        self.release_claim(&config).await?;
         self.store
             .delete_record(DISCOVERED, guid, Expect::Any)
             .await?;
