@@ -884,6 +884,13 @@ async fn the_seeds_databases_are_imported_from_its_redis() {
             .query(&mut redis)
             .unwrap();
     }
+    let discovered_set = format!("{seed}:discovered_tables:{}", records[0].0);
+    let _: () = redis::cmd("SADD")
+        .arg(&discovered_set)
+        .arg("orders")
+        .arg("ghost")
+        .query(&mut redis)
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
     let import = || {
@@ -913,6 +920,7 @@ async fn the_seeds_databases_are_imported_from_its_redis() {
     assert!(out.contains("2 databases imported, 2 skipped"), "{out}");
     assert!(out.contains("not supported yet"), "{out}");
     assert!(!out.contains("the seed kept me in clear"), "{out}");
+    assert!(out.contains("(2 discovered tables)"), "{out}");
     let again = import();
     let out = String::from_utf8_lossy(&again.stdout).into_owned();
     assert!(out.contains("0 databases imported, 4 skipped"), "{out}");
@@ -922,6 +930,10 @@ async fn the_seeds_databases_are_imported_from_its_redis() {
             .query(&mut redis)
             .unwrap();
     }
+    let _: () = redis::cmd("DEL")
+        .arg(&discovered_set)
+        .query(&mut redis)
+        .unwrap();
 
     let d = Deployment::new(
         "embedded",
@@ -932,7 +944,7 @@ async fn the_seeds_databases_are_imported_from_its_redis() {
                 "--master-key",
                 MASTER_KEY,
                 "--scan-interval",
-                "0",
+                "1",
             ],
             &[],
         )],
@@ -952,6 +964,26 @@ async fn the_seeds_databases_are_imported_from_its_redis() {
             .body
             .to_string()
             .contains("the seed kept me in clear")
+    );
+    // The seed's discovered set came over; the scanner fills in the key
+    // column and drops the table that no longer exists.
+    let mut discovered = String::new();
+    for _ in 0..50 {
+        let answer = d
+            .get(
+                "/api/database/0f8fad5bd9cb469fa16570867728950e/discovered-tables",
+                Some(&token),
+            )
+            .await;
+        discovered = answer.body["data"]["tables"].to_string();
+        if discovered.contains("\"field\":\"id\"") && !discovered.contains("ghost") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        discovered.contains("orders") && !discovered.contains("ghost"),
+        "{discovered}"
     );
     // The imported registration works like any other.
     let report = d

@@ -126,9 +126,16 @@ async fn import_seed(
             Err(e) => Imported::Skipped(format!("cannot read it: {e}")),
         };
         match outcome {
-            Imported::Registered(guid) => {
+            Imported::Registered(new_guid) => {
                 imported += 1;
-                println!("imported {key} as {guid}");
+                let set = format!("{prefix}:discovered_tables:{guid}");
+                let tables: Vec<String> = redis::cmd("SMEMBERS")
+                    .arg(&set)
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap_or_default();
+                let discovered = databases.import_seed_discovered(&new_guid, &tables).await?;
+                println!("imported {key} as {new_guid} ({discovered} discovered tables)");
             }
             Imported::Skipped(reason) => {
                 skipped += 1;

@@ -185,6 +185,13 @@ impl DatabaseService {
                 Some((list, version)) => (list, Expect::Version(version)),
                 None => (Vec::new(), Expect::Absent),
             };
+        // Entries imported from the seed name no key column yet: this
+        // pass fills it in from the catalog.
+        for entry in list.iter_mut().filter(|d| d.field.is_empty()) {
+            if let Some((_, field)) = candidates.iter().find(|(t, _)| *t == entry.table) {
+                entry.field = field.clone();
+            }
+        }
         let before = list.len();
         list.retain(|d| {
             candidates

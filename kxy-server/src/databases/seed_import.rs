@@ -8,15 +8,18 @@
 //! (hyphens dropped, so a UUID fits kxy's ids), sealing the password with
 //! `--master-key`. It checks each one as the API would: bad records are
 //! reported and skipped, and nothing is overwritten. The seed's
-//! `discovered_tables:{guid}` sets hold table names only (not their key
-//! columns), so they are not copied: the first scanner pass finds the same
-//! tables again.
+//! `discovered_tables:{guid}` set of table names becomes the registration's
+//! discovered list; the names carry no key column, which the first scanner
+//! pass fills in (or drops the entry, if the table is gone or numbered).
 
 use serde::Deserialize;
 
-use super::{DatabaseForm, DatabaseService};
+use super::scanner::DISCOVERED;
+use super::{DatabaseForm, DatabaseService, DiscoveredTable};
 use crate::Error;
-use crate::identity::tokens::is_id;
+use crate::identity::tokens::{is_id, now};
+use crate::store::Expect;
+use crate::store::records::typed;
 
 /// A seed record, read leniently: the names the seed's form used, and a
 /// few spellings seen for them.
@@ -46,6 +49,25 @@ pub enum Imported {
 }
 
 impl DatabaseService {
+    /// Gives the imported registration `guid` the seed's discovered tables
+    /// (if it has no discovered list yet); returns how many.
+    pub async fn import_seed_discovered(
+        &self,
+        guid: &str,
+        tables: &[String],
+    ) -> Result<usize, Error> {
+        let list: Vec<DiscoveredTable> = tables
+            .iter()
+            .map(|table| DiscoveredTable {
+                table: table.clone(),
+                field: String::new(),
+                found_at: now(),
+            })
+            .collect();
+        let saved = typed::save(&*self.store, DISCOVERED, guid, &list, Expect::Absent).await?;
+        Ok(if saved.is_some() { list.len() } else { 0 })
+    }
+
     /// Imports the seed record `json` found under guid `seed_guid`.
     pub async fn import_seed(&self, seed_guid: &str, json: &str) -> Imported {
         let record: SeedRecord = match serde_json::from_str(json) {
