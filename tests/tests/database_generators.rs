@@ -708,6 +708,40 @@ async fn the_discovered_list_is_reconciled_and_entries_can_be_dismissed() {
     listed(&[]).await;
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     listed(&[]).await;
+    // Each pass leaves its record.
+    let answer = d
+        .get(
+            &format!("/api/database/{guid}/discovered-tables"),
+            Some(&token),
+        )
+        .await;
+    let last = &answer.body["data"]["last_scan"];
+    assert!(
+        last["at"].as_u64().unwrap() > 0 && last["error"].is_null(),
+        "{last}"
+    );
+    // A database that cannot be reached is recorded as such.
+    let dropped = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c"])
+        .arg(format!("DROP DATABASE {} WITH (FORCE)", pg.name))
+        .output()
+        .unwrap();
+    assert!(dropped.status.success(), "{dropped:?}");
+    let mut recorded = String::new();
+    for _ in 0..50 {
+        let answer = d
+            .get(
+                &format!("/api/database/{guid}/discovered-tables"),
+                Some(&token),
+            )
+            .await;
+        recorded = answer.body["data"]["last_scan"]["error"].to_string();
+        if recorded != "null" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recorded.contains("cannot"), "{recorded}");
 }
 
 /// `--database-start-margin` leaves room above the database's own next
@@ -1046,5 +1080,107 @@ async fn racing_registrations_of_one_database_let_one_system_code_win() {
             )
             .await;
         assert_eq!(next.status, 200, "{}: {:?}", d.name, next.body);
+    }
+}
+
+/// SQLite columns hold any value: a key that is not an integer is said to
+/// be so (issue 12, point 12).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_key_that_is_not_an_integer_is_called_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shop.db");
+    let script = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+                  c.executescript(\"CREATE TABLE words (id BIGINT PRIMARY KEY); INSERT INTO words VALUES ('zzz'); \
+                  CREATE TABLE halves (id BIGINT PRIMARY KEY); INSERT INTO halves VALUES (7.5); \
+                  CREATE TABLE fine (id BIGINT PRIMARY KEY); INSERT INTO fine VALUES (9);\"); c.commit()";
+    let made = std::process::Command::new("python3")
+        .args(["-c", script, file.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (d, token) = server_with(&["--sqlite-dir", dir.path().to_str().unwrap()]).await;
+    let (registered, skipped) = initialize(
+        &d,
+        &token,
+        json!({"system_code": "pos", "db_type": "sqlite", "db_name": file.to_str().unwrap()}),
+    )
+    .await;
+    assert_eq!(starts(&registered, "fine"), (10, "max".into()));
+    for table in ["words", "halves"] {
+        assert!(
+            skipped[table].contains("not an integer"),
+            "{table}: {}",
+            skipped[table]
+        );
+    }
+}
+
+/// Allocations racing an initialize job: every ID handed out, during the
+/// job or after it, is above what each table's own generator hands out
+/// next (issue 12, tests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allocations_racing_a_job_stay_above_the_databases_own_ids() {
+    if !MariaDb::available() {
+        return;
+    }
+    let db = MariaDb::create();
+    let tables: String = (0..200)
+        .map(|i| {
+            format!(
+                "CREATE TABLE t{i} (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT); \
+                 INSERT INTO t{i} (v) VALUES (1), (2); DELETE FROM t{i} WHERE id = 2;"
+            )
+        })
+        .collect();
+    db.exec(&tables);
+    let (d, token) = server().await;
+    let added = d
+        .post(
+            "/api/database/add",
+            json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": "root", "password": ""}),
+            Some(&token),
+        )
+        .await;
+    let guid = added.body["data"]["guid"].as_str().unwrap().to_owned();
+    let started = d
+        .post(
+            &format!("/api/database/{guid}/jobs"),
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    let id = started.body["data"]["id"].as_str().unwrap().to_owned();
+    let mut handed_out = Vec::new();
+    loop {
+        let job = d
+            .get(&format!("/api/database/jobs/{id}"), Some(&token))
+            .await;
+        let running = job.body["data"]["state"] == "running";
+        for i in (0..200).step_by(7) {
+            let answer = allocate(&d, "crm", &db.name, &format!("t{i}"), 3).await;
+            if answer.status == 200 {
+                handed_out.push((i, answer.segment()));
+            }
+        }
+        if !running {
+            assert_eq!(job.body["data"]["state"], "done", "{}", job.msg());
+            break;
+        }
+    }
+    assert!(!handed_out.is_empty());
+    for (i, segment) in &handed_out {
+        // Each table's own next value is 3 (rows 1 and 2 taken, 2 deleted).
+        let next: i64 = db
+            .exec(&format!(
+                "SELECT AUTO_INCREMENT FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't{i}'"
+            ))
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            segment.start > next,
+            "t{i}: kxy gave {segment:?}, the table's own next is {next}"
+        );
     }
 }

@@ -31,6 +31,7 @@ mod seed_import;
 pub use initialize::{InitReport, RegisteredTable, SkippedTable};
 pub use jobs::{Job, JobState};
 pub use policy::DatabasePolicy;
+pub use scanner::LastScan;
 pub use seed_import::Imported;
 
 use scanner::DISCOVERED;

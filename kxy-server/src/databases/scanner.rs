@@ -25,8 +25,27 @@ use crate::store::records::typed;
 pub(super) const DISCOVERED: &str = "discovered_tables";
 /// Per database, tables an admin dismissed: the scanner leaves them out.
 const DISMISSED: &str = "dismissed_tables";
+/// Per database, how its last scanner pass ended.
+const LAST_SCANS: &str = "last_scans";
+
+/// How a database's last scanner pass ended (shown with its discovered
+/// tables).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct LastScan {
+    pub at: u64,
+    pub new_tables: usize,
+    /// Why it failed (the list was then left as it was).
+    pub error: Option<String>,
+}
 
 impl DatabaseService {
+    /// How the scanner's last pass over `guid` ended, if it ran.
+    pub async fn last_scan(&self, guid: &str) -> Result<Option<LastScan>, Error> {
+        Ok(typed::load::<LastScan>(&*self.store, LAST_SCANS, guid)
+            .await?
+            .map(|(scan, _)| scan))
+    }
+
     pub async fn discovered(&self, guid: &str) -> Result<Vec<DiscoveredTable>, Error> {
         self.config(guid).await?;
         Ok(
@@ -138,6 +157,16 @@ impl DatabaseService {
             if let Err(e) = &result {
                 tracing::warn!(database = %config.guid, "scan failed, will retry: {e}");
             }
+            let record = LastScan {
+                at: now(),
+                new_tables: *result.as_ref().unwrap_or(&0),
+                error: result.as_ref().err().map(ToString::to_string),
+            };
+            if let Err(e) =
+                typed::save(&*self.store, LAST_SCANS, &config.guid, &record, Expect::Any).await
+            {
+                tracing::warn!(database = %config.guid, "cannot record the scan: {e}");
+            }
             result.unwrap_or(0)
         });
         Ok(futures::future::join_all(scans).await.into_iter().sum())
@@ -155,7 +184,18 @@ impl DatabaseService {
         let mut candidates = Vec::new();
         for table in &tables {
             let Ok(field) = &table.key else { continue };
-            if key_of(&table.name, field).is_none() || connection.max_id(table).await.is_err() {
+            if key_of(&table.name, field).is_none() {
+                continue;
+            }
+            if let Err(reason) = connection.max_id(table).await {
+                // The table, or the connection? A partial pass must not
+                // drop the entries it did not get to.
+                if let Err(e) = connection.ping().await {
+                    return Err(Error::Database(format!(
+                        "lost the connection at table {}: {reason}; {e}",
+                        table.name
+                    )));
+                }
                 continue;
             }
             candidates.push((table.name.clone(), field.clone()));

@@ -10,7 +10,8 @@ use super::{Access, RouteSpec, route};
 use crate::Error;
 use crate::app::AppState;
 use crate::databases::{
-    DatabaseChange, DatabaseForm, DatabaseView, DiscoveredTable, InitReport, Job, RegisteredTable,
+    DatabaseChange, DatabaseForm, DatabaseView, DiscoveredTable, InitReport, Job, LastScan,
+    RegisteredTable,
 };
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
@@ -168,6 +169,8 @@ async fn add_config(
 #[derive(Serialize)]
 struct Discovered {
     tables: Vec<DiscoveredTable>,
+    /// How the scanner's last pass over this database ended.
+    last_scan: Option<LastScan>,
 }
 
 async fn discovered(
@@ -175,7 +178,8 @@ async fn discovered(
     Path(guid): Path<String>,
 ) -> Result<Envelope<Discovered>, Error> {
     let tables = state.databases.discovered(&guid).await?;
-    Ok(Envelope::ok("ok", Discovered { tables }))
+    let last_scan = state.databases.last_scan(&guid).await?;
+    Ok(Envelope::ok("ok", Discovered { tables, last_scan }))
 }
 
 /// Starts initializing as a job (the module doc of `databases::jobs`).
