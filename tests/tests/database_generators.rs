@@ -644,7 +644,12 @@ async fn the_discovered_list_is_reconciled_and_entries_can_be_dismissed() {
         return;
     }
     let pg = Postgres::create();
-    pg.exec("CREATE TABLE a (id BIGINT PRIMARY KEY); CREATE TABLE b (id BIGINT PRIMARY KEY); CREATE TABLE c (id BIGINT PRIMARY KEY);");
+    // `maxed` has no ID left: approving it could never work, so it is not listed.
+    pg.exec(
+        "CREATE TABLE a (id BIGINT PRIMARY KEY); CREATE TABLE b (id BIGINT PRIMARY KEY);
+         CREATE TABLE c (id BIGINT PRIMARY KEY);
+         CREATE TABLE maxed (id BIGINT PRIMARY KEY); INSERT INTO maxed VALUES (9223372036854775807);",
+    );
     let (d, token) = server_with(&["--scan-interval", "1"]).await;
     let added = d
         .post(

@@ -187,7 +187,14 @@ impl DatabaseService {
             if key_of(&table.name, field).is_none() {
                 continue;
             }
-            if let Err(reason) = connection.max_id(table).await {
+            let max = connection.max_id(table).await;
+            if let Ok(Some(max)) = max
+                && max > kxy_core::MAX_COUNTER_START
+            {
+                // No ID left above its rows: approving could never work.
+                continue;
+            }
+            if let Err(reason) = max {
                 // The table, or the connection? A partial pass must not
                 // drop the entries it did not get to.
                 if let Err(e) = connection.ping().await {
