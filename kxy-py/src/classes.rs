@@ -12,7 +12,6 @@ use std::time::Duration;
 use kxy_client::{
     BlockingSegmentClient, ClientConfig, ClientError, GeneratorConfig, IdGenerator, SegmentKey,
 };
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyRange;
 
@@ -31,14 +30,14 @@ fn seconds(name: &str, value: f64) -> PyResult<Duration> {
         .ok()
         .filter(|d| !d.is_zero())
         .ok_or_else(|| {
-            PyValueError::new_err(format!(
+            crate::errors::invalid_argument(format!(
                 "{name} must be a positive number of seconds; got {value}"
             ))
         })
 }
 
 fn invalid(e: ClientError) -> PyErr {
-    PyValueError::new_err(e.to_string())
+    crate::errors::invalid_argument(e.to_string())
 }
 
 #[pyclass(module = "kxy_open_id_client._native", frozen, subclass, weakref)]
@@ -162,7 +161,7 @@ impl NativeIdGenerator {
         max_wait: f64,
     ) -> PyResult<Self> {
         let key = SegmentKey::new(system_code, db_name, table_name, field_name)
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            .map_err(|e| crate::errors::invalid_argument(e.to_string()))?;
         let max = max_segment_count.unwrap_or(segment_count.max(GeneratorConfig::DEFAULT_MAX_SIZE));
         let max_wait = seconds("max_wait", max_wait)?;
         let config = GeneratorConfig::with_bounds(segment_count, segment_count, max)

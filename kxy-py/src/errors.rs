@@ -8,17 +8,38 @@
 //! `OpenIdStoreError`, a subclass of `OpenIdConnectionError`: like an
 //! outage, no trustworthy server gave IDs, and a later attempt may succeed,
 //! so code that handles outages already handles it; it is not an
-//! `OpenIdAPIError`, because the server did not refuse anything. Invalid arguments are `ValueError`, as the
-//! original's request validation raised. The classes live in Python
+//! `OpenIdAPIError`, because the server did not refuse anything.
+//!
+//! Where the published client raised `OpenIdConnectionError` for what the
+//! server refused (its HTTP errors) or for bad names (the server's 400), the
+//! classes raised here keep such `except` clauses working: `OpenIdAPIError`
+//! is an `OpenIdConnectionError`, and invalid arguments raise
+//! `OpenIdInvalidArgumentError`, both a `ValueError` and an
+//! `OpenIdConnectionError`. The classes live in Python
 //! (`kxy_open_id_client.exceptions`), so users can subclass and pickle them.
 
 use kxy_client::ClientError;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+/// Bad input: `OpenIdInvalidArgumentError` (a `ValueError` too).
+pub fn invalid_argument(msg: impl Into<String>) -> PyErr {
+    let msg = msg.into();
+    Python::attach(|py| {
+        let made = py
+            .import("kxy_open_id_client.exceptions")
+            .and_then(|module| module.getattr("OpenIdInvalidArgumentError"))
+            .and_then(|class| class.call1((msg.clone(),)));
+        match made {
+            Ok(instance) => PyErr::from_value(instance),
+            Err(_) => PyValueError::new_err(msg),
+        }
+    })
+}
+
 pub fn to_py(py: Python<'_>, error: ClientError) -> PyErr {
     if let ClientError::InvalidArgument(msg) = &error {
-        return PyValueError::new_err(msg.clone());
+        return invalid_argument(msg.clone());
     }
     let exceptions = match py.import("kxy_open_id_client.exceptions") {
         Ok(module) => module,

@@ -12,6 +12,7 @@ from kxy_open_id_client import (
     OpenIdAPIError,
     OpenIdClientError,
     OpenIdConnectionError,
+    OpenIdInvalidArgumentError,
     OpenIdTimeoutError,
     SegmentClient,
 )
@@ -53,6 +54,25 @@ def test_invalid_arguments_are_value_errors_and_send_nothing(kxy: KxyServer) -> 
     with pytest.raises(ValueError, match="n must be at least 1"):
         IdGenerator(client, "my-system", "my_database", "users", "id").next_ids(0)
     assert client.allocate_segment("my-system", "my_database", "users", "id", 1).start == 1
+
+
+def test_except_clauses_written_for_the_published_client_still_catch(kxy: KxyServer) -> None:
+    """kxy-open-id-client 0.2.1 raised OpenIdConnectionError for the server's
+    HTTP errors and for names the server refused; code that catches it keeps
+    working, and the finer classes are there for new code."""
+    client = SegmentClient(kxy.base_url)
+    try:
+        client.allocate_segment("my-system", "my_database", "never_registered", "id", 10)
+    except OpenIdConnectionError as error:  # what a 0.2.1 caller wrote
+        assert isinstance(error, OpenIdAPIError) and error.code == 40401
+    else:
+        pytest.fail("a refusal must raise")
+    for bad in ["my:db", "", "x" * 300, "数据库"]:
+        for caught in (OpenIdConnectionError, OpenIdClientError, ValueError):
+            with pytest.raises(caught):
+                client.allocate_segment("my-system", bad, "users", "id", 1)
+        with pytest.raises(OpenIdInvalidArgumentError):
+            client.allocate_segment("my-system", bad, "users", "id", 1)
 
 
 def test_no_server_is_a_connection_error() -> None:

@@ -16,6 +16,7 @@ from .exceptions import (
     OpenIdAPIError,
     OpenIdClientError,
     OpenIdConnectionError,
+    OpenIdInvalidArgumentError,
     OpenIdStoreError,
     OpenIdTimeoutError,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "OpenIdClientError",
     "OpenIdAPIError",
     "OpenIdConnectionError",
+    "OpenIdInvalidArgumentError",
     "OpenIdStoreError",
     "OpenIdTimeoutError",
 ]

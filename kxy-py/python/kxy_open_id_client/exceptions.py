@@ -5,8 +5,14 @@ refused the request (its ``code``, ``msg`` and ``trace_id`` say why);
 ``OpenIdConnectionError`` and ``OpenIdTimeoutError`` mean no server could
 be reached in time. ``OpenIdStoreError``, a kind of
 ``OpenIdConnectionError``, means a server answered with a segment the
-client would not hand out (see its docstring). Invalid arguments raise
-``ValueError``.
+client would not hand out (see its docstring).
+
+The published kxy-open-id-client raised ``OpenIdConnectionError`` for every
+HTTP error the server answered and for names the server refused (its 400),
+so code written for it catches those with ``except OpenIdConnectionError``.
+That keeps working: ``OpenIdAPIError`` is an ``OpenIdConnectionError``, and
+invalid arguments raise ``OpenIdInvalidArgumentError``, which is both a
+``ValueError`` and an ``OpenIdConnectionError``.
 """
 
 from __future__ import annotations
@@ -18,7 +24,13 @@ class OpenIdClientError(Exception):
     """Base exception for all client errors."""
 
 
-class OpenIdAPIError(OpenIdClientError):
+class OpenIdConnectionError(OpenIdClientError):
+    """No server could be reached, or the connection failed; also the base
+    of ``OpenIdAPIError`` and ``OpenIdInvalidArgumentError``, as the
+    published client raised this class for those (see the module doc)."""
+
+
+class OpenIdAPIError(OpenIdConnectionError):
     """The server answered with an error envelope.
 
     Attributes:
@@ -38,12 +50,15 @@ class OpenIdAPIError(OpenIdClientError):
         return (type(self), (self.code, self.msg, self.trace_id))
 
 
-class OpenIdConnectionError(OpenIdClientError):
-    """No server could be reached, or the connection failed."""
-
-
 class OpenIdTimeoutError(OpenIdClientError):
     """The server did not answer in time."""
+
+
+class OpenIdInvalidArgumentError(OpenIdConnectionError, ValueError):
+    """An argument the client refuses before asking any server (a name with
+    a ``:``, a count below 1, a bad URL...). A ``ValueError``, and an
+    ``OpenIdConnectionError`` as the published client raised for names the
+    server refused."""
 
 
 class OpenIdStoreError(OpenIdConnectionError):
