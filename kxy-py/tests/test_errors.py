@@ -111,3 +111,22 @@ def test_api_keys_are_sent_when_given(kxy_requiring_keys) -> None:
     assert refused.value.code == 40100
     with pytest.raises(ValueError, match="API key"):
         SegmentClient(server.base_url, api_key="bad\nkey")
+
+
+def test_it_is_the_published_distributions_next_version() -> None:
+    """Installed as kxy-open-id-client, above 0.2.1, so pip replaces one with
+    the other in place; and the names 0.2.1 exported from its client module
+    are there too."""
+    from importlib.metadata import version
+
+    import kxy_open_id_client
+    from kxy_open_id_client.client import (  # noqa: F401
+        ApiResponse,
+        OpenIdConnectionError as FromClient,
+        SegmentRequest,
+    )
+
+    installed = version("kxy-open-id-client")
+    assert installed == kxy_open_id_client.__version__
+    assert tuple(int(part) for part in installed.split(".")[:3]) > (0, 2, 1)
+    assert FromClient is OpenIdConnectionError

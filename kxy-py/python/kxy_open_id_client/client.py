@@ -15,7 +15,13 @@ import threading
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _fork, _native
-from .models import SegmentResponse
+from .exceptions import (  # noqa: F401 (0.2.1 exported them from here too)
+    OpenIdAPIError,
+    OpenIdClientError,
+    OpenIdConnectionError,
+    OpenIdTimeoutError,
+)
+from .models import ApiResponse, SegmentRequest, SegmentResponse  # noqa: F401
 
 BaseUrl = Union[str, Sequence[str]]
 
