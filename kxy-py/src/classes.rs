@@ -36,6 +36,9 @@ fn seconds(name: &str, value: f64) -> PyResult<Duration> {
         })
 }
 
+/// What `timeout=None` means: wait as long as it takes.
+const NO_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 fn invalid(e: ClientError) -> PyErr {
     crate::errors::invalid_argument(e.to_string())
 }
@@ -54,7 +57,7 @@ impl NativeSegmentClient {
     ))]
     fn new(
         base_url: BaseUrls,
-        timeout: f64,
+        timeout: Option<f64>,
         verify_ssl: bool,
         headers: Option<HashMap<String, String>>,
         api_key: Option<String>,
@@ -64,7 +67,12 @@ impl NativeSegmentClient {
             BaseUrls::One(url) => vec![url],
             BaseUrls::Many(urls) => urls,
         };
-        let timeout = seconds("timeout", timeout)?;
+        // `None` is no timeout, as in the published client (httpx): a day
+        // stands for it, which no timer overflows on.
+        let timeout = match timeout {
+            Some(timeout) => seconds("timeout", timeout)?,
+            None => NO_TIMEOUT,
+        };
         let connect_timeout = seconds("connect_timeout", connect_timeout)?;
         let mut config = ClientConfig::new(urls)
             .and_then(|c| c.timeout(timeout))

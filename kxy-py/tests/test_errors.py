@@ -130,3 +130,10 @@ def test_it_is_the_published_distributions_next_version() -> None:
     assert installed == kxy_open_id_client.__version__
     assert tuple(int(part) for part in installed.split(".")[:3]) > (0, 2, 1)
     assert FromClient is OpenIdConnectionError
+
+
+def test_no_timeout_is_accepted_as_in_the_published_client(kxy: KxyServer) -> None:
+    """0.2.1 passed ``timeout`` to httpx, where ``None`` means no limit."""
+    client = SegmentClient(kxy.base_url, timeout=None)
+    assert client.timeout is None
+    assert client.allocate_segment("my-system", "my_database", "users", "id", 5).end >= 5

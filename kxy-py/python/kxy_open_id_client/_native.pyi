@@ -8,7 +8,7 @@ class NativeSegmentClient:
     def __new__(
         cls,
         base_url: Union[str, Sequence[str]],
-        timeout: float = 30.0,
+        timeout: Optional[float] = 30.0,
         verify_ssl: bool = True,
         headers: Optional[Dict[str, str]] = None,
         *,

@@ -32,7 +32,8 @@ class SegmentClient(_native.NativeSegmentClient):
     Args:
         base_url: the server's URL (e.g. ``"http://localhost:5801"``), or a
             list of URLs tried in order when one fails.
-        timeout: request timeout in seconds (default 30.0).
+        timeout: request timeout in seconds (default 30.0); ``None`` waits as
+            long as it takes, as in kxy-open-id-client 0.2.1.
         verify_ssl: whether to verify TLS certificates (default True).
         headers: extra headers sent with every request.
         api_key: sent as ``Authorization: Bearer <api_key>``.
@@ -50,7 +51,7 @@ class SegmentClient(_native.NativeSegmentClient):
     def __init__(
         self,
         base_url: BaseUrl,
-        timeout: float = 30.0,
+        timeout: Optional[float] = 30.0,
         verify_ssl: bool = True,
         headers: Optional[Mapping[str, str]] = None,
         *,
