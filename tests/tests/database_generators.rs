@@ -42,6 +42,23 @@ async fn server_with(extra: &[&str]) -> (Deployment, String) {
     (d, token)
 }
 
+/// The registration form of a test database on the local MariaDB (root).
+fn maria(system: &str, db: &MariaDb) -> Value {
+    json!({"system_code": system, "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": "root", "password": ""})
+}
+
+/// The registration form of a test database on the local PostgreSQL.
+fn postgres(system: &str, db: &Postgres) -> Value {
+    json!({"system_code": system, "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": db.name, "username": "postgres", "password": ""})
+}
+
+/// Registers `form`; returns the guid.
+async fn add(d: &Deployment, token: &str, form: Value) -> String {
+    let added = d.post("/api/database/add", form, Some(token)).await;
+    assert_eq!(added.status, 200, "{:?}", added.body);
+    added.body["data"]["guid"].as_str().unwrap().to_owned()
+}
+
 /// Registers and initializes; returns table → registered entry, and
 /// table → skip reason.
 async fn initialize(
@@ -49,9 +66,7 @@ async fn initialize(
     token: &str,
     form: Value,
 ) -> (HashMap<String, Value>, HashMap<String, String>) {
-    let added = d.post("/api/database/add", form, Some(token)).await;
-    assert_eq!(added.status, 200, "{:?}", added.body);
-    let guid = added.body["data"]["guid"].as_str().unwrap();
+    let guid = add(d, token, form).await;
     let report = d
         .post(
             &format!("/api/database/initialize/{guid}"),
@@ -115,12 +130,7 @@ async fn mariadb_counters_start_above_auto_increment_and_a_full_table_is_its_own
          CREATE TABLE zz_after (id BIGINT AUTO_INCREMENT PRIMARY KEY);",
     );
     let (d, token) = server().await;
-    let (registered, skipped) = initialize(
-        &d,
-        &token,
-        json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": "root", "password": ""}),
-    )
-    .await;
+    let (registered, skipped) = initialize(&d, &token, maria("crm", &db)).await;
     assert_eq!(
         starts(&registered, "deleted"),
         (12, "auto_increment".into())
@@ -179,12 +189,7 @@ async fn postgres_counters_start_above_the_owned_sequence() {
          INSERT INTO maxed VALUES (9223372036854775807);",
     );
     let (d, token) = server().await;
-    let (registered, skipped) = initialize(
-        &d,
-        &token,
-        json!({"system_code": "erp", "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": db.name, "username": "postgres", "password": ""}),
-    )
-    .await;
+    let (registered, skipped) = initialize(&d, &token, postgres("erp", &db)).await;
     assert_eq!(starts(&registered, "ahead"), (12, "sequence".into()));
     assert_eq!(starts(&registered, "ident"), (5, "sequence".into()));
     assert_eq!(starts(&registered, "never"), (1, "empty".into()));
@@ -239,11 +244,7 @@ async fn one_database_cannot_be_registered_under_two_system_codes() {
     // Moving another registration onto it is refused the same way.
     let other = MariaDb::create();
     let elsewhere = d
-        .post(
-            "/api/database/add",
-            json!({"system_code": "billing", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": other.name, "username": "root", "password": ""}),
-            Some(&token),
-        )
+        .post("/api/database/add", maria("billing", &other), Some(&token))
         .await;
     assert_eq!(elsewhere.status, 200, "{:?}", elsewhere.body);
     let guid = elsewhere.body["data"]["guid"].as_str().unwrap();
@@ -281,12 +282,7 @@ async fn tables_that_refuse_explicit_ids_are_skipped_and_bad_names_refused() {
          INSERT INTO keyless (v) VALUES (1), (2);",
     );
     let (d, token) = server().await;
-    let (registered, skipped) = initialize(
-        &d,
-        &token,
-        json!({"system_code": "erp", "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": pg.name, "username": "postgres", "password": ""}),
-    )
-    .await;
+    let (registered, skipped) = initialize(&d, &token, postgres("erp", &pg)).await;
     assert!(
         skipped["always"].contains("GENERATED ALWAYS"),
         "{}",
@@ -362,21 +358,11 @@ async fn every_listed_table_appears_and_no_two_share_a_counter() {
          DELETE FROM versioned WHERE id = 50;",
     );
     let (d, token) = server().await;
-    let (registered, skipped) = initialize(
-        &d,
-        &token,
-        json!({"system_code": "erp", "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": pg.name, "username": "postgres", "password": ""}),
-    )
-    .await;
+    let (registered, skipped) = initialize(&d, &token, postgres("erp", &pg)).await;
     assert!(registered.contains_key("plain"));
     assert!(!registered.contains_key("sales.orders"), "{registered:?}");
     assert!(skipped["sales.orders"].contains("rename"), "{skipped:?}");
-    let (registered, _) = initialize(
-        &d,
-        &token,
-        json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": my.name, "username": "root", "password": ""}),
-    )
-    .await;
+    let (registered, _) = initialize(&d, &token, maria("crm", &my)).await;
     assert_eq!(starts(&registered, "versioned"), (51, "max".into()));
 }
 
@@ -394,14 +380,7 @@ async fn a_connection_killed_mid_run_fails_the_run_with_its_cause() {
          END LOOP; END $$;",
     );
     let (d, token) = server().await;
-    let added = d
-        .post(
-            "/api/database/add",
-            json!({"system_code": "erp", "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": pg.name, "username": "postgres", "password": ""}),
-            Some(&token),
-        )
-        .await;
-    let guid = added.body["data"]["guid"].as_str().unwrap().to_owned();
+    let guid = add(&d, &token, postgres("erp", &pg)).await;
     let path = format!("/api/database/initialize/{guid}");
     let run = d.post(&path, json!({}), Some(&token));
     let kill = async {
@@ -512,10 +491,7 @@ async fn a_table_under_a_held_lock_fails_alone_within_the_timeout() {
     }
     let (d, token) = server_with(&["--database-query-timeout", "1"]).await;
     let started = std::time::Instant::now();
-    for form in [
-        json!({"system_code": "erp", "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": pg.name, "username": "postgres", "password": ""}),
-        json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": my.name, "username": "root", "password": ""}),
-    ] {
+    for form in [postgres("erp", &pg), maria("crm", &my)] {
         let (registered, skipped) = initialize(&d, &token, form).await;
         assert!(
             registered.contains_key("a") && registered.contains_key("z"),
@@ -548,15 +524,7 @@ async fn an_account_that_cannot_see_every_table_is_told_so() {
         db.name
     ));
     let (d, token) = server().await;
-    let added = d
-        .post(
-            "/api/database/add",
-            json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": user, "password": "restricted pw 1"}),
-            Some(&token),
-        )
-        .await;
-    assert_eq!(added.status, 200, "{:?}", added.body);
-    let guid = added.body["data"]["guid"].as_str().unwrap();
+    let guid = add(&d, &token, json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": user, "password": "restricted pw 1"})).await;
     let report = d
         .post(
             &format!("/api/database/initialize/{guid}"),
@@ -593,14 +561,7 @@ async fn a_mariadb_connection_killed_mid_run_fails_the_run() {
         .collect();
     db.exec(&tables);
     let (d, token) = server().await;
-    let added = d
-        .post(
-            "/api/database/add",
-            json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": "root", "password": ""}),
-            Some(&token),
-        )
-        .await;
-    let guid = added.body["data"]["guid"].as_str().unwrap().to_owned();
+    let guid = add(&d, &token, maria("crm", &db)).await;
     let path = format!("/api/database/initialize/{guid}");
     let run = d.post(&path, json!({}), Some(&token));
     let kill = async {
@@ -651,14 +612,7 @@ async fn the_discovered_list_is_reconciled_and_entries_can_be_dismissed() {
          CREATE TABLE maxed (id BIGINT PRIMARY KEY); INSERT INTO maxed VALUES (9223372036854775807);",
     );
     let (d, token) = server_with(&["--scan-interval", "1"]).await;
-    let added = d
-        .post(
-            "/api/database/add",
-            json!({"system_code": "erp", "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": pg.name, "username": "postgres", "password": ""}),
-            Some(&token),
-        )
-        .await;
-    let guid = added.body["data"]["guid"].as_str().unwrap().to_owned();
+    let guid = add(&d, &token, postgres("erp", &pg)).await;
     let listed = |want: &'static [&'static str]| {
         let d = &d;
         let token = token.clone();
@@ -762,12 +716,7 @@ async fn a_start_margin_leaves_room_above_the_databases_own_ids() {
          INSERT INTO orders (v) VALUES (1), (2), (3);",
     );
     let (d, token) = server_with(&["--database-start-margin", "1000"]).await;
-    let (registered, _) = initialize(
-        &d,
-        &token,
-        json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": "root", "password": ""}),
-    )
-    .await;
+    let (registered, _) = initialize(&d, &token, maria("crm", &db)).await;
     assert_eq!(
         starts(&registered, "orders"),
         (1005, "auto_increment".into())
@@ -789,14 +738,7 @@ async fn an_initialize_job_reports_progress_and_outlives_its_client() {
          END LOOP; END $$;",
     );
     let (d, token) = server().await;
-    let added = d
-        .post(
-            "/api/database/add",
-            json!({"system_code": "erp", "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": pg.name, "username": "postgres", "password": ""}),
-            Some(&token),
-        )
-        .await;
-    let guid = added.body["data"]["guid"].as_str().unwrap().to_owned();
+    let guid = add(&d, &token, postgres("erp", &pg)).await;
     let started = d
         .post(
             &format!("/api/database/{guid}/jobs"),
@@ -854,14 +796,7 @@ async fn an_initialize_job_reports_progress_and_outlives_its_client() {
            EXECUTE format('CREATE TABLE u%s (id BIGINT PRIMARY KEY)', i);
          END LOOP; END $$;",
     );
-    let added = d
-        .post(
-            "/api/database/add",
-            json!({"system_code": "pos", "db_type": "postgresql", "address": "127.0.0.1:5432", "db_name": fresh.name, "username": "postgres", "password": ""}),
-            Some(&token),
-        )
-        .await;
-    let fresh_guid = added.body["data"]["guid"].as_str().unwrap().to_owned();
+    let fresh_guid = add(&d, &token, postgres("pos", &fresh)).await;
     let impatient = reqwest::Client::builder()
         .timeout(std::time::Duration::from_millis(100))
         .build()
@@ -911,7 +846,7 @@ async fn the_seeds_databases_are_imported_from_its_redis() {
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut redis = client.get_connection().unwrap();
     let records = [
-        ("0f8fad5b-d9cb-469f-a165-70867728950e", json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": "root", "password": ""}).to_string()),
+        ("0f8fad5b-d9cb-469f-a165-70867728950e", maria("crm", &db).to_string()),
         ("7c9e6679-7425-40de-944b-e07fc1f90ae7", json!({"system_code": "erp", "db_type": "postgresql", "host": "db.internal", "port": 5433, "db_name": "erp", "username": "kxy", "password": "the seed kept me in clear 1"}).to_string()),
         ("9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d", json!({"system_code": "legacy", "db_type": "oracle", "address": "ora:1521", "db_name": "x", "username": "u"}).to_string()),
         ("1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed", "not json".to_owned()),
@@ -1078,11 +1013,7 @@ async fn racing_registrations_of_one_database_let_one_system_code_win() {
             .await;
         assert_eq!(gone.status, 200, "{:?}", gone.body);
         let next = d
-            .post(
-                "/api/database/add",
-                json!({"system_code": "later", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": "root", "password": ""}),
-                Some(&token),
-            )
+            .post("/api/database/add", maria("later", &db), Some(&token))
             .await;
         assert_eq!(next.status, 200, "{}: {:?}", d.name, next.body);
     }
@@ -1139,14 +1070,7 @@ async fn allocations_racing_a_job_stay_above_the_databases_own_ids() {
         .collect();
     db.exec(&tables);
     let (d, token) = server().await;
-    let added = d
-        .post(
-            "/api/database/add",
-            json!({"system_code": "crm", "db_type": "mysql", "address": "127.0.0.1:3306", "db_name": db.name, "username": "root", "password": ""}),
-            Some(&token),
-        )
-        .await;
-    let guid = added.body["data"]["guid"].as_str().unwrap().to_owned();
+    let guid = add(&d, &token, maria("crm", &db)).await;
     let started = d
         .post(
             &format!("/api/database/{guid}/jobs"),

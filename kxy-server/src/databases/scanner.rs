@@ -77,20 +77,26 @@ impl DatabaseService {
         Ok(())
     }
 
-    /// Approves a discovered table: registers its counter above its max.
-    pub async fn approve(&self, guid: &str, table: &str) -> Result<RegisteredTable, Error> {
-        let (config, _) = self.config(guid).await?;
-        if !self
+    /// Refuses (404) a table that is not on `guid`'s discovered list.
+    async fn require_discovered(&self, guid: &str, table: &str) -> Result<(), Error> {
+        if self
             .discovered(guid)
             .await?
             .iter()
             .any(|d| d.table == table)
         {
-            return Err(Error::NotFound {
-                what: "discovered table",
-                id: table.to_owned(),
-            });
+            return Ok(());
         }
+        Err(Error::NotFound {
+            what: "discovered table",
+            id: table.to_owned(),
+        })
+    }
+
+    /// Approves a discovered table: registers its counter above its max.
+    pub async fn approve(&self, guid: &str, table: &str) -> Result<RegisteredTable, Error> {
+        let (config, _) = self.config(guid).await?;
+        self.require_discovered(guid, table).await?;
         let (mut connection, tables) = self.tables(&config).await?;
         let found = tables
             .iter()
@@ -113,17 +119,7 @@ impl DatabaseService {
     /// gets no counter); a later `approve` is refused, an initialize still
     /// numbers it.
     pub async fn dismiss(&self, guid: &str, table: &str) -> Result<(), Error> {
-        if !self
-            .discovered(guid)
-            .await?
-            .iter()
-            .any(|d| d.table == table)
-        {
-            return Err(Error::NotFound {
-                what: "discovered table",
-                id: table.to_owned(),
-            });
-        }
+        self.require_discovered(guid, table).await?;
         loop {
             let (mut dismissed, expect) =
                 match typed::load::<Vec<String>>(&*self.store, DISMISSED, guid).await? {
