@@ -144,6 +144,12 @@ impl SegmentClient {
         )
     }
 
+    /// A client with other settings and the same store pins, for a caller
+    /// whose settings changed: its segments pass the same fences.
+    pub fn reconfigured(&self, config: ClientConfig) -> Result<SegmentClient, ClientError> {
+        SegmentClient::with_pins(config, StorePins::copied_from(&self.inner.pins))
+    }
+
     /// How many segments this client discarded because they failed a fence:
     /// from another store than the pinned one, or not above what this
     /// process had already received.

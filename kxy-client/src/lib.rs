@@ -42,5 +42,5 @@ pub use client::{BlockingSegmentClient, SegmentClient};
 pub use config::ClientConfig;
 pub use error::ClientError;
 pub use factory::IdGeneratorFactory;
-pub use generator::{GeneratorConfig, IdGenerator};
+pub use generator::{GeneratorConfig, IdGenerator, Patience};
 pub use kxy_core::{Segment, SegmentKey};

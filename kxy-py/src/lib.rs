@@ -10,10 +10,14 @@
 //!
 //! - [`errors`]: `ClientError` → the Python client's exception hierarchy.
 //! - [`swap`]: a pointer that can be replaced in a forked child.
-//! - [`classes`]: `NativeSegmentClient`, `NativeIdGenerator`.
+//! - [`client`]: `NativeSegmentClient`, one set of client settings.
+//! - [`generator`]: `NativeIdGenerator`, the fast path of `IdGenerator`.
+//! - [`pending`]: requests of the async API, as cancellable tasks.
 
-mod classes;
+mod client;
 mod errors;
+mod generator;
+mod pending;
 mod swap;
 
 use pyo3::prelude::*;
@@ -21,8 +25,9 @@ use pyo3::prelude::*;
 #[pymodule(gil_used = false)]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    module.add_class::<classes::NativeSegmentClient>()?;
-    module.add_class::<classes::NativeIdGenerator>()?;
+    module.add_class::<client::NativeSegmentClient>()?;
+    module.add_class::<generator::NativeIdGenerator>()?;
+    module.add_class::<pending::Pending>()?;
     module.add_function(wrap_pyfunction!(after_fork_in_child, module)?)?;
     Ok(())
 }

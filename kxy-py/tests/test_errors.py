@@ -45,7 +45,7 @@ def test_invalid_arguments_are_value_errors_and_send_nothing(kxy: KxyServer) -> 
     client = SegmentClient(kxy.base_url)
     with pytest.raises(ValueError, match="db_name contains ':'"):
         client.allocate_segment("my-system", "my:database", "users", "id")
-    with pytest.raises(ValueError, match="segment_count must be at least 1"):
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
         client.allocate_segment("my-system", "my_database", "users", "id", 0)
     with pytest.raises(ValueError, match="not an http"):
         SegmentClient("localhost:5801")

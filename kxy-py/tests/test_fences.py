@@ -233,7 +233,13 @@ def test_a_hung_first_server_does_not_keep_next_id_from_the_second(kxy: KxyServe
     silent.listen()  # connects complete, nothing is ever answered
     try:
         client = SegmentClient([f"http://127.0.0.1:{silent.getsockname()[1]}", kxy.base_url])
-        ids = IdGenerator(client, "my-system", "my_database", "users", "id", 100)  # max_wait 5 s
+        # One round: the hung server has the client's timeout, then the next one is asked.
+        client.timeout = 1.0
+        ids = IdGenerator(client, "my-system", "my_database", "users", "id", 100)
+        assert ids.next_id() == 1
+        # Retrying (max_wait): each server gets a share of it.
+        client.timeout = 30.0
+        ids = IdGenerator(client, "my-system", "my_database", "orders", "id", 100, max_wait=5.0)
         assert ids.next_id() == 1
     finally:
         silent.close()

@@ -46,8 +46,8 @@ def test_next_ids_returns_consecutive_runs(kxy: KxyServer) -> None:
     assert len(set(taken)) == len(taken)
 
 
-def test_the_segment_size_grows_with_fast_use(kxy: KxyServer) -> None:
-    ids = IdGenerator(SegmentClient(kxy.base_url), "my-system", "my_database", "orders", "id", 1000)
+def test_with_adaptive_sizing_the_segment_size_grows_with_fast_use(kxy: KxyServer) -> None:
+    ids = IdGenerator(SegmentClient(kxy.base_url), "my-system", "my_database", "orders", "id", 1000, adaptive=True)
     for _ in range(300_000):
         ids.next_id()
     assert ids.next_segment_count > 1000

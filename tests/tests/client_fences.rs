@@ -10,8 +10,8 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use kxy_client::{
-    BlockingSegmentClient, ClientConfig, ClientError, GeneratorConfig, IdGenerator, SegmentClient,
-    SegmentKey,
+    BlockingSegmentClient, ClientConfig, ClientError, GeneratorConfig, IdGenerator, Patience,
+    SegmentClient, SegmentKey,
 };
 use kxy_core::Segment;
 use kxy_e2e::client_env::{SilentServer, roll_back_counter};
@@ -299,7 +299,12 @@ fn a_silent_first_server_does_not_keep_the_generator_from_the_second() {
         key("orders"),
         GeneratorConfig::new(100).unwrap(),
     );
-    assert_eq!(ids.config().max_wait(), GeneratorConfig::DEFAULT_MAX_WAIT);
+    assert_eq!(
+        ids.config().patience(),
+        Patience::Retry {
+            max_wait: GeneratorConfig::DEFAULT_MAX_WAIT
+        }
+    );
     let started = Instant::now();
     let first = ids.next_id();
     assert_eq!(first.unwrap(), 1, "after {:?}", started.elapsed());

@@ -29,115 +29,21 @@
 //! child, the first call finds a newer fork generation, forgets the
 //! parent's segments and takes a fresh lock, before any ID is handed out.
 
+mod config;
 mod cursor;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use kxy_core::{Segment, SegmentKey, StepPolicy};
+use kxy_core::{Segment, SegmentKey};
 use tokio::sync::Notify;
 
 use crate::client::Attempt;
 use crate::fork::{self, PerProcess};
 use crate::{ClientError, SegmentClient, runtime};
-use cursor::{Cursor, MAX_SEGMENT_LEN, MAX_TAKE, Take};
-
-/// How a generator sizes segments and how long it waits for one. Built
-/// only through its constructors and `with_*` methods, which check every
-/// bound.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GeneratorConfig {
-    /// The size of the first segment asked for.
-    initial_size: i64,
-    /// Bounds and target lifetime of later segment sizes.
-    policy: StepPolicy,
-    /// The longest `next_id` waits when both buffers are empty.
-    max_wait: Duration,
-}
-
-impl GeneratorConfig {
-    /// The default largest segment: ten million IDs, a tenth of a second at
-    /// 100 M IDs/s, so even the fastest consumer calls the server rarely.
-    pub const DEFAULT_MAX_SIZE: i64 = 10_000_000;
-    pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(5);
-
-    /// Segments start at `initial_size`, never shrink below it, and grow up
-    /// to [`Self::DEFAULT_MAX_SIZE`] (or `initial_size`, if larger) to last
-    /// about [`StepPolicy::DEFAULT_TARGET_LIFETIME`] each.
-    pub fn new(initial_size: i64) -> Result<Self, ClientError> {
-        let max = initial_size.max(Self::DEFAULT_MAX_SIZE);
-        Self::with_bounds(initial_size, initial_size, max)
-    }
-
-    /// Explicit bounds; `initial_size` must lie within them and `max` within
-    /// 2^31 (a generator's segments fit a 32-bit offset).
-    pub fn with_bounds(initial_size: i64, min: i64, max: i64) -> Result<Self, ClientError> {
-        let invalid = |msg: String| ClientError::InvalidArgument(msg);
-        let policy = StepPolicy::new(min, max, StepPolicy::DEFAULT_TARGET_LIFETIME)
-            .map_err(|e| invalid(e.to_string()))?;
-        if !(min..=max).contains(&initial_size) {
-            return Err(invalid(format!(
-                "segment_count {initial_size} must lie between {min} and {max}"
-            )));
-        }
-        if max as u64 > MAX_SEGMENT_LEN {
-            return Err(invalid(format!(
-                "the largest segment size is {MAX_SEGMENT_LEN}; got {max}"
-            )));
-        }
-        Ok(GeneratorConfig {
-            initial_size,
-            policy,
-            max_wait: Self::DEFAULT_MAX_WAIT,
-        })
-    }
-
-    /// How long a segment should last at the current rate of use (default
-    /// [`StepPolicy::DEFAULT_TARGET_LIFETIME`]); must be longer than zero.
-    pub fn with_target_lifetime(mut self, lifetime: Duration) -> Result<Self, ClientError> {
-        self.policy = StepPolicy::new(self.policy.min, self.policy.max, lifetime)
-            .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
-        Ok(self)
-    }
-
-    /// The longest a call waits for a segment when the cache is empty
-    /// (default [`Self::DEFAULT_MAX_WAIT`]); must be longer than zero.
-    pub fn with_max_wait(mut self, max_wait: Duration) -> Result<Self, ClientError> {
-        if max_wait.is_zero() {
-            return Err(ClientError::InvalidArgument(
-                "max_wait must be longer than zero".into(),
-            ));
-        }
-        self.max_wait = max_wait;
-        Ok(self)
-    }
-
-    /// The size of the first segment asked for.
-    pub fn initial_size(&self) -> i64 {
-        self.initial_size
-    }
-
-    /// The smallest segment asked for.
-    pub fn min_size(&self) -> i64 {
-        self.policy.min
-    }
-
-    /// The largest segment asked for, and the longest run `next_ids` gives.
-    pub fn max_size(&self) -> i64 {
-        self.policy.max
-    }
-
-    /// How long a segment should last.
-    pub fn target_lifetime(&self) -> Duration {
-        self.policy.target_lifetime
-    }
-
-    /// The longest a call waits for a segment.
-    pub fn max_wait(&self) -> Duration {
-        self.max_wait
-    }
-}
+pub use config::{GeneratorConfig, Patience};
+use cursor::{Cursor, MAX_TAKE, Take};
 
 /// Hands out the IDs of one counter from locally cached segments. Cheap to
 /// clone; clones share the cache. Safe to use from any number of threads,
@@ -158,8 +64,10 @@ struct Shared {
     /// swaps it in does the move, the others wait for `generation`.
     moving_to: AtomicU64,
     key: SegmentKey,
-    client: SegmentClient,
-    config: GeneratorConfig,
+    /// Replaceable (see [`IdGenerator::set_client`]); read once per fetch.
+    client: RwLock<SegmentClient>,
+    /// Replaceable (see [`IdGenerator::reconfigure`]); read off the hot path.
+    config: RwLock<GeneratorConfig>,
     /// Everything off the hot path, per process: a forked child must not
     /// wait on a lock that a parent thread held at the fork.
     slow: PerProcess<SlowPath>,
@@ -202,6 +110,10 @@ struct State {
     /// The highest end of any segment this generator buffered: the next one
     /// must start above it.
     highest: i64,
+    /// Fetch rounds finished (with a segment or an error): a call waiting
+    /// in [`Patience::OneRound`] fails only with the error of a round that
+    /// finished after it began to wait.
+    rounds: u64,
 }
 
 impl SlowPath {
@@ -221,6 +133,7 @@ impl SlowPath {
                 wanted: 0,
                 current: None,
                 highest,
+                rounds: 0,
             }),
             refilled: Condvar::new(),
             refilled_async: Notify::new(),
@@ -253,8 +166,8 @@ impl IdGenerator {
                 generation: AtomicU64::new(generation),
                 moving_to: AtomicU64::new(generation),
                 key,
-                client,
-                config,
+                client: RwLock::new(client),
+                config: RwLock::new(config),
                 slow,
                 waits: AtomicU64::new(0),
                 discarded: AtomicU64::new(0),
@@ -266,8 +179,34 @@ impl IdGenerator {
         &self.shared.key
     }
 
-    pub fn config(&self) -> &GeneratorConfig {
-        &self.shared.config
+    pub fn config(&self) -> GeneratorConfig {
+        self.shared.config()
+    }
+
+    /// The client of the next fetches: for a caller whose settings changed
+    /// (a new API key, timeout or base URL). Store pins and high marks stay
+    /// with the generator and the process, so the new client's segments
+    /// pass the same fences.
+    pub fn set_client(&self, client: SegmentClient) {
+        *self
+            .shared
+            .client
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = client;
+    }
+
+    /// New sizes and patience for the next fetches; the cached segments
+    /// stay and are handed out.
+    pub fn reconfigure(&self, config: GeneratorConfig) {
+        self.shared.ensure_this_process();
+        let mut state = self.shared.slow().lock();
+        *self
+            .shared
+            .config
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = config;
+        state.size = config.initial_size;
+        state.size_ceiling = config.policy.max;
     }
 
     /// The next ID. Lock-free unless the current segment is used up; then it
@@ -330,7 +269,7 @@ impl IdGenerator {
     /// `--max-segment`) is an [`ClientError::InvalidArgument`] naming both
     /// numbers.
     pub fn next_ids(&self, n: i64) -> Result<Segment, ClientError> {
-        let max = self.shared.config.policy.max;
+        let max = self.shared.config().policy.max;
         if n < 1 {
             return Err(ClientError::InvalidArgument(format!(
                 "n must be at least 1; got {n}"
@@ -386,9 +325,9 @@ impl IdGenerator {
     /// callers that replace their generators explicitly.
     pub fn rebuilt(&self) -> Result<IdGenerator, ClientError> {
         Ok(IdGenerator::new(
-            self.shared.client.rebuilt()?,
+            self.shared.client().rebuilt()?,
             self.shared.key.clone(),
-            self.shared.config,
+            self.shared.config(),
         ))
     }
 }
@@ -396,7 +335,22 @@ impl IdGenerator {
 impl Shared {
     /// The slow path of this process (see [`crate::fork`]).
     fn slow(&self) -> &SlowPath {
-        self.slow.get(|parent| SlowPath::new(&self.config, parent))
+        self.slow
+            .get(|parent| SlowPath::new(&self.config(), parent))
+    }
+
+    fn config(&self) -> GeneratorConfig {
+        *self
+            .config
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn client(&self) -> SegmentClient {
+        self.client
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// The fork check of every call. In a process that never forked the
@@ -429,25 +383,28 @@ impl Shared {
         }
     }
 
-    /// How long one base URL may take in a fetch: with several URLs, a
-    /// share of `max_wait`, so that a waiting call reaches the next URL in
-    /// time; with one, the client's own timeout.
-    fn attempt_timeout(&self) -> Option<Duration> {
-        let urls = self.client.config().base_urls().len() as u32;
-        (urls > 1).then(|| (self.config.max_wait / (urls + 1)).max(Duration::from_millis(100)))
+    /// How long one base URL may take in a fetch: when retrying with
+    /// several URLs, a share of `max_wait`, so that a waiting call reaches
+    /// the next URL in time; otherwise the client's own timeout.
+    fn attempt_timeout(&self, client: &SegmentClient) -> Option<Duration> {
+        let Patience::Retry { max_wait } = self.config().patience else {
+            return None;
+        };
+        let urls = client.config().base_urls().len() as u32;
+        (urls > 1).then(|| (max_wait / (urls + 1)).max(Duration::from_millis(100)))
     }
 
     /// A run longer than the cache serves, straight from the server.
     fn allocate_run(self: &Arc<Self>, n: i64) -> Result<Segment, ClientError> {
         let shared = Arc::clone(self);
         runtime::block_on(async move {
+            let client = shared.client();
             let attempt = Attempt {
-                per_url_timeout: shared.attempt_timeout(),
+                per_url_timeout: shared.attempt_timeout(&client),
                 discarded: Some(&shared.discarded),
                 above: None,
             };
-            shared
-                .client
+            client
                 .allocate_with(&shared.key, n, attempt)
                 .await
                 .map_err(|e| too_long_for_the_server(n, e))
@@ -471,12 +428,17 @@ impl Shared {
     /// IDs. Returns `Ok(true)` when the caller should take again,
     /// `Ok(false)` when nothing is buffered and `wait` is `Never`.
     fn refill(self: &Arc<Self>, seen: u32, wait: Wait, n: u32) -> Result<bool, ClientError> {
-        let deadline = Instant::now() + self.config.max_wait;
+        let patience = self.config().patience;
+        let deadline = match patience {
+            Patience::Retry { max_wait } => Some(Instant::now() + max_wait),
+            Patience::OneRound => None,
+        };
         let slow = self.slow();
         let mut state = slow.lock();
+        let entered = state.rounds;
         let mut waited = false;
         loop {
-            if let Some(ready) = self.try_install(&mut state, seen, n)? {
+            if let Some(ready) = self.try_install(&mut state, seen, n, entered)? {
                 return Ok(ready);
             }
             if wait == Wait::Never {
@@ -486,21 +448,34 @@ impl Shared {
                 waited = true;
                 self.waits.fetch_add(1, Ordering::Relaxed);
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(self.gave_up(&state));
-            }
-            state = slow
-                .refilled
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
+            state = match deadline {
+                // One round: the fetch is bounded by the client's timeouts
+                // and always ends the round, which wakes this call.
+                None => slow
+                    .refilled
+                    .wait(state)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(self.gave_up(&state));
+                    }
+                    slow.refilled
+                        .wait_timeout(state, deadline - now)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .0
+                }
+            };
         }
     }
 
     async fn refill_async(self: &Arc<Self>) -> Result<(), ClientError> {
-        let deadline = tokio::time::Instant::now() + self.config.max_wait;
+        let deadline = match self.config().patience {
+            Patience::Retry { max_wait } => Some(tokio::time::Instant::now() + max_wait),
+            Patience::OneRound => None,
+        };
         let slow = self.slow();
+        let entered = slow.lock().rounds;
         loop {
             let notified = slow.refilled_async.notified();
             tokio::pin!(notified);
@@ -509,25 +484,32 @@ impl Shared {
             {
                 let mut state = slow.lock();
                 let seen = self.cursor.epoch();
-                if self.try_install(&mut state, seen, 1)?.is_some() {
+                if self.try_install(&mut state, seen, 1, entered)?.is_some() {
                     return Ok(());
                 }
-                if tokio::time::Instant::now() >= deadline {
+                if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                     return Err(self.gave_up(&state));
                 }
             }
-            let _ = tokio::time::timeout_at(deadline, notified).await;
+            match deadline {
+                Some(deadline) => {
+                    let _ = tokio::time::timeout_at(deadline, notified).await;
+                }
+                None => notified.await,
+            }
         }
     }
 
     /// One step of the slow path, under the lock: `Some(true)` if the caller
     /// can take again (someone installed, or we did), `None` if it must wait
-    /// for the fetch this makes sure is running.
+    /// for the fetch this makes sure is running. `entered` is the number of
+    /// rounds finished when the caller began to wait.
     fn try_install(
         self: &Arc<Self>,
         state: &mut State,
         seen: u32,
         n: u32,
+        entered: u64,
     ) -> Result<Option<bool>, ClientError> {
         // Someone installed since the caller looked, or IDs are left (a
         // failed take always pushes the offset past the end, so this means
@@ -540,11 +522,26 @@ impl Shared {
             self.install(state, segment);
             return Ok(Some(true));
         }
-        if let Some(error) = &state.last_error
-            && !error.is_retryable()
-        {
-            // Not worth waiting for; the next call will ask again.
-            return Err(state.last_error.take().expect("checked above"));
+        match self.config().patience {
+            Patience::OneRound => {
+                // A round that ended after this call began, with an error:
+                // that is this call's answer. An older error is not (a
+                // prefetch that failed while IDs were left): ask again.
+                if state.rounds > entered
+                    && !state.fetching
+                    && let Some(error) = &state.last_error
+                {
+                    return Err(error.clone());
+                }
+            }
+            Patience::Retry { .. } => {
+                if let Some(error) = &state.last_error
+                    && !error.is_retryable()
+                {
+                    // Not worth waiting for; the next call will ask again.
+                    return Err(state.last_error.take().expect("checked above"));
+                }
+            }
         }
         // A run longer than the segments being asked for: the next fetch
         // asks for at least that many, so the take cannot fail forever
@@ -563,7 +560,10 @@ impl Shared {
     fn install(self: &Arc<Self>, state: &mut State, segment: Segment) {
         let now = Instant::now();
         if let Some((len, installed_at)) = state.current {
-            let next = self.config.policy.next_size(len as i64, now - installed_at);
+            let next = self
+                .config()
+                .policy
+                .next_size(len as i64, now - installed_at);
             state.size = next.min(state.size_ceiling);
         }
         let len = segment.len();
@@ -573,22 +573,30 @@ impl Shared {
         // is passed (the take that passes it calls `prefetch`).
     }
 
+    /// The error of a call that waited `max_wait` in vain.
     fn gave_up(&self, state: &State) -> ClientError {
+        let waited = match self.config().patience {
+            Patience::Retry { max_wait } => max_wait,
+            Patience::OneRound => Duration::ZERO,
+        };
         ClientError::Unavailable {
-            waited: self.config.max_wait,
+            waited,
             last: Box::new(
                 state
                     .last_error
                     .clone()
                     .unwrap_or_else(|| ClientError::Timeout {
-                        url: self.client.config().base_urls().join(", "),
-                        after: self.config.max_wait,
+                        url: self.client().config().base_urls().join(", "),
+                        after: waited,
                     }),
             ),
         }
     }
 
-    fn finish_fetch(&self, state: MutexGuard<'_, State>) {
+    /// Ends a fetch round (with a segment or an error) and wakes the
+    /// waiting calls.
+    fn finish_fetch(&self, mut state: MutexGuard<'_, State>) {
+        state.rounds += 1;
         drop(state);
         let slow = self.slow();
         slow.refilled.notify_all();
@@ -613,8 +621,10 @@ fn too_long_for_the_server(n: i64, error: ClientError) -> ClientError {
 }
 
 /// The background fetch: asks for the next segment until it gets one, a
-/// non-retryable refusal, or the generator is dropped. Holds only a weak
-/// reference between attempts, so it never keeps a dropped generator alive.
+/// non-retryable refusal, or the generator is dropped; in
+/// [`Patience::OneRound`], until one round over the base URLs failed.
+/// Holds only a weak reference between attempts, so it never keeps a
+/// dropped generator alive.
 async fn fetch(generator: Weak<Shared>) {
     let mut backoff = Duration::from_millis(20);
     loop {
@@ -625,15 +635,13 @@ async fn fetch(generator: Weak<Shared>) {
             let state = shared.slow().lock();
             (state.size.max(state.wanted), state.highest)
         };
+        let client = shared.client();
         let attempt = Attempt {
-            per_url_timeout: shared.attempt_timeout(),
+            per_url_timeout: shared.attempt_timeout(&client),
             discarded: Some(&shared.discarded),
             above: Some(above),
         };
-        let result = shared
-            .client
-            .allocate_with(&shared.key, size, attempt)
-            .await;
+        let result = client.allocate_with(&shared.key, size, attempt).await;
         match shared.record_fetch(size, result) {
             Fetched::Done => return,
             Fetched::RetryNow => continue,
@@ -655,6 +663,7 @@ enum Fetched {
 impl Shared {
     /// Records the outcome of one fetch attempt and wakes the waiters.
     fn record_fetch(&self, size: i64, result: Result<Segment, ClientError>) -> Fetched {
+        let config = self.config();
         let mut state = self.slow().lock();
         match result {
             Ok(segment) => {
@@ -675,11 +684,11 @@ impl Shared {
                 trace_id,
             }) => {
                 // Larger than the server allows (--max-segment).
-                let least = self.config.policy.min.max(state.wanted);
+                let least = config.policy.min.max(state.wanted);
                 if size > least {
                     // Ask for less from now on, but never less than the
                     // configured minimum or a pending run needs.
-                    state.size_ceiling = self.config.policy.clamp(size / 2).max(least);
+                    state.size_ceiling = config.policy.clamp(size / 2).max(least);
                     state.size = state.size.min(state.size_ceiling);
                     return Fetched::RetryNow;
                 }
@@ -689,7 +698,7 @@ impl Shared {
                     msg,
                     trace_id,
                 };
-                let error = if state.wanted > self.config.policy.min {
+                let error = if state.wanted > config.policy.min {
                     // A pending run asks for more than the server gives:
                     // refuse the run, and let ordinary fetches go on.
                     let wanted = std::mem::take(&mut state.wanted);
@@ -703,7 +712,7 @@ impl Shared {
                 Fetched::Done
             }
             Err(e) => {
-                let retry = e.is_retryable();
+                let retry = e.is_retryable() && matches!(config.patience, Patience::Retry { .. });
                 tracing::debug!("fetching a segment of {} failed: {e}", self.key);
                 state.last_error = Some(e);
                 if !retry {
@@ -782,21 +791,5 @@ mod tests {
         assert_eq!(ids.next_ids(5).unwrap(), Segment { start: 11, end: 15 });
         assert!(ids.next_ids(50).is_err(), "no server answers");
         assert!(ids.next_request_size() >= 50);
-    }
-
-    #[test]
-    fn the_config_checks_its_bounds() {
-        assert!(GeneratorConfig::new(0).is_err());
-        assert!(GeneratorConfig::with_bounds(5, 10, 100).is_err());
-        assert!(GeneratorConfig::with_bounds(10, 10, 1 << 40).is_err());
-        let config = GeneratorConfig::with_bounds(10, 5, 100).unwrap();
-        assert_eq!(
-            (config.initial_size(), config.min_size(), config.max_size()),
-            (10, 5, 100)
-        );
-        assert!(config.with_max_wait(Duration::ZERO).is_err());
-        assert!(config.with_target_lifetime(Duration::ZERO).is_err());
-        let config = config.with_max_wait(Duration::from_secs(1)).unwrap();
-        assert_eq!(config.max_wait(), Duration::from_secs(1));
     }
 }

@@ -1,8 +1,15 @@
 """Type stubs of the native module (Rust, pyo3)."""
 
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 __version__: str
+
+Done = Callable[[bool, Any], None]
+
+class Pending:
+    """A request running on kxy's runtime; ``cancel()`` stops it."""
+
+    def cancel(self) -> None: ...
 
 class NativeSegmentClient:
     def __new__(
@@ -14,6 +21,7 @@ class NativeSegmentClient:
         *,
         api_key: Optional[str] = None,
         connect_timeout: float = 1.0,
+        previous: Optional["NativeSegmentClient"] = None,
     ) -> "NativeSegmentClient": ...
     @property
     def base_urls(self) -> List[str]: ...
@@ -24,28 +32,53 @@ class NativeSegmentClient:
     def _allocate(
         self, system_code: str, db_name: str, table_name: str, field_name: str, segment_count: int
     ) -> Tuple[int, int]: ...
-    def _reset_after_fork(self) -> None: ...
-
-class NativeIdGenerator:
-    def __new__(
-        cls,
-        segment_client: NativeSegmentClient,
+    def _allocate_async(
+        self,
         system_code: str,
         db_name: str,
         table_name: str,
         field_name: str,
-        segment_count: int = 10000,
-        *,
-        max_segment_count: Optional[int] = None,
-        max_wait: float = 5.0,
-    ) -> "NativeIdGenerator": ...
+        segment_count: int,
+        done: Done,
+    ) -> Pending: ...
+    def _reset_after_fork(self) -> None: ...
+
+class NativeIdGenerator:
+    def __new__(cls, *args: Any, **kwargs: Any) -> "NativeIdGenerator": ...
+    def _configure(
+        self,
+        client: NativeSegmentClient,
+        system_code: str,
+        db_name: str,
+        table_name: str,
+        field_name: str,
+        segment_count: int,
+        adaptive: bool,
+        max_segment_count: Optional[int],
+        max_wait: Optional[float],
+    ) -> None: ...
+    @property
+    def _configured(self) -> bool: ...
+    @property
+    def _python_path(self) -> bool: ...
+    def _set_python_path(self, on: bool) -> None: ...
+    def _use_client(self, client: NativeSegmentClient) -> None: ...
+    def _resize(
+        self,
+        segment_count: int,
+        adaptive: bool,
+        max_segment_count: Optional[int],
+        max_wait: Optional[float],
+    ) -> None: ...
     def next_id(self) -> int: ...
     def try_next_id(self) -> Optional[int]: ...
     def next_ids(self, n: int) -> range: ...
+    def _next_id_async(self, done: Done) -> Union[int, Pending]: ...
+    def _next_ids_async(self, n: int, done: Done) -> Pending: ...
     @property
     def buffered(self) -> int: ...
     @property
-    def next_segment_count(self) -> int: ...
+    def next_segment_count(self) -> Optional[int]: ...
     @property
     def discarded_segments(self) -> int:
         """Segments this generator's requests discarded, never handing out

@@ -1,0 +1,338 @@
+"""``SegmentClient``: the settings of a client, as attributes users may change.
+
+As in kxy-open-id-client 0.2.1, a client is a plain object whose
+``base_url``, ``timeout``, ``verify_ssl`` and ``headers`` users read and
+assign; the next request uses the new values. Underneath, a native client
+(Rust, connection pool, store fences) is built from them and rebuilt, with
+the same store pins, whenever one changes: by assignment, or by a change to
+``client.headers`` in place. Generators using the client are switched to
+the rebuilt one at once, so their next fetch sends the new headers.
+
+``IdGenerator`` calls a client's Python ``allocate_segment`` (the published
+client's slow path) when it is not the stock method: a subclass override,
+a ``unittest.mock`` patch on the class or the instance, or another object
+altogether. Patches come and go at run time, so assigning
+``allocate_segment`` on the class or an instance tells the generators to
+choose their path again.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from . import _aio, _fork, _native
+from .models import SegmentRequest, SegmentResponse
+
+BaseUrl = Union[str, Sequence[str]]
+
+#: Generators to tell when an ``allocate_segment`` is patched or unpatched.
+_path_listeners: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+#: What the client keeps for itself; never pickled.
+_INTERNAL = frozenset({"_native", "_native_settings", "_generators", "_tracked"})
+
+#: The attributes a native client is built from.
+_SETTINGS = frozenset(
+    {"base_url", "base_urls", "timeout", "verify_ssl", "headers", "api_key", "connect_timeout"}
+)
+
+
+def _paths_changed() -> None:
+    for generator in list(_path_listeners):
+        generator._choose_path()
+
+
+class _WatchesOverrides(type):
+    """Metaclass of ``SegmentClient``: notices ``allocate_segment`` being
+    patched or restored on the class (``mock.patch.object``)."""
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "allocate_segment":
+            _paths_changed()
+
+    def __delattr__(cls, name: str) -> None:
+        super().__delattr__(name)
+        if name == "allocate_segment":
+            _paths_changed()
+
+
+class _Headers(Dict[str, str]):
+    """``client.headers``: a dict that tells its client when it changes."""
+
+    def __init__(self, owner: "SegmentClient", items: Mapping[str, str]) -> None:
+        super().__init__(items)
+        self._owner = weakref.ref(owner)
+
+    def _changed(self) -> None:
+        owner = self._owner()
+        if owner is not None:
+            owner._settings_changed()
+
+    def __reduce__(self) -> Any:  # pickles as a plain dict
+        return (dict, (dict(self),))
+
+    def _wrap(name: str) -> Callable[..., Any]:  # type: ignore[misc]
+        method = getattr(dict, name)
+
+        def changing(self: "_Headers", *args: Any, **kwargs: Any) -> Any:
+            result = method(self, *args, **kwargs)
+            self._changed()
+            return result
+
+        changing.__name__ = name
+        return changing
+
+    __setitem__ = _wrap("__setitem__")
+    __delitem__ = _wrap("__delitem__")
+    __ior__ = _wrap("__ior__")
+    update = _wrap("update")
+    pop = _wrap("pop")
+    popitem = _wrap("popitem")
+    clear = _wrap("clear")
+    setdefault = _wrap("setdefault")
+    del _wrap
+
+
+def _urls(base_url: BaseUrl) -> List[str]:
+    if isinstance(base_url, str):
+        return [base_url.rstrip("/")]
+    return [str(url).rstrip("/") for url in base_url]
+
+
+class SegmentClient(metaclass=_WatchesOverrides):
+    """Client for allocating ID segments from kxy.
+
+    Args:
+        base_url: the server's URL (e.g. ``"http://localhost:5801"``), or a
+            list of URLs tried in order when one fails.
+        timeout: request timeout in seconds (default 30.0); ``None`` waits as
+            long as it takes, as in kxy-open-id-client 0.2.1.
+        verify_ssl: whether to verify TLS certificates (default True).
+        headers: extra headers sent with every request.
+        api_key: sent as ``Authorization: Bearer <api_key>``.
+        connect_timeout: seconds a connect to one server may take (default
+            1.0, at most ``timeout``), so that with several base URLs a dead
+            one is left quickly.
+
+    Every setting is an attribute; assigning one (or changing
+    ``client.headers`` in place) takes effect on the next request, also for
+    the generators using this client.
+
+    The first server that answers for a counter names its store, and the
+    client keeps to that store for the counter: a segment from a server on
+    another store, or one that does not start above the IDs this process
+    already received, is discarded (``discarded_segments`` counts them) and
+    the next base URL is tried; see ``OpenIdStoreError``.
+    """
+
+    base_url: str
+    base_urls: List[str]
+    timeout: Optional[float]
+    verify_ssl: Any
+    headers: Dict[str, str]
+    api_key: Optional[str]
+    connect_timeout: float
+
+    def __init__(
+        self,
+        base_url: BaseUrl,
+        timeout: Optional[float] = 30.0,
+        verify_ssl: Any = True,
+        headers: Optional[Mapping[str, str]] = None,
+        *,
+        api_key: Optional[str] = None,
+        connect_timeout: float = 1.0,
+    ) -> None:
+        self.base_url = base_url  # type: ignore[assignment]  (sets base_urls too)
+        self.timeout = timeout
+        self.verify_ssl = verify_ssl
+        self.headers = headers or {}  # type: ignore[assignment]
+        self.api_key = api_key
+        self.connect_timeout = connect_timeout
+        # Built now, so that a bad URL or header fails here, not on first use.
+        self._native_client()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "base_url":
+            urls = _urls(value)
+            object.__setattr__(self, "base_urls", urls)
+            value = urls[0] if urls else value
+        elif name == "base_urls":
+            value = _urls(value)
+            object.__setattr__(self, "base_url", value[0] if value else "")
+        elif name == "headers":
+            value = _Headers(self, value or {})
+        object.__setattr__(self, name, value)
+        if name in _SETTINGS:
+            self._settings_changed()
+        elif name == "allocate_segment":
+            _paths_changed()
+
+    def __delattr__(self, name: str) -> None:
+        object.__delattr__(self, name)
+        if name == "allocate_segment":
+            _paths_changed()
+
+    # -- the native client, built from the settings ---------------------
+
+    def _settings(self) -> Tuple[Any, ...]:
+        headers = self.__dict__.get("headers") or {}
+        return (
+            tuple(self.__dict__.get("base_urls") or ()),
+            self.__dict__.get("timeout", 30.0),
+            self.__dict__.get("verify_ssl", True),
+            tuple(headers.items()),
+            self.__dict__.get("api_key"),
+            self.__dict__.get("connect_timeout", 1.0),
+        )
+
+    def _build_native(self, previous: Optional[_native.NativeSegmentClient]) -> _native.NativeSegmentClient:
+        base_urls, timeout, verify_ssl, headers, api_key, connect_timeout = self._settings()
+        return _native.NativeSegmentClient(
+            list(base_urls),
+            timeout,
+            bool(verify_ssl),
+            dict(headers),
+            api_key=api_key,
+            connect_timeout=connect_timeout,
+            previous=previous,
+        )
+
+    def _native_client(self) -> _native.NativeSegmentClient:
+        """The native client for the current settings (rebuilt if they
+        changed since it was built)."""
+        state = self.__dict__
+        native = state.get("_native")
+        settings = self._settings()
+        if native is None or state.get("_native_settings") != settings:
+            native = self._build_native(native)
+            state["_native"] = native
+            state["_native_settings"] = settings
+            if "_tracked" not in state:
+                state["_tracked"] = True
+                _fork.track(self)
+            for generator in list(self._users()):
+                generator._use_client(native)
+        return native
+
+    def _settings_changed(self) -> None:
+        # Before the first build (inside __init__) there is nothing to update.
+        if "_native" in self.__dict__:
+            self._native_client()
+
+    def _users(self) -> "weakref.WeakSet[Any]":
+        users = self.__dict__.get("_generators")
+        if users is None:
+            users = weakref.WeakSet()
+            self.__dict__["_generators"] = users
+        return users
+
+    def _attach(self, generator: Any) -> None:
+        """``generator`` uses this client's native client; keep it current."""
+        self._users().add(generator)
+
+    def _reset_after_fork(self) -> None:
+        native = self.__dict__.get("_native")
+        if native is not None:
+            native._reset_after_fork()
+
+    # -- pickling: the settings, never the connections or the pins -----
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in _INTERNAL}
+        state["headers"] = dict(state.get("headers") or {})
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    # -- the published API ----------------------------------------------
+
+    @property
+    def discarded_segments(self) -> int:
+        """Segments this client discarded (another store than the pinned
+        one, or not above what this process had received)."""
+        return self._native_client().discarded_segments
+
+    def allocate_segment(
+        self,
+        system_code: str,
+        db_name: str,
+        table_name: str,
+        field_name: str,
+        segment_count: int = 10000,
+    ) -> SegmentResponse:
+        """Allocates ``segment_count`` IDs of one counter.
+
+        Arguments are checked as the published client did, by
+        ``SegmentRequest`` (pydantic, lax: ``"10"`` is 10; a wrong type
+        raises ``pydantic.ValidationError``).
+
+        Returns:
+            SegmentResponse: ``start`` and ``end`` of the segment, inclusive.
+
+        Raises:
+            OpenIdAPIError: the server refused (unregistered counter, ...);
+                an ``OpenIdConnectionError`` too, as the published client
+                raised for HTTP errors.
+            OpenIdConnectionError: no server could be reached.
+            OpenIdStoreError: every answer was a segment the client
+                discarded (its store went backwards, or is not the pinned one).
+            OpenIdTimeoutError: no answer within ``timeout``.
+            OpenIdInvalidArgumentError: a name the server would refuse (a
+                ``ValueError`` and an ``OpenIdConnectionError``).
+            pydantic.ValidationError: an argument of the wrong type.
+        """
+        request = _request(system_code, db_name, table_name, field_name, segment_count)
+        start, end = self._native_client()._allocate(*request)
+        return SegmentResponse(start=start, end=end)
+
+    async def allocate_segment_async(
+        self,
+        system_code: str,
+        db_name: str,
+        table_name: str,
+        field_name: str,
+        segment_count: int = 10000,
+    ) -> SegmentResponse:
+        """``allocate_segment`` for async code (asyncio or trio). The request
+        runs on kxy's own runtime, not in the event loop's executor;
+        cancelling the call stops the request."""
+        request = _request(system_code, db_name, table_name, field_name, segment_count)
+        native = self._native_client()
+        start, end = await _aio.wait(lambda done: native._allocate_async(*request, done))
+        return SegmentResponse(start=start, end=end)
+
+
+def _request(
+    system_code: Any, db_name: Any, table_name: Any, field_name: Any, segment_count: Any
+) -> Tuple[str, str, str, str, int]:
+    """The arguments as the published client's ``SegmentRequest`` checks
+    and converts them."""
+    r = SegmentRequest(
+        system_code=system_code,
+        db_name=db_name,
+        table_name=table_name,
+        field_name=field_name,
+        segment_count=segment_count,
+    )
+    return (r.system_code, r.db_name, r.table_name, r.field_name, r.segment_count)
+
+
+#: The stock ``allocate_segment``: a generator whose client still has it
+#: takes the native path.
+STOCK_ALLOCATE = SegmentClient.__dict__["allocate_segment"]
+
+
+def is_stock(client: Any) -> bool:
+    """Whether ``client`` allocates with the stock method (not a fake, a
+    mock, an override or a patch)."""
+    return (
+        isinstance(client, SegmentClient)
+        and getattr(type(client), "allocate_segment", None) is STOCK_ALLOCATE
+        and "allocate_segment" not in getattr(client, "__dict__", {})
+    )
+
