@@ -2,9 +2,13 @@
 //!
 //! One `reqwest` client per `SegmentClient` reuses connections. With several
 //! base URLs, a call starts at the one that last answered and moves on to
-//! the next on a connection failure, a timeout, a malformed answer, a 5xx or
-//! a segment the client refused; a 4xx (unregistered counter, invalid name)
-//! is returned at once, since every server would say the same.
+//! the next on a connection failure, a timeout, a malformed answer, a
+//! redirect, a 5xx or a segment the client refused; a 4xx (unregistered
+//! counter, invalid name) is returned at once, since every server would say
+//! the same.
+//!
+//! Redirects are not followed, as the Python client (httpx) did not follow
+//! them: a 3xx is [`ClientError::Redirect`], naming where it pointed.
 //!
 //! Every segment passes the client's fences before it is returned (see
 //! [`crate::fence`]): it must come from the store the counter is pinned to
@@ -100,6 +104,7 @@ fn build_http(config: &ClientConfig) -> Result<reqwest::Client, ClientError> {
         .connect_timeout(config.effective_connect_timeout())
         .tls_danger_accept_invalid_certs(!config.verify_tls)
         .default_headers(config.headers.clone())
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| ClientError::InvalidArgument(format!("cannot build HTTP client: {e}")))
 }
@@ -313,6 +318,17 @@ impl SegmentClient {
             .await
             .map_err(|e| self.transport_error(&url, timeout, e))?;
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+            return Err(ClientError::Redirect {
+                url,
+                status,
+                location,
+            });
+        }
         let bytes = response
             .bytes()
             .await

@@ -1,0 +1,225 @@
+//! kxy-client's HTTP layer behaves like the published Python client's
+//! (httpx + pydantic, `kxy-open-id-client` 0.2.1), issue 13 rows 5 and 15:
+//!
+//! - redirects are not followed: a 3xx is an error that names the status
+//!   and where it pointed, and the next base URL is tried;
+//! - the success envelope is read as pydantic's lax mode read it (a missing
+//!   `code` is 0, digit strings and whole floats are numbers, a missing
+//!   `msg` is empty), while a success without a segment is still refused;
+//! - requests carry `User-Agent: kxy-client/<version>` unless the caller
+//!   set one;
+//! - TLS trust as httpx's `verify=`: the system roots by default, CA
+//!   certificates added in PEM or DER (with or without the system roots),
+//!   or no verification.
+//!
+//! The envelopes and headers are checked against a fake HTTP server of the
+//! test's own (a listener that records each request and answers what the
+//! test says); redirects, failover and TLS against a real `kxy-server`,
+//! behind a small TLS terminator of the test's own for the TLS cases.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kxy_client::{ClientConfig, ClientError, SegmentClient, SegmentKey};
+use kxy_core::Segment;
+use kxy_e2e::server::{ServerProcess, register_counter};
+
+fn key(table: &str) -> SegmentKey {
+    SegmentKey::new("sys", "db", table, "id").unwrap()
+}
+
+/// An embedded-store server with counter `orders` registered.
+fn server() -> (tempfile::TempDir, ServerProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_owned();
+    register_counter(&["--data-dir", &data_dir], "orders", 0);
+    let server = ServerProcess::start(&["--data-dir", &data_dir], &[]);
+    (dir, server)
+}
+
+fn client(urls: &[&str]) -> SegmentClient {
+    SegmentClient::new(ClientConfig::new(urls).unwrap()).unwrap()
+}
+
+/// One request as the fake server received it.
+#[derive(Debug, Clone)]
+struct Recorded {
+    /// The request line, e.g. `POST /api/segment/allocate HTTP/1.1`.
+    line: String,
+    /// Header names lowercased, in the order received.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Recorded {
+    fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A fake HTTP/1.1 server on a port of its own: it answers every request
+/// with the same status, headers and body (then closes the connection) and
+/// records what it received. Its thread lives until the test process ends,
+/// so its port is never reused by another fake of the same process.
+struct FakeServer {
+    url: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl FakeServer {
+    fn answering(status: &str, headers: &[(&str, &str)], body: &str) -> FakeServer {
+        let mut response = format!(
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            response.push_str(&format!("{name}: {value}\r\n"));
+        }
+        response.push_str("\r\n");
+        response.push_str(body);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let (sink, response) = (Arc::clone(&sink), response.clone());
+                std::thread::spawn(move || Self::serve(stream, &response, &sink));
+            }
+        });
+        FakeServer { url, requests }
+    }
+
+    /// A `200 OK` with a JSON body.
+    fn json(body: &str) -> FakeServer {
+        Self::answering("200 OK", &[("content-type", "application/json")], body)
+    }
+
+    /// Reads one request, records it, then answers (so a client that got
+    /// the answer finds its request recorded).
+    fn serve(mut stream: TcpStream, response: &str, sink: &Mutex<Vec<Recorded>>) -> Option<()> {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let head_end = loop {
+            if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at;
+            }
+            let n = stream.read(&mut chunk).ok()?;
+            if n == 0 {
+                return None;
+            }
+            received.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&received[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let line = lines.next()?.to_owned();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = received[head_end + 4..].to_vec();
+        while body.len() < length {
+            let n = stream.read(&mut chunk).ok()?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+        sink.lock().unwrap().push(Recorded {
+            line,
+            headers,
+            body,
+        });
+        stream.write_all(response.as_bytes()).ok()?;
+        stream.flush().ok()
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. Redirects are not followed.
+
+/// httpx does not follow redirects and `raise_for_status` raises for a 3xx;
+/// reqwest followed them (and turned the POST into a GET on 301/302). A
+/// redirect is an error naming the status and the `Location`, retryable
+/// like a 5xx, and the place it pointed to is never asked.
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    // Where the redirects point: a fake that would hand out a segment.
+    let target = FakeServer::json(r#"{"code":0,"msg":"ok","data":{"start":1,"end":10}}"#);
+    let location = format!("{}/api/segment/allocate", target.url);
+    for status in [
+        "301 Moved Permanently",
+        "302 Found",
+        "303 See Other",
+        "307 Temporary Redirect",
+        "308 Permanent Redirect",
+    ] {
+        let redirector = FakeServer::answering(status, &[("location", &location)], "");
+        let err = client(&[&redirector.url])
+            .allocate(&key("orders"), 10)
+            .await
+            .expect_err("a redirect is an error");
+        let code = &status[..3];
+        let text = err.to_string();
+        assert!(text.contains(&format!("HTTP error {code}")), "{text}");
+        assert!(text.contains(&location), "{text}");
+        assert!(matches!(err, ClientError::Redirect { .. }), "{err:?}");
+        assert!(err.is_retryable(), "{err:?}");
+        let requests = redirector.requests();
+        assert_eq!(requests.len(), 1, "{status}");
+        assert!(requests[0].line.starts_with("POST "), "{:?}", requests[0]);
+        assert_eq!(requests[0].header("content-type"), Some("application/json"));
+        let body: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
+        assert_eq!(body["table_name"], "orders");
+    }
+    assert!(
+        target.requests().is_empty(),
+        "a redirect was followed: {:?}",
+        target.requests()
+    );
+
+    // Without a Location header, the message says so.
+    let nowhere = FakeServer::answering("302 Found", &[], "");
+    let err = client(&[&nowhere.url])
+        .allocate(&key("orders"), 10)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("HTTP error 302"), "{err}");
+    assert!(err.to_string().contains("no Location"), "{err}");
+}
+
+/// A redirecting base URL is skipped like one answering 5xx: the next one
+/// (a real server) hands out the segment.
+#[tokio::test]
+async fn a_redirect_fails_over_to_the_next_server() {
+    let (_dir, server) = server();
+    let location = format!("{}/api/segment/allocate", server.base_url());
+    let redirector =
+        FakeServer::answering("307 Temporary Redirect", &[("location", &location)], "");
+    let client = client(&[&redirector.url, server.base_url()]);
+    let segment = client.allocate(&key("orders"), 10).await.unwrap();
+    assert_eq!(segment, Segment { start: 1, end: 10 });
+    assert_eq!(redirector.requests().len(), 1);
+    // The server was asked once, directly: the next segment follows on.
+    let next = client.allocate(&key("orders"), 10).await.unwrap();
+    assert_eq!(next, Segment { start: 11, end: 20 });
+}
