@@ -223,3 +223,142 @@ async fn a_redirect_fails_over_to_the_next_server() {
     let next = client.allocate(&key("orders"), 10).await.unwrap();
     assert_eq!(next, Segment { start: 11, end: 20 });
 }
+
+// ---------------------------------------------------------------------------
+// 2. The envelope as pydantic's lax mode read it.
+
+/// What one allocation of 10 IDs gets from a fake answering `status` with
+/// `body`.
+async fn allocate_from(status: &str, body: &str) -> Result<Segment, ClientError> {
+    let fake = FakeServer::answering(status, &[("content-type", "application/json")], body);
+    let result = client(&[&fake.url]).allocate(&key("orders"), 10).await;
+    assert_eq!(fake.requests().len(), 1, "{body}");
+    result
+}
+
+#[tokio::test]
+async fn lax_envelopes_are_read_as_the_python_client_read_them() {
+    let ok = Segment { start: 1, end: 10 };
+    for body in [
+        // A missing code means 0, a missing msg "".
+        r#"{"data":{"start":1,"end":10}}"#,
+        r#"{"msg":"ok","data":{"start":1,"end":10}}"#,
+        r#"{"code":0,"data":{"start":1,"end":10},"traceId":"t"}"#,
+        // Digit strings and whole floats are numbers.
+        r#"{"code":"0","msg":"ok","data":{"start":1,"end":10}}"#,
+        r#"{"code":0.0,"msg":"ok","data":{"start":1,"end":10}}"#,
+        r#"{"code":0,"msg":"ok","data":{"start":"1","end":"10"}}"#,
+        r#"{"code":"0","data":{"start":"1","end":10.0}}"#,
+    ] {
+        let answer = allocate_from("200 OK", body).await;
+        assert_eq!(answer.as_ref().ok(), Some(&ok), "{body}: {answer:?}");
+    }
+}
+
+#[tokio::test]
+async fn lax_error_codes_are_api_errors() {
+    for (body, code) in [
+        (r#"{"code":"40401","msg":"not registered"}"#, 40401),
+        (r#"{"code":"1","msg":"no"}"#, 1),
+        (r#"{"code":1.0,"msg":"no"}"#, 1),
+        (r#"{"code":50301}"#, 50301),
+    ] {
+        match allocate_from("200 OK", body).await {
+            Err(ClientError::Api {
+                status: 200,
+                code: got,
+                ..
+            }) => assert_eq!(got, code, "{body}"),
+            other => panic!("{body}: expected an API error, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn envelopes_beyond_lax_mode_are_invalid_responses() {
+    for body in [
+        r#"{"code":"x","msg":"?"}"#,
+        r#"{"code":"","msg":"?"}"#,
+        r#"{"code":1.5,"msg":"?"}"#,
+        r#"{"code":null,"msg":"?"}"#,
+        r#"{"code":"1e3","msg":"?"}"#,
+        r#"{"code":"0","msg":"ok","data":{"start":"1.5","end":10}}"#,
+        r#"{"code":0,"msg":"ok","data":{"start":"one","end":10}}"#,
+        r#"{"code":0,"msg":null,"data":{"start":1,"end":10}}"#,
+        // Not JSON at all.
+        "<html>welcome</html>",
+    ] {
+        let err = allocate_from("200 OK", body).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::InvalidResponse { .. }),
+            "{body}: {err:?}"
+        );
+        assert!(err.is_retryable(), "{body}");
+        assert!(err.to_string().contains("HTTP 200"), "{body}: {err}");
+    }
+}
+
+/// The published client returned `None` for a success without `data` and
+/// crashed later; kxy refuses it at once (a deliberate difference).
+#[tokio::test]
+async fn a_success_without_a_segment_is_refused() {
+    for body in [
+        r#"{"code":0,"msg":"ok","data":null}"#,
+        r#"{"code":0,"msg":"ok"}"#,
+        r#"{"code":"0"}"#,
+        "{}",
+    ] {
+        let err = allocate_from("200 OK", body).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::InvalidResponse { .. }),
+            "{body}: {err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("the server answered success without a segment"),
+            "{body}: {err}"
+        );
+    }
+}
+
+/// Non-2xx answers: an envelope is an API error, anything else (a proxy's
+/// page, FastAPI's `{"detail": ...}`) an invalid response; both name the
+/// status.
+#[tokio::test]
+async fn error_statuses_are_named() {
+    match allocate_from("404 Not Found", r#"{"code":40401,"msg":"not registered"}"#).await {
+        Err(err @ ClientError::Api { .. }) => {
+            assert!(err.to_string().contains("HTTP 404"), "{err}");
+            assert!(!err.is_retryable());
+        }
+        other => panic!("expected an API error, got {other:?}"),
+    }
+    match allocate_from(
+        "503 Service Unavailable",
+        r#"{"code":"50301","msg":"busy"}"#,
+    )
+    .await
+    {
+        Err(err @ ClientError::Api { code: 50301, .. }) => {
+            assert!(err.to_string().contains("HTTP 503"), "{err}");
+            assert!(err.is_retryable());
+        }
+        other => panic!("expected an API error, got {other:?}"),
+    }
+    for (status, body) in [
+        ("404 Not Found", r#"{"detail":"Not Found"}"#),
+        ("502 Bad Gateway", "<html>bad gateway</html>"),
+        ("401 Unauthorized", ""),
+    ] {
+        let err = allocate_from(status, body).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::InvalidResponse { .. }),
+            "{status} {body}: {err:?}"
+        );
+        let code = &status[..3];
+        assert!(
+            err.to_string().contains(&format!("HTTP {code}")),
+            "{status} {body}: {err}"
+        );
+    }
+}
