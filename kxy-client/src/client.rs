@@ -175,6 +175,8 @@ fn build_http(config: &ClientConfig) -> Result<reqwest::Client, ClientError> {
         .timeout(config.timeout)
         .connect_timeout(config.effective_connect_timeout())
         .tls_danger_accept_invalid_certs(!config.verify_tls)
+        // Before the caller's headers, so that a User-Agent among them wins.
+        .user_agent(ClientConfig::DEFAULT_USER_AGENT)
         .default_headers(config.headers.clone())
         .redirect(reqwest::redirect::Policy::none())
         .build()

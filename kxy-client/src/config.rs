@@ -27,6 +27,10 @@ impl ClientConfig {
     /// URL is tried well within a generator's `max_wait`.
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+    /// The `User-Agent` requests carry unless a `User-Agent` header is set
+    /// with [`Self::header`]: `kxy-client/<version>`.
+    pub const DEFAULT_USER_AGENT: &'static str = concat!("kxy-client/", env!("CARGO_PKG_VERSION"));
+
     /// A configuration for one or more servers, tried in order on failure.
     /// URLs must be `http://` or `https://`; a trailing `/` is ignored.
     pub fn new<I, S>(base_urls: I) -> Result<Self, ClientError>
@@ -101,7 +105,8 @@ impl ClientConfig {
         self
     }
 
-    /// Adds a header to every request.
+    /// Adds a header to every request; a `User-Agent` set here replaces
+    /// [`Self::DEFAULT_USER_AGENT`].
     pub fn header(mut self, name: &str, value: &str) -> Result<Self, ClientError> {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ClientError::InvalidArgument(format!("invalid header name {name:?}")))?;

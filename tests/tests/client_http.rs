@@ -61,6 +61,15 @@ impl Recorded {
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_str())
     }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
 }
 
 /// A fake HTTP/1.1 server on a port of its own: it answers every request
@@ -361,4 +370,40 @@ async fn error_statuses_are_named() {
             "{status} {body}: {err}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// 3. User-Agent.
+
+const SEGMENT: &str = r#"{"code":0,"msg":"ok","data":{"start":1,"end":10}}"#;
+
+#[tokio::test]
+async fn requests_name_kxy_client_as_user_agent() {
+    let fake = FakeServer::json(SEGMENT);
+    client(&[&fake.url])
+        .allocate(&key("orders"), 10)
+        .await
+        .unwrap();
+    let requests = fake.requests();
+    let expected = format!("kxy-client/{}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(requests[0].all("user-agent"), [expected.as_str()]);
+    assert_eq!(ClientConfig::DEFAULT_USER_AGENT, expected);
+}
+
+#[tokio::test]
+async fn a_user_agent_set_by_the_caller_wins() {
+    let fake = FakeServer::json(SEGMENT);
+    let config = ClientConfig::new([&fake.url])
+        .unwrap()
+        .header("User-Agent", "billing-service/2.1")
+        .unwrap();
+    SegmentClient::new(config)
+        .unwrap()
+        .allocate(&key("orders"), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.requests()[0].all("user-agent"),
+        ["billing-service/2.1"]
+    );
 }
