@@ -171,7 +171,14 @@ pub(crate) struct Attempt<'a> {
 }
 
 fn build_http(config: &ClientConfig) -> Result<reqwest::Client, ClientError> {
-    reqwest::Client::builder()
+    let roots = config.root_certificates.iter().cloned();
+    let builder = if config.only_added_roots {
+        reqwest::Client::builder().tls_certs_only(roots)
+    } else {
+        // With none added, the system's roots alone.
+        reqwest::Client::builder().tls_certs_merge(roots)
+    };
+    builder
         .timeout(config.timeout)
         .connect_timeout(config.effective_connect_timeout())
         .tls_danger_accept_invalid_certs(!config.verify_tls)

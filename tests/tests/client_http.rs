@@ -19,6 +19,8 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -405,5 +407,309 @@ async fn a_user_agent_set_by_the_caller_wins() {
     assert_eq!(
         fake.requests()[0].all("user-agent"),
         ["billing-service/2.1"]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 4. TLS trust as httpx's `verify=`.
+
+/// Certificates made with `openssl` in a temporary directory: a CA, a
+/// server certificate for 127.0.0.1 signed by it, and an unrelated CA.
+struct Certs {
+    dir: tempfile::TempDir,
+}
+
+impl Certs {
+    fn make() -> Certs {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = |name: &str, subject: &str| {
+            openssl(
+                dir.path(),
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    subject,
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.pem"),
+                ],
+            );
+            openssl(
+                dir.path(),
+                &[
+                    "x509",
+                    "-in",
+                    &format!("{name}.pem"),
+                    "-outform",
+                    "DER",
+                    "-out",
+                    &format!("{name}.der"),
+                ],
+            );
+        };
+        ca("ca", "/CN=kxy test CA");
+        ca("other-ca", "/CN=some other CA");
+        std::fs::write(
+            dir.path().join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n\
+             basicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(
+            dir.path(),
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        );
+        openssl(
+            dir.path(),
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                "2",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.pem",
+            ],
+        );
+        Certs { dir }
+    }
+
+    fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.dir.path().join(name)).unwrap()
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl (the TLS tests make their certificates with it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A TLS terminator in front of a real `kxy-server`: it serves the
+/// certificate of [`Certs`] and forwards the decrypted bytes. Counts the
+/// handshakes that succeeded (only those reach the server).
+struct TlsTerminator {
+    url: String,
+    handshakes: Arc<Mutex<usize>>,
+}
+
+impl TlsTerminator {
+    async fn start(certs: &Certs, backend: &str) -> TlsTerminator {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio_rustls::rustls::{ServerConfig, crypto};
+
+        let chain = CertificateDer::pem_slice_iter(&certs.read("server.pem"))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(&certs.read("server.key")).unwrap();
+        let config =
+            ServerConfig::builder_with_provider(Arc::new(crypto::aws_lc_rs::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let handshakes = Arc::new(Mutex::new(0));
+        let counted = Arc::clone(&handshakes);
+        let backend = backend.to_owned();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, backend, counted) =
+                    (acceptor.clone(), backend.clone(), Arc::clone(&counted));
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    *counted.lock().unwrap() += 1;
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(&backend).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        TlsTerminator { url, handshakes }
+    }
+
+    fn handshakes(&self) -> usize {
+        *self.handshakes.lock().unwrap()
+    }
+}
+
+fn refused_for_trust(result: Result<Segment, ClientError>, case: &str) {
+    match result {
+        Err(err @ ClientError::Connection { .. }) => {
+            assert!(err.to_string().contains("certificate"), "{case}: {err}");
+        }
+        other => panic!("{case}: expected the certificate to be refused, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn tls_trust_follows_httpx_verify() {
+    let certs = Certs::make();
+    let (_dir, server) = server();
+    let tls = TlsTerminator::start(&certs, server.address()).await;
+    let (ca_pem, ca_der, other_pem) = (
+        certs.read("ca.pem"),
+        certs.read("ca.der"),
+        certs.read("other-ca.pem"),
+    );
+    let base = || ClientConfig::new([&tls.url]).unwrap();
+    let allocate = |config: ClientConfig| async move {
+        SegmentClient::new(config)
+            .unwrap()
+            .allocate(&key("orders"), 10)
+            .await
+    };
+
+    // verify=True: the system roots do not know the test CA.
+    refused_for_trust(allocate(base()).await, "system roots");
+    // A CA other than the server's, alone or with the system roots.
+    let other = base().add_root_certificates_pem(&other_pem).unwrap();
+    refused_for_trust(allocate(other.clone()).await, "other CA, merged");
+    refused_for_trust(
+        allocate(other.only_added_roots(true)).await,
+        "other CA, only",
+    );
+    // Only added roots, but none added: nothing is trusted.
+    refused_for_trust(
+        allocate(base().only_added_roots(true)).await,
+        "no roots at all",
+    );
+    assert_eq!(
+        tls.handshakes(),
+        0,
+        "a refused handshake reached the server"
+    );
+
+    let mut next = 1;
+    let mut expect = |result: Result<Segment, ClientError>, case: &str| {
+        assert_eq!(
+            result.unwrap_or_else(|e| panic!("{case}: {e}")),
+            Segment {
+                start: next,
+                end: next + 9
+            },
+            "{case}"
+        );
+        next += 10;
+    };
+    // The server's CA in PEM, with the system roots.
+    let with_ca = base().add_root_certificates_pem(&ca_pem).unwrap();
+    expect(allocate(with_ca).await, "CA PEM, merged");
+    // verify="ca.pem": only that bundle is trusted.
+    let only_ca = base()
+        .add_root_certificates_pem(&ca_pem)
+        .unwrap()
+        .only_added_roots(true);
+    expect(allocate(only_ca.clone()).await, "CA PEM, only");
+    // A bundle of two CAs, one of them the server's.
+    let bundle = [other_pem.clone(), ca_pem.clone()].concat();
+    let from_bundle = base()
+        .add_root_certificates_pem(&bundle)
+        .unwrap()
+        .only_added_roots(true);
+    expect(allocate(from_bundle).await, "bundle, only");
+    // An SSLContext's CA certificates, in DER.
+    let from_der = base()
+        .add_root_certificate_der(&ca_der)
+        .unwrap()
+        .only_added_roots(true);
+    expect(allocate(from_der).await, "CA DER, only");
+    // verify=False.
+    expect(allocate(base().verify_tls(false)).await, "no verification");
+    // A client rebuilt (after a fork) keeps the roots.
+    let client = SegmentClient::new(only_ca).unwrap();
+    let rebuilt = client.rebuilt().unwrap();
+    expect(rebuilt.allocate(&key("orders"), 10).await, "rebuilt");
+    assert_eq!(tls.handshakes(), 6);
+}
+
+#[test]
+fn root_certificates_are_checked() {
+    let certs = Certs::make();
+    let config = || ClientConfig::new(["https://127.0.0.1:1"]).unwrap();
+    let refused = |result: Result<ClientConfig, ClientError>, needle: &str| match result {
+        Err(ClientError::InvalidArgument(msg)) => assert!(msg.contains(needle), "{msg}"),
+        other => panic!("expected an invalid argument about {needle:?}, got {other:?}"),
+    };
+    refused(config().add_root_certificates_pem(b""), "no certificate");
+    refused(
+        config().add_root_certificates_pem(&certs.read("ca.key")),
+        "no certificate",
+    );
+    refused(
+        config().add_root_certificates_pem(&certs.read("ca.der")),
+        "no certificate",
+    );
+    refused(
+        config().add_root_certificates_pem(
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        ),
+        "certificate",
+    );
+    refused(config().add_root_certificate_der(b"not DER"), "certificate");
+    refused(
+        config().add_root_certificate_der(&certs.read("ca.pem")),
+        "certificate",
+    );
+    assert!(
+        config()
+            .add_root_certificates_pem(&certs.read("ca.pem"))
+            .is_ok()
+    );
+    assert!(
+        config()
+            .add_root_certificate_der(&certs.read("ca.der"))
+            .is_ok()
     );
 }
