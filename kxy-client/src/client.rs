@@ -2,9 +2,20 @@
 //!
 //! One `reqwest` client per `SegmentClient` reuses connections. With several
 //! base URLs, a call starts at the one that last answered and moves on to
-//! the next on a connection failure, a timeout, a malformed answer, a 5xx or
-//! a segment the client refused; a 4xx (unregistered counter, invalid name)
-//! is returned at once, since every server would say the same.
+//! the next on a connection failure, a timeout, a malformed answer, a
+//! redirect, a 5xx or a segment the client refused; a 4xx (unregistered
+//! counter, invalid name) is returned at once, since every server would say
+//! the same.
+//!
+//! Redirects are not followed, as the Python client (httpx) did not follow
+//! them: a 3xx is [`ClientError::Redirect`], naming where it pointed.
+//!
+//! Answers are read as leniently as the Python client's pydantic model read
+//! them (lax mode): a missing `code` is success, a missing `msg` is empty,
+//! and `code`, `start` and `end` may come as strings of digits or as floats
+//! with no fraction. A success without a segment is refused (the Python
+//! client returned `None` and failed later); on a non-2xx answer, a body
+//! without a `code` is not an envelope.
 //!
 //! Every segment passes the client's fences before it is returned (see
 //! [`crate::fence`]): it must come from the store the counter is pinned to
@@ -61,23 +72,88 @@ struct AllocateRequest<'a> {
     high_water: Option<i64>,
 }
 
+/// The answer's envelope, read as the Python client's pydantic model read
+/// it in lax mode: a missing `code` is 0 and a missing `msg` is empty;
+/// `code`, `start` and `end` may be strings of digits or floats with no
+/// fraction (see [`lax_i64`]).
 #[derive(Deserialize)]
 struct Envelope {
-    code: i64,
+    /// `None` when absent: success on a 2xx answer (the Python model's
+    /// default), not an envelope at all on any other.
+    #[serde(default, deserialize_with = "lax_i64_some")]
+    code: Option<i64>,
     #[serde(default)]
     msg: String,
+    #[serde(default)]
     data: Option<Allocated>,
-    #[serde(rename = "traceId")]
+    #[serde(default, rename = "traceId")]
     trace_id: Option<String>,
 }
 
 /// The envelope's `data` on success. Older servers send no `store_id`.
 #[derive(Deserialize)]
 struct Allocated {
+    #[serde(deserialize_with = "lax_i64")]
     start: i64,
+    #[serde(deserialize_with = "lax_i64")]
     end: i64,
     #[serde(default)]
     store_id: Option<String>,
+}
+
+/// An integer as pydantic's lax mode reads one into an `int`: a JSON
+/// integer, a float with no fraction (`0.0`), or a string of ASCII digits
+/// with an optional sign, surrounding whitespace ignored (`"1"`, `" -2 "`).
+/// Anything else (`"1e3"`, `"1.0"`, `1.5`, `true`, `null`, a number beyond
+/// `i64`) is refused, so the answer is an invalid response.
+fn lax_i64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    deserializer.deserialize_any(LaxI64)
+}
+
+fn lax_i64_some<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    lax_i64(deserializer).map(Some)
+}
+
+struct LaxI64;
+
+impl serde::de::Visitor<'_> for LaxI64 {
+    type Value = i64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an integer, a float with no fraction or a string of digits")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+        Ok(v)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+        i64::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+        // -2^63 and 2^63 are exact as f64; NaN and infinities have no
+        // zero fraction.
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+        if v.fract() == 0.0 && (-LIMIT..LIMIT).contains(&v) {
+            Ok(v as i64)
+        } else {
+            Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+        }
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<i64, E> {
+        let trimmed = v.trim();
+        let digits = trimmed.strip_prefix(['+', '-']).unwrap_or(trimmed);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(E::invalid_value(serde::de::Unexpected::Str(v), &self));
+        }
+        trimmed
+            .parse()
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+    }
 }
 
 /// How one allocation is attempted; generators bound each attempt and
@@ -95,11 +171,21 @@ pub(crate) struct Attempt<'a> {
 }
 
 fn build_http(config: &ClientConfig) -> Result<reqwest::Client, ClientError> {
-    reqwest::Client::builder()
+    let roots = config.root_certificates.iter().cloned();
+    let builder = if config.only_added_roots {
+        reqwest::Client::builder().tls_certs_only(roots)
+    } else {
+        // With none added, the system's roots alone.
+        reqwest::Client::builder().tls_certs_merge(roots)
+    };
+    builder
         .timeout(config.timeout)
         .connect_timeout(config.effective_connect_timeout())
         .tls_danger_accept_invalid_certs(!config.verify_tls)
+        // Before the caller's headers, so that a User-Agent among them wins.
+        .user_agent(ClientConfig::DEFAULT_USER_AGENT)
         .default_headers(config.headers.clone())
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| ClientError::InvalidArgument(format!("cannot build HTTP client: {e}")))
 }
@@ -319,6 +405,17 @@ impl SegmentClient {
             .await
             .map_err(|e| self.transport_error(&url, timeout, e))?;
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+            return Err(ClientError::Redirect {
+                url,
+                status,
+                location,
+            });
+        }
         let bytes = response
             .bytes()
             .await
@@ -332,17 +429,31 @@ impl SegmentClient {
                 "HTTP {status} with a body that is not a kxy envelope ({e})"
             ))
         })?;
-        if envelope.code != 0 || !(200..300).contains(&status) {
+        let success = (200..300).contains(&status);
+        let code = match envelope.code {
+            Some(code) => code,
+            None if success => 0,
+            None => {
+                return Err(invalid(format!(
+                    "HTTP {status} with a body that is not a kxy envelope (no code)"
+                )));
+            }
+        };
+        if code != 0 || !success {
             return Err(ClientError::Api {
                 status,
-                code: envelope.code,
+                code,
                 msg: envelope.msg,
                 trace_id: envelope.trace_id,
             });
         }
-        let data = envelope
-            .data
-            .ok_or_else(|| invalid("success without a segment".into()))?;
+        // The Python client returned None here and its caller crashed
+        // later; refusing at once is a deliberate difference.
+        let data = envelope.data.ok_or_else(|| {
+            invalid(format!(
+                "HTTP {status}: the server answered success without a segment"
+            ))
+        })?;
         let segment = Segment {
             start: data.start,
             end: data.end,
@@ -447,5 +558,83 @@ impl BlockingSegmentClient {
 impl From<SegmentClient> for BlockingSegmentClient {
     fn from(client: SegmentClient) -> Self {
         BlockingSegmentClient { client }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(json: &str) -> Result<Option<i64>, String> {
+        serde_json::from_str::<Envelope>(json)
+            .map(|e| e.code)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn codes_are_read_as_pydantic_lax_mode_reads_them() {
+        for (json, expected) in [
+            (r#"{}"#, None),
+            (r#"{"code":0}"#, Some(0)),
+            (r#"{"code":40401}"#, Some(40401)),
+            (r#"{"code":-1}"#, Some(-1)),
+            (r#"{"code":"0"}"#, Some(0)),
+            (r#"{"code":"00"}"#, Some(0)),
+            (r#"{"code":" 50301 "}"#, Some(50301)),
+            (r#"{"code":"-2"}"#, Some(-2)),
+            (r#"{"code":"+3"}"#, Some(3)),
+            (r#"{"code":0.0}"#, Some(0)),
+            (r#"{"code":-0.0}"#, Some(0)),
+            (r#"{"code":1e3}"#, Some(1000)),
+            (r#"{"code":9223372036854775807}"#, Some(i64::MAX)),
+            (r#"{"code":"-9223372036854775808"}"#, Some(i64::MIN)),
+        ] {
+            assert_eq!(code(json), Ok(expected), "{json}");
+        }
+        for json in [
+            r#"{"code":null}"#,
+            r#"{"code":true}"#,
+            r#"{"code":1.5}"#,
+            r#"{"code":""}"#,
+            r#"{"code":"-"}"#,
+            r#"{"code":"x"}"#,
+            r#"{"code":"1.0"}"#,
+            r#"{"code":"1e3"}"#,
+            r#"{"code":"1_000"}"#,
+            r#"{"code":"0x1"}"#,
+            r#"{"code":"１"}"#,
+            r#"{"code":9223372036854775808}"#,
+            r#"{"code":"9223372036854775808"}"#,
+            r#"{"code":9.3e18}"#,
+            r#"{"code":[0]}"#,
+        ] {
+            assert!(code(json).is_err(), "{json}: {:?}", code(json));
+        }
+    }
+
+    #[test]
+    fn segments_and_messages_are_read_leniently() {
+        let envelope: Envelope =
+            serde_json::from_str(r#"{"data":{"start":"1","end":10.0,"store_id":"ab"}}"#).unwrap();
+        assert_eq!((envelope.code, envelope.msg.as_str()), (None, ""));
+        assert_eq!(envelope.trace_id, None);
+        let data = envelope.data.unwrap();
+        assert_eq!((data.start, data.end), (1, 10));
+        assert_eq!(data.store_id.as_deref(), Some("ab"));
+        for json in [
+            r#"{"code":0,"data":null}"#,
+            r#"{"code":0,"msg":"ok","traceId":null}"#,
+        ] {
+            let envelope: Envelope = serde_json::from_str(json).unwrap();
+            assert!(envelope.data.is_none(), "{json}");
+        }
+        for json in [
+            r#"{"code":0,"msg":null}"#,
+            r#"{"code":0,"traceId":1}"#,
+            r#"{"code":0,"data":{"start":"1.5","end":2}}"#,
+            r#"{"code":0,"data":{"start":1}}"#,
+        ] {
+            assert!(serde_json::from_str::<Envelope>(json).is_err(), "{json}");
+        }
     }
 }

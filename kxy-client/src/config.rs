@@ -1,8 +1,11 @@
-//! How a client reaches its servers: base URLs, timeouts, headers, API key.
+//! How a client reaches its servers: base URLs, timeouts, headers, API key,
+//! and which TLS certificates it trusts.
 
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 use crate::ClientError;
 
@@ -15,6 +18,10 @@ pub struct ClientConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) verify_tls: bool,
     pub(crate) headers: HeaderMap,
+    /// CA certificates trusted besides (or, with `only_added_roots`,
+    /// instead of) the system's; each checked when added.
+    pub(crate) root_certificates: Vec<reqwest::Certificate>,
+    pub(crate) only_added_roots: bool,
 }
 
 impl ClientConfig {
@@ -26,6 +33,10 @@ impl ClientConfig {
     /// does not within a second is treated as down, so that the next base
     /// URL is tried well within a generator's `max_wait`.
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// The `User-Agent` requests carry unless a `User-Agent` header is set
+    /// with [`Self::header`]: `kxy-client/<version>`.
+    pub const DEFAULT_USER_AGENT: &'static str = concat!("kxy-client/", env!("CARGO_PKG_VERSION"));
 
     /// A configuration for one or more servers, tried in order on failure.
     /// URLs must be `http://` or `https://`; a trailing `/` is ignored.
@@ -57,6 +68,8 @@ impl ClientConfig {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             verify_tls: true,
             headers: HeaderMap::new(),
+            root_certificates: Vec::new(),
+            only_added_roots: false,
         })
     }
 
@@ -95,13 +108,76 @@ impl ClientConfig {
         self.connect_timeout.min(self.timeout)
     }
 
-    /// Whether to verify the server's TLS certificate (default true).
+    /// Whether to verify the server's TLS certificate (default true). When
+    /// false, no certificate is checked, whatever roots were added (httpx's
+    /// `verify=False`).
     pub fn verify_tls(mut self, verify: bool) -> Self {
         self.verify_tls = verify;
         self
     }
 
-    /// Adds a header to every request.
+    /// Trusts the CA certificates in `pem`: one or more `-----BEGIN
+    /// CERTIFICATE-----` blocks, as in a CA bundle file; other blocks (a
+    /// private key) are skipped. They are trusted besides the system's roots
+    /// unless [`Self::only_added_roots`] is set, which is what httpx's
+    /// `verify="/path/to/ca.pem"` does. Refused when there is no
+    /// certificate block, or when one is malformed or not a usable CA
+    /// certificate (the message says which, counting from 1).
+    pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self, ClientError> {
+        let mut added = 0;
+        for (index, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
+            let cert = cert.map_err(|e| {
+                ClientError::InvalidArgument(format!("cannot read the PEM certificates: {e}"))
+            })?;
+            self = self.add_root_certificate_der(&cert).map_err(|e| match e {
+                ClientError::InvalidArgument(msg) => {
+                    ClientError::InvalidArgument(format!("PEM certificate {}: {msg}", index + 1))
+                }
+                other => other,
+            })?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(ClientError::InvalidArgument(
+                "no certificate in the PEM data (expected -----BEGIN CERTIFICATE----- \
+                 blocks)"
+                    .into(),
+            ));
+        }
+        Ok(self)
+    }
+
+    /// Trusts the CA certificate `der` (DER-encoded, as Python's
+    /// `SSLContext.get_ca_certs(binary_form=True)` lists them), besides the
+    /// system's roots unless [`Self::only_added_roots`] is set. Refused if
+    /// it is not a certificate usable as a trust anchor.
+    pub fn add_root_certificate_der(mut self, der: &[u8]) -> Result<Self, ClientError> {
+        // The check reqwest makes when it builds the client, made now so
+        // that a bad certificate is reported where it was given.
+        rustls::RootCertStore::empty()
+            .add(CertificateDer::from(der))
+            .map_err(|e| {
+                ClientError::InvalidArgument(format!("not a usable CA certificate: {e}"))
+            })?;
+        let cert = reqwest::Certificate::from_der(der).map_err(|e| {
+            ClientError::InvalidArgument(format!("not a usable CA certificate: {e}"))
+        })?;
+        self.root_certificates.push(cert);
+        Ok(self)
+    }
+
+    /// When true, only the certificates added with
+    /// [`Self::add_root_certificates_pem`] and
+    /// [`Self::add_root_certificate_der`] are trusted, not the system's
+    /// roots (as httpx with a CA path or an `SSLContext`); with none added,
+    /// no TLS server is trusted. Default false.
+    pub fn only_added_roots(mut self, only: bool) -> Self {
+        self.only_added_roots = only;
+        self
+    }
+
+    /// Adds a header to every request; a `User-Agent` set here replaces
+    /// [`Self::DEFAULT_USER_AGENT`].
     pub fn header(mut self, name: &str, value: &str) -> Result<Self, ClientError> {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ClientError::InvalidArgument(format!("invalid header name {name:?}")))?;
@@ -174,5 +250,39 @@ mod tests {
                 .header("bad name", "x")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn root_certificates_are_checked_when_added() {
+        let config = ClientConfig::new(["https://a"]).unwrap();
+        let refused = |result: Result<ClientConfig, ClientError>, needle: &str| match result {
+            Err(ClientError::InvalidArgument(msg)) => assert!(msg.contains(needle), "{msg}"),
+            other => panic!("expected {needle:?}, got {other:?}"),
+        };
+        refused(
+            config.clone().add_root_certificates_pem(b""),
+            "no certificate",
+        );
+        refused(
+            config.clone().add_root_certificates_pem(
+                b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            ),
+            "no certificate",
+        );
+        refused(
+            config.clone().add_root_certificates_pem(
+                b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            ),
+            "PEM certificate 1: not a usable CA certificate",
+        );
+        refused(
+            config
+                .clone()
+                .add_root_certificate_der(b"\x30\x03\x02\x01\x00"),
+            "not a usable CA certificate",
+        );
+        assert!(config.root_certificates.is_empty());
+        assert!(!config.only_added_roots);
+        assert!(config.only_added_roots(true).only_added_roots);
     }
 }

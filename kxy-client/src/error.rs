@@ -28,6 +28,21 @@ pub enum ClientError {
     /// The server answered, but not with a kxy envelope.
     #[error("unexpected answer from {url}: {reason}")]
     InvalidResponse { url: String, reason: String },
+    /// The server answered with a redirect (3xx). Redirects are not
+    /// followed, as the Python client's httpx did not follow them: a POST
+    /// redirected would be replayed (or turned into a GET) against a place
+    /// nobody configured. The next base URL is tried; configure the final
+    /// URL as the base URL.
+    #[error(
+        "HTTP error {status} from {url}: redirected to {}; kxy-client does not \
+         follow redirects (configure the final URL as the base URL)",
+        location.as_deref().unwrap_or("nowhere (no Location header)")
+    )]
+    Redirect {
+        url: String,
+        status: u16,
+        location: Option<String>,
+    },
     /// The server handed out a segment that does not start above the
     /// highest ID this process already received for the counter from the
     /// same store: the store went backwards (lost writes, restored from an
@@ -71,14 +86,15 @@ pub enum ClientError {
 
 impl ClientError {
     /// Whether another server, or a later attempt, might succeed: connection
-    /// failures, timeouts, malformed answers, 5xx answers and discarded
-    /// segments. A 4xx answer
+    /// failures, timeouts, malformed answers, redirects, 5xx answers and
+    /// discarded segments. A 4xx answer
     /// (unregistered counter, invalid name) would be the same everywhere.
     pub fn is_retryable(&self) -> bool {
         match self {
             ClientError::Connection { .. }
             | ClientError::Timeout { .. }
             | ClientError::InvalidResponse { .. }
+            | ClientError::Redirect { .. }
             | ClientError::WentBackwards { .. }
             | ClientError::StoreMismatch { .. } => true,
             ClientError::Api { status, .. } => *status >= 500,

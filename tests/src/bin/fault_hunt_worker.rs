@@ -103,6 +103,7 @@ impl Failures {
             ClientError::Connection { .. } => "connection".into(),
             ClientError::Timeout { .. } => "timeout".into(),
             ClientError::InvalidResponse { .. } => "invalid response".into(),
+            ClientError::Redirect { status, .. } => format!("redirect {status}"),
             ClientError::InvalidArgument(_) => "invalid argument".into(),
             ClientError::Unavailable { .. } => "unavailable".into(),
             ClientError::WentBackwards { .. } => "segment discarded: store went backwards".into(),
