@@ -53,7 +53,7 @@ impl NativeSegmentClient {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
         base_url, timeout = Some(30.0), verify_ssl = true, headers = None, *, api_key = None,
-        connect_timeout = 1.0, previous = None
+        connect_timeout = 1.0, previous = None, ca_pem = None, ca_der = None
     ))]
     fn new(
         base_url: BaseUrls,
@@ -63,6 +63,8 @@ impl NativeSegmentClient {
         api_key: Option<String>,
         connect_timeout: f64,
         previous: Option<PyRef<'_, NativeSegmentClient>>,
+        ca_pem: Option<Vec<u8>>,
+        ca_der: Option<Vec<Vec<u8>>>,
     ) -> PyResult<Self> {
         let urls = match base_url {
             BaseUrls::One(url) => vec![url],
@@ -85,6 +87,17 @@ impl NativeSegmentClient {
         }
         if let Some(key) = api_key {
             config = config.api_key(&key).map_err(invalid)?;
+        }
+        // A CA bundle or an SSLContext's CAs: only those are trusted, as
+        // httpx's `verify=` trusts only what it is given.
+        if ca_pem.is_some() || ca_der.is_some() {
+            config = config.only_added_roots(true);
+        }
+        if let Some(pem) = ca_pem {
+            config = config.add_root_certificates_pem(&pem).map_err(invalid)?;
+        }
+        for der in ca_der.unwrap_or_default() {
+            config = config.add_root_certificate_der(&der).map_err(invalid)?;
         }
         let client = match previous {
             Some(previous) => previous.client.get().as_async().reconfigured(config),

@@ -126,8 +126,11 @@ def test_assigning_segment_count_and_base_url_takes_effect(kxy: KxyServer) -> No
     ids.segment_count = "50"  # lax, as the published model
     assert ids.next_id() == 1
     assert ids.next_segment_count == 50
+    ids.segment_count = "many"  # checked by the next request, as in 0.2.1
     with pytest.raises(pydantic.ValidationError):
-        ids.segment_count = "many"
+        ids.next_id()
+    ids.segment_count = 50
+    assert ids.next_id() == 2, "back on the cache, which kept its IDs"
 
 
 def test_the_users_segment_count_is_the_segment_size(kxy: KxyServer) -> None:

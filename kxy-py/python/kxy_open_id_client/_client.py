@@ -18,10 +18,14 @@ choose their path again.
 
 from __future__ import annotations
 
+import os
+import pathlib
+import ssl
 import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _aio, _fork, _native
+from .exceptions import OpenIdInvalidArgumentError
 from .models import SegmentRequest, SegmentResponse
 
 BaseUrl = Union[str, Sequence[str]]
@@ -95,6 +99,28 @@ class _Headers(Dict[str, str]):
     del _wrap
 
 
+def _trust(verify_ssl: Any) -> Tuple[bool, Optional[bytes], Optional[List[bytes]]]:
+    """``verify_ssl`` as httpx read it: a bool; a path to a CA bundle (PEM
+    file, or a directory of them), whose CAs alone are trusted; or an
+    ``ssl.SSLContext``, whose loaded CAs alone are trusted (the system's if
+    it loaded none from a file; none at all if it verifies nothing).
+    Client certificates in a context are not used."""
+    if isinstance(verify_ssl, ssl.SSLContext):
+        if verify_ssl.verify_mode == ssl.CERT_NONE:
+            return False, None, None
+        der = verify_ssl.get_ca_certs(binary_form=True)
+        return True, None, [bytes(c) for c in der] or None  # type: ignore[arg-type]
+    if isinstance(verify_ssl, (str, os.PathLike)):
+        path = pathlib.Path(verify_ssl)
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        try:
+            pem = b"\n".join(f.read_bytes() for f in files)
+        except OSError as error:
+            raise OpenIdInvalidArgumentError(f"verify_ssl: cannot read the CA bundle {str(path)!r}: {error}") from None
+        return True, pem, None
+    return bool(verify_ssl), None, None
+
+
 def _urls(base_url: BaseUrl) -> List[str]:
     if isinstance(base_url, str):
         return [base_url.rstrip("/")]
@@ -109,7 +135,9 @@ class SegmentClient(metaclass=_WatchesOverrides):
             list of URLs tried in order when one fails.
         timeout: request timeout in seconds (default 30.0); ``None`` waits as
             long as it takes, as in kxy-open-id-client 0.2.1.
-        verify_ssl: whether to verify TLS certificates (default True).
+        verify_ssl: whether to verify TLS certificates (default True); as in
+            httpx, also the path of a CA bundle or an ``ssl.SSLContext``,
+            whose CAs are then the only ones trusted.
         headers: extra headers sent with every request.
         api_key: sent as ``Authorization: Bearer <api_key>``.
         connect_timeout: seconds a connect to one server may take (default
@@ -190,14 +218,17 @@ class SegmentClient(metaclass=_WatchesOverrides):
 
     def _build_native(self, previous: Optional[_native.NativeSegmentClient]) -> _native.NativeSegmentClient:
         base_urls, timeout, verify_ssl, headers, api_key, connect_timeout = self._settings()
+        verify, ca_pem, ca_der = _trust(verify_ssl)
         return _native.NativeSegmentClient(
             list(base_urls),
             timeout,
-            bool(verify_ssl),
+            verify,
             dict(headers),
             api_key=api_key,
             connect_timeout=connect_timeout,
             previous=previous,
+            ca_pem=ca_pem,
+            ca_der=ca_der,
         )
 
     def _native_client(self) -> _native.NativeSegmentClient:

@@ -88,9 +88,10 @@ class IdGenerator(_native.NativeIdGenerator):
             segment, instead of failing after one round over the servers.
 
     ``next_id()`` returns the next ID; ``next_ids(n)`` returns ``n``
-    consecutive IDs as a ``range``. ``next_id()`` never returns an ID at or
-    below one it returned before: segments that would allow it are
-    discarded and counted in ``discarded_segments``. A forked child never
+    consecutive IDs as a ``range``. No ID is handed out twice; on the
+    native path ``next_id()`` never returns an ID at or below one it
+    returned before: segments that would allow it are discarded and counted
+    in ``discarded_segments``. A forked child never
     hands out the IDs its parent cached. Pickled or copied, a generator
     starts with an empty cache.
     """
@@ -130,8 +131,6 @@ class IdGenerator(_native.NativeIdGenerator):
             max_segment_count=max_segment_count,
             max_wait=max_wait,
         )
-        # Checked as the published client's first request would (pydantic).
-        _checked_count(self)
         state["_py_lock"] = threading.Lock()
         state["_py_current"] = None
         state["_py_end"] = None
@@ -143,34 +142,45 @@ class IdGenerator(_native.NativeIdGenerator):
         object.__setattr__(self, name, value)
         if "_py_lock" not in self.__dict__:
             return  # inside a subclass's __init__, before ours ran
-        if name == "segment_client":
+        if name in _ARGUMENTS:
             self._choose_path()
-        elif name in ("segment_count", "adaptive", "max_segment_count", "max_wait"):
-            self._resize(
-                _checked_count(self), bool(self.adaptive), self.max_segment_count, self.max_wait
-            )
 
     def _choose_path(self) -> None:
-        """The native path for the stock client, the Python path otherwise."""
+        """The native path for the stock client with valid arguments, the
+        Python path otherwise.
+
+        Arguments are checked as the published client checked them: by the
+        request, not by the constructor. So a name the server would refuse,
+        or a ``segment_count`` pydantic refuses, puts the generator on the
+        Python path, where ``next_id()`` raises what the stock
+        ``allocate_segment`` raises for it; a valid value assigned later
+        brings it back."""
         client = self.__dict__.get("segment_client")
         if not _client.is_stock(client):
             self._set_python_path(True)
             return
-        native = client._native_client()
-        if self._configured:
-            self._use_client(native)
-        else:
-            self._configure(
-                native,
-                self.system_code,
-                self.db_name,
-                self.table_name,
-                self.field_name,
-                _checked_count(self),
-                bool(self.adaptive),
-                self.max_segment_count,
-                self.max_wait,
-            )
+        try:
+            native = client._native_client()
+            count = _checked_count(self)
+            adaptive = bool(self.adaptive)
+            if self._configured:
+                self._use_client(native)
+                self._resize(count, adaptive, self.max_segment_count, self.max_wait)
+            else:
+                self._configure(
+                    native,
+                    self.system_code,
+                    self.db_name,
+                    self.table_name,
+                    self.field_name,
+                    count,
+                    adaptive,
+                    self.max_segment_count,
+                    self.max_wait,
+                )
+        except ValueError:  # pydantic's ValidationError, OpenIdInvalidArgumentError
+            self._set_python_path(True)
+            return
         client._attach(self)
         self._set_python_path(False)
 

@@ -22,6 +22,8 @@ class NativeSegmentClient:
         api_key: Optional[str] = None,
         connect_timeout: float = 1.0,
         previous: Optional["NativeSegmentClient"] = None,
+        ca_pem: Optional[bytes] = None,
+        ca_der: Optional[List[bytes]] = None,
     ) -> "NativeSegmentClient": ...
     @property
     def base_urls(self) -> List[str]: ...

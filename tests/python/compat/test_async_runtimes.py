@@ -20,8 +20,6 @@ from kxy_server import KxyServer
 COUNTER = ("my-system", "my_database", "users", "id")
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 12: allocate_segment_async needs a running asyncio loop (RuntimeError under trio)")
 def test_allocate_segment_async_under_trio(kxy: KxyServer) -> None:
     client = SegmentClient(base_url=kxy.base_url)
 
@@ -32,8 +30,6 @@ def test_allocate_segment_async_under_trio(kxy: KxyServer) -> None:
     assert (segment.start, segment.end) == (1, 10)
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 12: AsyncIdGenerator.next_id needs a running asyncio loop (RuntimeError under trio)")
 def test_async_id_generator_under_trio(kxy: KxyServer) -> None:
     generator = AsyncIdGenerator(SegmentClient(kxy.base_url), *COUNTER, segment_count=2)
 
@@ -43,8 +39,6 @@ def test_async_id_generator_under_trio(kxy: KxyServer) -> None:
     assert trio.run(main) == [1, 2, 3, 4, 5]
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 12: a cancelled allocate_segment_async keeps its request going")
 def test_wait_for_cancels_the_request(fake) -> None:
     slow = fake(delay=3.0)
     client = SegmentClient(base_url=slow.url, timeout=10.0)

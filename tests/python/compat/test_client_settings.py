@@ -34,7 +34,6 @@ def test_verify_ssl_false_accepts_a_self_signed_server(fake, tls: TlsFiles) -> N
     assert client.allocate_segment(*COUNTER, segment_count=10).end == 10
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, reason="issue 13 row 5: verify_ssl as a CA file path is a TypeError", strict=True)
 def test_verify_ssl_as_a_ca_file(fake, tls: TlsFiles) -> None:
     server = fake(tls=tls)
     client = SegmentClient(base_url=server.url, verify_ssl=str(tls.ca))
@@ -44,7 +43,6 @@ def test_verify_ssl_as_a_ca_file(fake, tls: TlsFiles) -> None:
         assert client.allocate_segment(*COUNTER, segment_count=10).end == 10
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, reason="issue 13 row 5: verify_ssl as an ssl.SSLContext is a TypeError", strict=True)
 def test_verify_ssl_as_an_ssl_context(fake, tls: TlsFiles) -> None:
     server = fake(tls=tls)
     client = SegmentClient(base_url=server.url, verify_ssl=ssl.create_default_context(cafile=str(tls.ca)))
@@ -63,7 +61,6 @@ def test_verify_ssl_true_refuses_a_self_signed_server(fake, tls: TlsFiles) -> No
 # -- row 6: assigning attributes takes effect on the next request ----------
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, reason="issue 13 row 6: assigning client.base_url is ignored", strict=True)
 def test_assigning_base_url(fake) -> None:
     first, second = fake(), fake()
     client = SegmentClient(base_url=first.url)
@@ -73,7 +70,6 @@ def test_assigning_base_url(fake) -> None:
     assert (len(first.requests), len(second.requests)) == (1, 1)
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, reason="issue 13 row 6: assigning client.timeout is ignored", strict=True)
 def test_assigning_timeout(fake) -> None:
     slow = fake(delay=1.0)
     client = SegmentClient(base_url=slow.url, timeout=5.0)
@@ -83,7 +79,6 @@ def test_assigning_timeout(fake) -> None:
         client.allocate_segment(*COUNTER, segment_count=10)
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, reason="issue 13 row 6: client.headers[...] = ... is ignored", strict=True)
 def test_changing_a_header_in_place(fake) -> None:
     recorder = fake()
     client = SegmentClient(base_url=recorder.url, headers={"Authorization": "Bearer old"})
@@ -93,7 +88,6 @@ def test_changing_a_header_in_place(fake) -> None:
     assert [r.headers.get("authorization") for r in recorder.requests] == ["Bearer old", "Bearer new"]
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, reason="issue 13 row 6: assigning client.headers is ignored", strict=True)
 def test_assigning_headers(fake) -> None:
     recorder = fake()
     client = SegmentClient(base_url=recorder.url, headers={"Authorization": "Bearer old"})
@@ -104,7 +98,6 @@ def test_assigning_headers(fake) -> None:
     assert (last.get("authorization"), last.get("x-custom-header")) == ("Bearer new", "value")
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, reason="issue 13 row 6: assigning generator.segment_count is ignored", strict=True)
 def test_assigning_the_generators_segment_count(fake) -> None:
     recorder = fake()
     generator = IdGenerator(SegmentClient(recorder.url), *COUNTER, segment_count=10)

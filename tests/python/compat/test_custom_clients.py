@@ -42,8 +42,6 @@ class InMemoryClient:
         return self.allocate_segment(*args, **kwargs)
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 7: IdGenerator refuses a duck-typed client (not an instance of NativeSegmentClient)")
 def test_a_duck_typed_client() -> None:
     fake = InMemoryClient()
     generator = IdGenerator(fake, *COUNTER, segment_count=5)
@@ -53,8 +51,6 @@ def test_a_duck_typed_client() -> None:
     ] * 2
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 7: IdGenerator refuses a unittest.mock.Mock client (not an instance of NativeSegmentClient)")
 def test_a_unittest_mock_client() -> None:
     client = mock.Mock()
     client.allocate_segment.return_value = SegmentResponse(start=100, end=109)
@@ -65,8 +61,6 @@ def test_a_unittest_mock_client() -> None:
     )
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 7: AsyncIdGenerator refuses a duck-typed client (not an instance of NativeSegmentClient)")
 def test_an_async_generator_with_a_duck_typed_client() -> None:
     fake = InMemoryClient()
     generator = AsyncIdGenerator(fake, *COUNTER, segment_count=5)
@@ -78,8 +72,6 @@ def test_an_async_generator_with_a_duck_typed_client() -> None:
     assert len(fake.calls) == 2
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 7: IdGenerator bypasses a subclass's allocate_segment and goes to the network")
 def test_a_subclass_overriding_allocate_segment() -> None:
     class CachingClient(SegmentClient):
         def allocate_segment(self, system_code, db_name, table_name, field_name, segment_count=10000):
@@ -89,8 +81,6 @@ def test_a_subclass_overriding_allocate_segment() -> None:
     assert [generator.next_id() for _ in range(3)] == [7000, 7001, 7002]
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 7: IdGenerator bypasses a patched SegmentClient.allocate_segment and goes to the network")
 def test_patching_segment_client_allocate_segment() -> None:
     with mock.patch.object(SegmentClient, "allocate_segment", return_value=SegmentResponse(start=50, end=59)) as patched:
         generator = IdGenerator(SegmentClient(NOWHERE), *COUNTER, segment_count=10)
@@ -100,8 +90,6 @@ def test_patching_segment_client_allocate_segment() -> None:
     )
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 8: a subclass's own __init__(url, extra) gets a TypeError from the native __new__")
 def test_a_subclass_with_its_own_init(kxy: KxyServer) -> None:
     class TracingClient(SegmentClient):
         def __init__(self, url: str, extra: str) -> None:

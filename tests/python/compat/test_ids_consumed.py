@@ -21,8 +21,6 @@ from kxy_server import KxyServer
 COUNTER = ("my-system", "my_database", "users", "id")
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 13: segments grow past the user's segment_count (4,000 IDs take 6,200)")
 def test_ids_taken_from_the_server_are_about_the_ids_handed_out(kxy: KxyServer) -> None:
     client = SegmentClient(base_url=kxy.base_url)
     generator = IdGenerator(client, *COUNTER, segment_count=100)

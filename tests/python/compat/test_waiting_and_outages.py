@@ -29,16 +29,12 @@ def test_a_slow_answer_within_timeout_succeeds(fake) -> None:
     assert generator.next_id() == 1
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 10: next_id() gives up after max_wait=5 s whatever the client's timeout")
 def test_an_answer_after_six_seconds_with_timeout_ten_succeeds(fake) -> None:
     slow = fake(delay=6.0)
     generator = IdGenerator(SegmentClient(slow.url, timeout=10.0), *COUNTER, segment_count=10)
     assert generator.next_id() == 1
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 10: next_id() ignores the client's timeout=0.5 and raises after max_wait=5 s")
 def test_a_slow_answer_after_timeout_fails(fake) -> None:
     slow = fake(delay=2.0)
     generator = IdGenerator(SegmentClient(slow.url, timeout=0.5), *COUNTER, segment_count=10)
@@ -48,8 +44,6 @@ def test_a_slow_answer_after_timeout_fails(fake) -> None:
     assert time.monotonic() - began < 1.5
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 10: next_id() ignores the client's timeout=0.5 and raises after max_wait=5 s")
 def test_a_silent_server_and_timeout(silent) -> None:
     generator = IdGenerator(SegmentClient(silent.url, timeout=0.5), *COUNTER, segment_count=10)
     began = time.monotonic()
@@ -58,8 +52,6 @@ def test_a_silent_server_and_timeout(silent) -> None:
     assert time.monotonic() - began < 1.5
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 10: with the server down next_id() waits max_wait=5 s before raising")
 def test_server_down_fails_within_one_second() -> None:
     generator = IdGenerator(SegmentClient(f"http://127.0.0.1:{closed_port()}"), *COUNTER, segment_count=10)
     began = time.monotonic()
@@ -68,8 +60,6 @@ def test_server_down_fails_within_one_second() -> None:
     assert time.monotonic() - began < 1.0
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 10: a failing next_id() retries the 5xx server (11 requests), not once")
 def test_a_5xx_server_gets_one_request_per_failing_call(fake) -> None:
     failing = fake(HttpFake.fixed(503, b'{"code": 50300, "msg": "store unavailable"}'))
     generator = IdGenerator(SegmentClient(failing.url, timeout=2.0), *COUNTER, segment_count=10)
@@ -80,8 +70,6 @@ def test_a_5xx_server_gets_one_request_per_failing_call(fake) -> None:
         assert len(failing.requests) == call
 
 
-@pytest.mark.xfail(condition=IS_KXY_PY, strict=True,
-                   reason="issue 13 row 11: 30 next_id() in an outage take 25 s and block the default executor")
 def test_an_outage_fails_fast_and_does_not_block_the_default_executor() -> None:
     generator = AsyncIdGenerator(SegmentClient(f"http://127.0.0.1:{closed_port()}"), *COUNTER, segment_count=10)
 
