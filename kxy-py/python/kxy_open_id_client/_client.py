@@ -62,6 +62,19 @@ class _WatchesOverrides(type):
             _paths_changed()
 
 
+def _notifying(name: str) -> Any:
+    """``dict.<name>``, then telling the client its headers changed."""
+    method = getattr(dict, name)
+
+    def changing(self: "_Headers", *args: Any, **kwargs: Any) -> Any:
+        result = method(self, *args, **kwargs)
+        self._changed()
+        return result
+
+    changing.__name__ = name
+    return changing
+
+
 class _Headers(Dict[str, str]):
     """``client.headers``: a dict that tells its client when it changes."""
 
@@ -77,26 +90,14 @@ class _Headers(Dict[str, str]):
     def __reduce__(self) -> Any:  # pickles as a plain dict
         return (dict, (dict(self),))
 
-    def _wrap(name: str) -> Callable[..., Any]:  # type: ignore[misc]
-        method = getattr(dict, name)
-
-        def changing(self: "_Headers", *args: Any, **kwargs: Any) -> Any:
-            result = method(self, *args, **kwargs)
-            self._changed()
-            return result
-
-        changing.__name__ = name
-        return changing
-
-    __setitem__ = _wrap("__setitem__")
-    __delitem__ = _wrap("__delitem__")
-    __ior__ = _wrap("__ior__")
-    update = _wrap("update")
-    pop = _wrap("pop")
-    popitem = _wrap("popitem")
-    clear = _wrap("clear")
-    setdefault = _wrap("setdefault")
-    del _wrap
+    __setitem__ = _notifying("__setitem__")
+    __delitem__ = _notifying("__delitem__")
+    __ior__ = _notifying("__ior__")
+    update = _notifying("update")
+    pop = _notifying("pop")
+    popitem = _notifying("popitem")
+    clear = _notifying("clear")
+    setdefault = _notifying("setdefault")
 
 
 def _trust(verify_ssl: Any) -> Tuple[bool, Optional[bytes], Optional[List[bytes]]]:
@@ -109,7 +110,7 @@ def _trust(verify_ssl: Any) -> Tuple[bool, Optional[bytes], Optional[List[bytes]
         if verify_ssl.verify_mode == ssl.CERT_NONE:
             return False, None, None
         der = verify_ssl.get_ca_certs(binary_form=True)
-        return True, None, [bytes(c) for c in der] or None  # type: ignore[arg-type]
+        return True, None, [bytes(c) for c in der] or None
     if isinstance(verify_ssl, (str, os.PathLike)):
         path = pathlib.Path(verify_ssl)
         files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
@@ -173,7 +174,8 @@ class SegmentClient(metaclass=_WatchesOverrides):
         api_key: Optional[str] = None,
         connect_timeout: float = 1.0,
     ) -> None:
-        self.base_url = base_url  # type: ignore[assignment]  (sets base_urls too)
+        # A str or a list: __setattr__ sets base_urls too, and base_url to the first.
+        self.base_url = base_url  # type: ignore[assignment]
         self.timeout = timeout
         self.verify_ssl = verify_ssl
         self.headers = headers or {}  # type: ignore[assignment]

@@ -97,6 +97,7 @@ class IdGenerator(_native.NativeIdGenerator):
     """
 
     segment_client: Any
+    _py_lock: threading.Lock
     system_code: str
     db_name: str
     table_name: str
@@ -156,7 +157,7 @@ class IdGenerator(_native.NativeIdGenerator):
         ``allocate_segment`` raises for it; a valid value assigned later
         brings it back."""
         client = self.__dict__.get("segment_client")
-        if not _client.is_stock(client):
+        if client is None or not _client.is_stock(client):
             self._set_python_path(True)
             return
         try:
@@ -356,7 +357,8 @@ class AsyncIdGenerator:
             segments.append([start, end])
 
     def __getstate__(self) -> Dict[str, Any]:
-        return self._ids.__getstate__()
+        ids: IdGenerator = self._ids
+        return ids.__getstate__()
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         args = dict(state)

@@ -2,20 +2,23 @@
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from typing_extensions import disjoint_base, final
+
+__all__ = ["__version__", "NativeSegmentClient", "NativeIdGenerator", "Pending", "after_fork_in_child"]
 __version__: str
 
-Done = Callable[[bool, Any], None]
-
+@final
 class Pending:
     """A request running on kxy's runtime; ``cancel()`` stops it."""
 
     def cancel(self) -> None: ...
 
+@final
 class NativeSegmentClient:
     def __new__(
         cls,
         base_url: Union[str, Sequence[str]],
-        timeout: Optional[float] = 30.0,
+        timeout: Optional[float] = ...,  # 30.0
         verify_ssl: bool = True,
         headers: Optional[Dict[str, str]] = None,
         *,
@@ -41,10 +44,11 @@ class NativeSegmentClient:
         table_name: str,
         field_name: str,
         segment_count: int,
-        done: Done,
+        done: Callable[[bool, Any], None],
     ) -> Pending: ...
     def _reset_after_fork(self) -> None: ...
 
+@disjoint_base
 class NativeIdGenerator:
     def __new__(cls, *args: Any, **kwargs: Any) -> "NativeIdGenerator": ...
     def _configure(
@@ -75,8 +79,8 @@ class NativeIdGenerator:
     def next_id(self) -> int: ...
     def try_next_id(self) -> Optional[int]: ...
     def next_ids(self, n: int) -> range: ...
-    def _next_id_async(self, done: Done) -> Union[int, Pending]: ...
-    def _next_ids_async(self, n: int, done: Done) -> Pending: ...
+    def _next_id_async(self, done: Callable[[bool, Any], None]) -> Union[int, Pending]: ...
+    def _next_ids_async(self, n: int, done: Callable[[bool, Any], None]) -> Pending: ...
     @property
     def buffered(self) -> int: ...
     @property

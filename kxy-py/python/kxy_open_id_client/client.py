@@ -16,13 +16,13 @@ from typing import Any, Dict, Optional, Tuple
 
 from ._client import SegmentClient
 from ._generator import AsyncIdGenerator, IdGenerator
-from .exceptions import (  # noqa: F401 (0.2.1 exported them from here too)
+from .exceptions import (
     OpenIdAPIError,
     OpenIdClientError,
     OpenIdConnectionError,
     OpenIdTimeoutError,
 )
-from .models import ApiResponse, SegmentRequest, SegmentResponse  # noqa: F401
+from .models import ApiResponse, SegmentRequest, SegmentResponse
 
 __all__ = [
     "SegmentClient",
@@ -30,6 +30,14 @@ __all__ = [
     "AsyncIdGenerator",
     "IdGeneratorFactory",
     "AsyncIdGeneratorFactory",
+    # What 0.2.1's client module imported, and so exported.
+    "SegmentRequest",
+    "SegmentResponse",
+    "ApiResponse",
+    "OpenIdAPIError",
+    "OpenIdClientError",
+    "OpenIdConnectionError",
+    "OpenIdTimeoutError",
 ]
 
 

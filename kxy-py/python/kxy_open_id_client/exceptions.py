@@ -17,7 +17,7 @@ invalid arguments raise ``OpenIdInvalidArgumentError``, which is both a
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, Tuple
 
 
 class OpenIdClientError(Exception):
@@ -46,7 +46,7 @@ class OpenIdAPIError(OpenIdConnectionError):
         self.trace_id = trace_id
         super().__init__(f"API Error {code}: {msg}")
 
-    def __reduce__(self):  # keep code/msg/trace_id through pickling
+    def __reduce__(self) -> Tuple[Any, ...]:  # keep code/msg/trace_id through pickling
         return (type(self), (self.code, self.msg, self.trace_id))
 
 
@@ -88,5 +88,5 @@ class OpenIdStoreError(OpenIdConnectionError):
         self.url = url
         super().__init__(message)
 
-    def __reduce__(self):  # keep reason/url through pickling
+    def __reduce__(self) -> Tuple[Any, ...]:  # keep reason/url through pickling
         return (type(self), (self.args[0], self.reason, self.url))

@@ -16,7 +16,7 @@ class SegmentRequest(BaseModel):
     db_name: str = Field(..., description="Database name")
     table_name: str = Field(..., description="Table name")
     field_name: str = Field(..., description="Field name")
-    segment_count: int = Field(10000, ge=1, le=9223372036854775807, description="How many IDs")
+    segment_count: int = Field(default=10000, ge=1, le=9223372036854775807, description="How many IDs")
 
 
 class SegmentResponse(BaseModel):
