@@ -1,9 +1,11 @@
 """Times ID generation in one Python process; prints one JSON line.
 
-Usage: python python_ids.py BASE_URL (legacy|kxy)
+Usage: python python_ids.py BASE_URL (legacy|kxy|kxy-adaptive)
 
-Both modes time uuid.uuid4() in the same process as the baseline. The
+Every mode times uuid.uuid4() in the same process as the baseline. The
 generator is warmed first, so the timed loop measures steady state.
+`legacy` and `kxy` ask for segments of 10,000, the published client's
+default; `kxy-adaptive` lets kxy grow them (adaptive=True).
 """
 
 import json
@@ -28,7 +30,8 @@ def loop_uuid(calls):
 
 def main():
     base_url, mode = sys.argv[1], sys.argv[2]
-    ids = IdGenerator(SegmentClient(base_url), "bench", "db", f"py_{mode}", "id", 10000)
+    options = {"adaptive": True} if mode == "kxy-adaptive" else {}
+    ids = IdGenerator(SegmentClient(base_url), "bench", "db", f"py_{mode.replace('-', '_')}", "id", 10000, **options)
     next_id = ids.next_id
 
     def loop_next_id(calls):
@@ -36,14 +39,14 @@ def main():
             next_id()
 
     loop_next_id(200_000)
-    calls = 10_000_000 if mode == "kxy" else 1_000_000
+    calls = 1_000_000 if mode == "legacy" else 10_000_000
     result = {
         "mode": mode,
         "uuid4_per_s": rate(loop_uuid, 1_000_000),
         "next_id_per_s": rate(loop_next_id, calls),
         "next_id_calls": calls,
     }
-    if mode == "kxy":
+    if mode != "legacy":
         def loop_next_ids(batches):
             total = 0
             for _ in range(batches):

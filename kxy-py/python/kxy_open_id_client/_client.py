@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import pathlib
 import ssl
+import threading
 import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -40,6 +41,21 @@ _INTERNAL = frozenset({"_native", "_native_settings", "_generators", "_tracked"}
 _SETTINGS = frozenset(
     {"base_url", "base_urls", "timeout", "verify_ssl", "headers", "api_key", "connect_timeout"}
 )
+
+
+#: Held while a native client is rebuilt (see SegmentClient._native_client).
+_REBUILDING = threading.RLock()
+
+
+def _fresh_lock_after_fork() -> None:
+    # A parent thread may have held it at the fork; the child must not wait
+    # for a thread it does not have.
+    global _REBUILDING
+    _REBUILDING = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_lock_after_fork)
 
 
 def _paths_changed() -> None:
@@ -238,17 +254,23 @@ class SegmentClient(metaclass=_WatchesOverrides):
         changed since it was built)."""
         state = self.__dict__
         native = state.get("_native")
-        settings = self._settings()
-        if native is None or state.get("_native_settings") != settings:
-            native = self._build_native(native)
-            state["_native"] = native
-            state["_native_settings"] = settings
-            if "_tracked" not in state:
-                state["_tracked"] = True
-                _fork.track(self)
-            for generator in list(self._users()):
-                generator._use_client(native)
-        return native
+        if native is not None and state.get("_native_settings") == self._settings():
+            return native
+        # Rebuilds are rare; one lock for all clients keeps two threads that
+        # change settings at once from leaving a generator on the older one.
+        with _REBUILDING:
+            native = state.get("_native")
+            settings = self._settings()
+            if native is None or state.get("_native_settings") != settings:
+                native = self._build_native(native)
+                state["_native"] = native
+                state["_native_settings"] = settings
+                if "_tracked" not in state:
+                    state["_tracked"] = True
+                    _fork.track(self)
+                for generator in list(self._users()):
+                    generator._use_client(native)
+            return native
 
     def _settings_changed(self) -> None:
         # Before the first build (inside __init__) there is nothing to update.
