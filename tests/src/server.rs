@@ -161,6 +161,18 @@ pub fn register_counter(store_args: &[&str], table: &str, start: i64) {
     );
 }
 
+/// A server on a fresh embedded store with counters `sys:db:<table>:id`
+/// registered at 0; the directory lives as long as the returned guard.
+pub fn embedded_with_counters(tables: &[&str]) -> (tempfile::TempDir, ServerProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_owned();
+    for table in tables {
+        register_counter(&["--data-dir", &data_dir], table, 0);
+    }
+    let server = ServerProcess::start(&["--data-dir", &data_dir], &[]);
+    (dir, server)
+}
+
 /// Runs `kxy-server` with `args`, expecting it to refuse to start: returns
 /// its stderr once it exits non-zero; panics if it starts listening.
 pub fn start_refused(args: &[&str]) -> String {

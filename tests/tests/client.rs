@@ -13,20 +13,10 @@ use kxy_core::Segment;
 use kxy_e2e::api::assert_disjoint;
 use kxy_e2e::redis_env::{KeyPrefix, free_port};
 use kxy_e2e::require_redis;
-use kxy_e2e::server::{ServerProcess, register_counter};
+use kxy_e2e::server::{ServerProcess, embedded_with_counters, register_counter};
 
 fn key(table: &str) -> SegmentKey {
     SegmentKey::new("sys", "db", table, "id").unwrap()
-}
-
-/// An embedded-store server with counters `orders` and `users` registered.
-fn server() -> (tempfile::TempDir, ServerProcess) {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_str().unwrap().to_owned();
-    register_counter(&["--data-dir", &data_dir], "orders", 0);
-    register_counter(&["--data-dir", &data_dir], "users", 0);
-    let server = ServerProcess::start(&["--data-dir", &data_dir], &[]);
-    (dir, server)
 }
 
 fn dead_url() -> String {
@@ -40,7 +30,7 @@ fn generator(urls: &[&str], table: &str, config: GeneratorConfig) -> IdGenerator
 
 #[test]
 fn segment_client_allocates_and_reports_refusals() {
-    let (_dir, server) = server();
+    let (_dir, server) = embedded_with_counters(&["orders", "users"]);
     let client =
         BlockingSegmentClient::new(ClientConfig::new([server.base_url()]).unwrap()).unwrap();
     let segment = client
@@ -84,7 +74,7 @@ fn segment_client_allocates_and_reports_refusals() {
 
 #[test]
 fn calls_fail_over_to_the_next_base_url() {
-    let (_dir, server) = server();
+    let (_dir, server) = embedded_with_counters(&["orders", "users"]);
     let dead = dead_url();
     let config = ClientConfig::new([dead.as_str(), server.base_url()]).unwrap();
     let client = BlockingSegmentClient::new(config).unwrap();
@@ -101,7 +91,7 @@ fn calls_fail_over_to_the_next_base_url() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_client_and_generator() {
-    let (_dir, server) = server();
+    let (_dir, server) = embedded_with_counters(&["orders", "users"]);
     let client = SegmentClient::new(ClientConfig::new([server.base_url()]).unwrap()).unwrap();
     let segment = client
         .allocate_segment("sys", "db", "users", "id", 5)
@@ -118,7 +108,7 @@ async fn async_client_and_generator() {
 
 #[test]
 fn eight_threads_of_100_000_ids_never_repeat() {
-    let (_dir, server) = server();
+    let (_dir, server) = embedded_with_counters(&["orders", "users"]);
     let ids = generator(
         &[server.base_url()],
         "orders",
@@ -146,7 +136,7 @@ fn eight_threads_of_100_000_ids_never_repeat() {
 
 #[test]
 fn runs_are_contiguous_and_sizes_adapt_to_use() {
-    let (_dir, server) = server();
+    let (_dir, server) = embedded_with_counters(&["orders", "users"]);
     let config = GeneratorConfig::new(1000).unwrap();
     let ids = generator(&[server.base_url()], "orders", config);
     let mut segments = Vec::new();
@@ -256,9 +246,48 @@ fn with_every_server_down_the_wait_is_bounded() {
     assert!(matches!(err.root(), ClientError::Connection { .. }));
 }
 
+/// One round (what the Python client asks for): every call that waits for
+/// a round gets its error, each base URL was asked once, and the next call
+/// starts a new round, which finds a server that came up meanwhile.
+#[test]
+fn in_one_round_waiting_calls_share_its_error_and_the_next_call_asks_again() {
+    let (dir, server) = embedded_with_counters(&["orders"]);
+    let bind = server.address().to_owned();
+    let url = server.base_url().to_owned();
+    server.kill();
+    let config = GeneratorConfig::with_bounds(10, 10, 10)
+        .unwrap()
+        .one_round();
+    let ids = generator(&[dead_url().as_str(), url.as_str()], "orders", config);
+    let started = Instant::now();
+    let waiters: Vec<_> = (0..8)
+        .map(|_| {
+            let ids = ids.clone();
+            std::thread::spawn(move || ids.next_id())
+        })
+        .collect();
+    for waiter in waiters {
+        let err = waiter.join().unwrap().unwrap_err();
+        assert!(matches!(err, ClientError::Connection { .. }), "{err:?}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "two dead URLs, each asked once: {:?}",
+        started.elapsed()
+    );
+    let data_dir = dir.path().to_str().unwrap();
+    let _server = ServerProcess::start_on(&bind, &["--data-dir", data_dir], &[]);
+    assert_eq!(
+        ids.next_id().unwrap(),
+        1,
+        "a new round, on the server that came up"
+    );
+    assert_eq!(ids.config().max_size(), 10, "fixed size");
+}
+
 #[test]
 fn unregistered_counters_fail_fast_and_later_calls_ask_again() {
-    let (_dir, server) = server();
+    let (_dir, server) = embedded_with_counters(&["orders", "users"]);
     let config = GeneratorConfig::new(10)
         .unwrap()
         .with_max_wait(Duration::from_secs(30))
@@ -283,7 +312,7 @@ fn unregistered_counters_fail_fast_and_later_calls_ask_again() {
 
 #[test]
 fn the_factory_keeps_one_generator_per_table() {
-    let (_dir, server) = server();
+    let (_dir, server) = embedded_with_counters(&["orders", "users"]);
     let client = SegmentClient::new(ClientConfig::new([server.base_url()]).unwrap()).unwrap();
     let factory = IdGeneratorFactory::new(client, "sys", "db", GeneratorConfig::new(10).unwrap());
     let orders = factory.generator("orders", "id").unwrap();

@@ -26,19 +26,10 @@ use std::time::Duration;
 
 use kxy_client::{ClientConfig, ClientError, SegmentClient, SegmentKey};
 use kxy_core::Segment;
-use kxy_e2e::server::{ServerProcess, register_counter};
+use kxy_e2e::server::embedded_with_counters;
 
 fn key(table: &str) -> SegmentKey {
     SegmentKey::new("sys", "db", table, "id").unwrap()
-}
-
-/// An embedded-store server with counter `orders` registered.
-fn server() -> (tempfile::TempDir, ServerProcess) {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_str().unwrap().to_owned();
-    register_counter(&["--data-dir", &data_dir], "orders", 0);
-    let server = ServerProcess::start(&["--data-dir", &data_dir], &[]);
-    (dir, server)
 }
 
 fn client(urls: &[&str]) -> SegmentClient {
@@ -222,7 +213,7 @@ async fn redirects_are_not_followed() {
 /// (a real server) hands out the segment.
 #[tokio::test]
 async fn a_redirect_fails_over_to_the_next_server() {
-    let (_dir, server) = server();
+    let (_dir, server) = embedded_with_counters(&["orders"]);
     let location = format!("{}/api/segment/allocate", server.base_url());
     let redirector =
         FakeServer::answering("307 Temporary Redirect", &[("location", &location)], "");
@@ -596,7 +587,7 @@ fn refused_for_trust(result: Result<Segment, ClientError>, case: &str) {
 #[tokio::test]
 async fn tls_trust_follows_httpx_verify() {
     let certs = Certs::make();
-    let (_dir, server) = server();
+    let (_dir, server) = embedded_with_counters(&["orders"]);
     let tls = TlsTerminator::start(&certs, server.address()).await;
     let (ca_pem, ca_der, other_pem) = (
         certs.read("ca.pem"),
