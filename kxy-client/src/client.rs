@@ -48,7 +48,9 @@ struct Inner {
     /// Index of the base URL that answered last; calls start there.
     preferred: AtomicUsize,
     /// The store each counter is pinned to.
-    pins: StorePins,
+    /// Shared by every client rebuilt from this one (after a fork, or with
+    /// other settings), so that a request in flight on one pins for all.
+    pins: Arc<StorePins>,
     /// Segments refused by the fences, over the client's life.
     discarded: AtomicU64,
     /// Where segments of servers that name no store are fenced: this
@@ -192,10 +194,10 @@ fn build_http(config: &ClientConfig) -> Result<reqwest::Client, ClientError> {
 
 impl SegmentClient {
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
-        Self::with_pins(config, StorePins::new())
+        Self::with_pins(config, Arc::new(StorePins::new()))
     }
 
-    fn with_pins(config: ClientConfig, pins: StorePins) -> Result<Self, ClientError> {
+    fn with_pins(config: ClientConfig, pins: Arc<StorePins>) -> Result<Self, ClientError> {
         let http = build_http(&config)?;
         let mut urls = config.base_urls.clone();
         urls.sort();
@@ -224,16 +226,13 @@ impl SegmentClient {
     /// A client with the same settings, the same store pins and fresh
     /// connections, for a process that was forked (see [`crate::fork`]).
     pub fn rebuilt(&self) -> Result<SegmentClient, ClientError> {
-        SegmentClient::with_pins(
-            self.inner.config.clone(),
-            StorePins::copied_from(&self.inner.pins),
-        )
+        SegmentClient::with_pins(self.inner.config.clone(), Arc::clone(&self.inner.pins))
     }
 
     /// A client with other settings and the same store pins, for a caller
     /// whose settings changed: its segments pass the same fences.
     pub fn reconfigured(&self, config: ClientConfig) -> Result<SegmentClient, ClientError> {
-        SegmentClient::with_pins(config, StorePins::copied_from(&self.inner.pins))
+        SegmentClient::with_pins(config, Arc::clone(&self.inner.pins))
     }
 
     /// How many segments this client discarded because they failed a fence:

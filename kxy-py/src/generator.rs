@@ -209,21 +209,25 @@ impl NativeIdGenerator {
 
     /// For `AsyncIdGenerator.next_ids`: a `Pending` task that calls
     /// `done(ok, value)` with `(start, end)` or the exception. The take may
-    /// wait for a fetch, so it runs on the runtime's blocking pool, never
-    /// in the event loop's executor.
+    /// wait for a fetch (or, for a run longer than a segment, ask the
+    /// server with a blocking call, which a runtime thread may not make), so
+    /// it runs on a thread of its own, never in the event loop's executor.
     fn _next_ids_async(&self, py: Python<'_>, n: i64, done: Py<PyAny>) -> PyResult<Py<PyAny>> {
         let ids = self
             .native()
             .ok_or_else(|| PyRuntimeError::new_err("not on the native path"))?
             .clone();
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("kxy-next-ids".into())
+            .spawn(move || sender.send(ids.next_ids(n)))
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start a thread: {e}")))?;
         let take = async move {
-            tokio::task::spawn_blocking(move || ids.next_ids(n))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(ClientError::InvalidArgument(format!(
-                        "next_ids({n}) failed: {e}"
-                    )))
-                })
+            receiver.await.unwrap_or_else(|_| {
+                Err(ClientError::InvalidArgument(format!(
+                    "next_ids({n}) failed: its thread ended without an answer"
+                )))
+            })
         };
         let pending = spawn(
             take,

@@ -35,7 +35,14 @@ BaseUrl = Union[str, Sequence[str]]
 _path_listeners: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 #: What the client keeps for itself; never pickled.
-_INTERNAL = frozenset({"_native", "_native_settings", "_generators", "_tracked"})
+_INTERNAL = frozenset({"_native", "_generators", "_tracked"})
+
+#: ``timeout=None``: no limit (a day stands for it).
+_NO_TIMEOUT = 86400.0
+
+#: The methods generators call: a patch or override of either sends them
+#: the Python way.
+_ALLOCATORS = frozenset({"allocate_segment", "allocate_segment_async"})
 
 #: The attributes a native client is built from.
 _SETTINGS = frozenset(
@@ -69,12 +76,12 @@ class _WatchesOverrides(type):
 
     def __setattr__(cls, name: str, value: Any) -> None:
         super().__setattr__(name, value)
-        if name == "allocate_segment":
+        if name in _ALLOCATORS:
             _paths_changed()
 
     def __delattr__(cls, name: str) -> None:
         super().__delattr__(name)
-        if name == "allocate_segment":
+        if name in _ALLOCATORS:
             _paths_changed()
 
 
@@ -157,9 +164,9 @@ class SegmentClient(metaclass=_WatchesOverrides):
             whose CAs are then the only ones trusted.
         headers: extra headers sent with every request.
         api_key: sent as ``Authorization: Bearer <api_key>``.
-        connect_timeout: seconds a connect to one server may take (default
-            1.0, at most ``timeout``), so that with several base URLs a dead
-            one is left quickly.
+        connect_timeout: seconds a connect to one server may take (at most
+            ``timeout``); by default ``timeout`` with one base URL, as in
+            0.2.1, and 1.0 with several, so that a dead one is left quickly.
 
     Every setting is an attribute; assigning one (or changing
     ``client.headers`` in place) takes effect on the next request, also for
@@ -178,7 +185,7 @@ class SegmentClient(metaclass=_WatchesOverrides):
     verify_ssl: Any
     headers: Dict[str, str]
     api_key: Optional[str]
-    connect_timeout: float
+    connect_timeout: Optional[float]
 
     def __init__(
         self,
@@ -188,7 +195,7 @@ class SegmentClient(metaclass=_WatchesOverrides):
         headers: Optional[Mapping[str, str]] = None,
         *,
         api_key: Optional[str] = None,
-        connect_timeout: float = 1.0,
+        connect_timeout: Optional[float] = None,
     ) -> None:
         # A str or a list: __setattr__ sets base_urls too, and base_url to the first.
         self.base_url = base_url  # type: ignore[assignment]
@@ -213,29 +220,38 @@ class SegmentClient(metaclass=_WatchesOverrides):
         object.__setattr__(self, name, value)
         if name in _SETTINGS:
             self._settings_changed()
-        elif name == "allocate_segment":
+        elif name in _ALLOCATORS:
             _paths_changed()
 
     def __delattr__(self, name: str) -> None:
         object.__delattr__(self, name)
-        if name == "allocate_segment":
+        if name in _ALLOCATORS:
             _paths_changed()
 
     # -- the native client, built from the settings ---------------------
 
     def _settings(self) -> Tuple[Any, ...]:
-        headers = self.__dict__.get("headers") or {}
+        # getattr, not __dict__: a subclass may make a setting a property.
+        headers = getattr(self, "headers", None) or {}
         return (
-            tuple(self.__dict__.get("base_urls") or ()),
-            self.__dict__.get("timeout", 30.0),
-            self.__dict__.get("verify_ssl", True),
+            tuple(getattr(self, "base_urls", None) or ()),
+            getattr(self, "timeout", 30.0),
+            getattr(self, "verify_ssl", True),
             tuple(headers.items()),
-            self.__dict__.get("api_key"),
-            self.__dict__.get("connect_timeout", 1.0),
+            getattr(self, "api_key", None),
+            getattr(self, "connect_timeout", None),
         )
 
-    def _build_native(self, previous: Optional[_native.NativeSegmentClient]) -> _native.NativeSegmentClient:
-        base_urls, timeout, verify_ssl, headers, api_key, connect_timeout = self._settings()
+    @staticmethod
+    def _build_native(
+        settings: Tuple[Any, ...], previous: Optional[_native.NativeSegmentClient]
+    ) -> _native.NativeSegmentClient:
+        base_urls, timeout, verify_ssl, headers, api_key, connect_timeout = settings
+        if connect_timeout is None:
+            # With one server, the request timeout bounds the connect too, as
+            # in 0.2.1 (a busy server's backlog may take a SYN retry, ~1 s);
+            # with several, a dead one is left after 1 s.
+            connect_timeout = 1.0 if len(base_urls) > 1 else (timeout or _NO_TIMEOUT)
         verify, ca_pem, ca_der = _trust(verify_ssl)
         return _native.NativeSegmentClient(
             list(base_urls),
@@ -253,24 +269,23 @@ class SegmentClient(metaclass=_WatchesOverrides):
         """The native client for the current settings (rebuilt if they
         changed since it was built)."""
         state = self.__dict__
-        native = state.get("_native")
-        if native is not None and state.get("_native_settings") == self._settings():
-            return native
+        built = state.get("_native")  # (native client, the settings it was built from)
+        if built is not None and built[1] == self._settings():
+            return built[0]  # type: ignore[no-any-return]
         # Rebuilds are rare; one lock for all clients keeps two threads that
         # change settings at once from leaving a generator on the older one.
         with _REBUILDING:
-            native = state.get("_native")
+            built = state.get("_native")
             settings = self._settings()
-            if native is None or state.get("_native_settings") != settings:
-                native = self._build_native(native)
-                state["_native"] = native
-                state["_native_settings"] = settings
+            if built is None or built[1] != settings:
+                native = self._build_native(settings, built[0] if built else None)
+                state["_native"] = built = (native, settings)
                 if "_tracked" not in state:
                     state["_tracked"] = True
                     _fork.track(self)
                 for generator in list(self._users()):
                     generator._use_client(native)
-            return native
+            return built[0]
 
     def _settings_changed(self) -> None:
         # Before the first build (inside __init__) there is nothing to update.
@@ -288,10 +303,14 @@ class SegmentClient(metaclass=_WatchesOverrides):
         """``generator`` uses this client's native client; keep it current."""
         self._users().add(generator)
 
+    def _detach(self, generator: Any) -> None:
+        """``generator`` moved to another client."""
+        self._users().discard(generator)
+
     def _reset_after_fork(self) -> None:
-        native = self.__dict__.get("_native")
-        if native is not None:
-            native._reset_after_fork()
+        built = self.__dict__.get("_native")
+        if built is not None:
+            built[0]._reset_after_fork()
 
     # -- pickling: the settings, never the connections or the pins -----
 
@@ -377,17 +396,19 @@ def _request(
     return (r.system_code, r.db_name, r.table_name, r.field_name, r.segment_count)
 
 
-#: The stock ``allocate_segment``: a generator whose client still has it
-#: takes the native path.
-STOCK_ALLOCATE = SegmentClient.__dict__["allocate_segment"]
+#: The stock methods: a generator whose client still has both takes the
+#: native path.
+_STOCK = {name: SegmentClient.__dict__[name] for name in _ALLOCATORS}
 
 
 def is_stock(client: Any) -> bool:
     """Whether ``client`` allocates with the stock method (not a fake, a
     mock, an override or a patch)."""
-    return (
-        isinstance(client, SegmentClient)
-        and getattr(type(client), "allocate_segment", None) is STOCK_ALLOCATE
-        and "allocate_segment" not in getattr(client, "__dict__", {})
+    if not isinstance(client, SegmentClient):
+        return False
+    own = getattr(client, "__dict__", {})
+    return all(
+        getattr(type(client), name, None) is stock and name not in own
+        for name, stock in _STOCK.items()
     )
 

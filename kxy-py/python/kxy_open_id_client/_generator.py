@@ -8,7 +8,8 @@ unused). With any other client (a fake, a ``unittest.mock``, a subclass
 overriding ``allocate_segment``, a patched method) it takes the Python
 path, which is the published client's algorithm: when the segment runs out,
 call ``client.allocate_segment(...)`` with keyword arguments, under a lock.
-Either way, an ID at or below one handed out before is never handed out.
+Either way no ID is handed out twice: a segment that does not start above
+everything that path handed out before is refused.
 
 A call that finds the cache empty waits only while a fetch is in flight:
 each base URL is asked once, within the client's ``timeout``, and if none
@@ -18,9 +19,13 @@ client did. ``max_wait`` opts into retrying for that long instead.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
 from collections import deque
 from typing import Any, Deque, Dict, List, Optional, Tuple
+
+import sniffio
 
 from . import _aio, _client, _fork, _native
 from .exceptions import OpenIdStoreError
@@ -39,6 +44,11 @@ _ARGUMENTS = (
     "max_segment_count",
     "max_wait",
 )
+
+
+#: What the native async calls raise when the generator left the native
+#: path between the check and the call.
+_NotNative = RuntimeError
 
 
 def _checked_count(gen: Any) -> int:
@@ -156,34 +166,42 @@ class IdGenerator(_native.NativeIdGenerator):
         Python path, where ``next_id()`` raises what the stock
         ``allocate_segment`` raises for it; a valid value assigned later
         brings it back."""
-        client = self.__dict__.get("segment_client")
-        if client is None or not _client.is_stock(client):
-            self._set_python_path(True)
-            return
-        try:
-            native = client._native_client()
-            count = _checked_count(self)
-            adaptive = bool(self.adaptive)
-            if self._configured:
-                self._use_client(native)
-                self._resize(count, adaptive, self.max_segment_count, self.max_wait)
-            else:
-                self._configure(
-                    native,
-                    self.system_code,
-                    self.db_name,
-                    self.table_name,
-                    self.field_name,
-                    count,
-                    adaptive,
-                    self.max_segment_count,
-                    self.max_wait,
-                )
-        except ValueError:  # pydantic's ValidationError, OpenIdInvalidArgumentError
-            self._set_python_path(True)
-            return
-        client._attach(self)
-        self._set_python_path(False)
+        # Under the lock of client rebuilds: a settings change or a patch
+        # meanwhile cannot be undone by this older view.
+        with _client._REBUILDING:
+            client = self.__dict__.get("segment_client")
+            previous = self.__dict__.get("_attached_to")
+            if previous is not None and previous() is not client and previous() is not None:
+                previous()._detach(self)
+            self.__dict__["_attached_to"] = None
+            if client is None or not _client.is_stock(client):
+                self._set_python_path(True)
+                return
+            try:
+                native = client._native_client()
+                count = _checked_count(self)
+                adaptive = bool(self.adaptive)
+                if self._configured:
+                    self._use_client(native)
+                    self._resize(count, adaptive, self.max_segment_count, self.max_wait)
+                else:
+                    self._configure(
+                        native,
+                        self.system_code,
+                        self.db_name,
+                        self.table_name,
+                        self.field_name,
+                        count,
+                        adaptive,
+                        self.max_segment_count,
+                        self.max_wait,
+                    )
+            except ValueError:  # pydantic's ValidationError, OpenIdInvalidArgumentError
+                self._set_python_path(True)
+                return
+            client._attach(self)
+            self.__dict__["_attached_to"] = weakref.ref(client)
+            self._set_python_path(False)
 
     # -- the Python path: the published client's algorithm --------------
 
@@ -312,15 +330,21 @@ class AsyncIdGenerator:
         """The next ID."""
         ids: IdGenerator = self._ids
         if not ids._python_path:
-            return int(await _aio.wait(ids._next_id_async))
+            try:
+                return int(await _aio.wait(ids._next_id_async))
+            except _NotNative:  # a patch came in between
+                pass
         return await self._next_id_python()
 
     async def next_ids(self, n: int) -> range:
         """``n`` consecutive IDs as a ``range``."""
         ids: IdGenerator = self._ids
         if not ids._python_path:
-            start, end = await _aio.wait(lambda done: ids._next_ids_async(n, done))
-            return range(start, end + 1)
+            try:
+                start, end = await _aio.wait(lambda done: ids._next_ids_async(n, done))
+                return range(start, end + 1)
+            except _NotNative:  # a patch came in between
+                pass
         if n < 1:
             raise ValueError(f"n must be at least 1; got {n}")
         return await self._take_python(n)
@@ -330,21 +354,29 @@ class AsyncIdGenerator:
 
     async def _take_python(self, n: int) -> range:
         """The published algorithm with the client's own
-        ``allocate_segment_async``: segments queue up, so concurrent callers
-        never share an ID and no lock is held across the await (which works
-        under any event loop)."""
+        ``allocate_segment_async``, under a lock of the running event loop's
+        kind (asyncio's or trio's), so that one fetch serves the callers
+        waiting for it, as in 0.2.1."""
+        async with self._lock():
+            return await self._take_python_locked(n)
+
+    def _lock(self) -> Any:
+        library = sniffio.current_async_library()
+        locks: Dict[str, Any] = self.__dict__.setdefault("_locks", {})
+        if library not in locks:
+            if library == "trio":
+                import trio
+
+                locks[library] = trio.Lock()
+            else:
+                locks[library] = asyncio.Lock()
+        return locks[library]
+
+    async def _take_python_locked(self, n: int) -> range:
         segments: Deque[List[int]] = self._segments
-        fetched = False
-        while True:
-            while segments and segments[0][0] + n - 1 > segments[0][1]:
-                if fetched and len(segments) == 1:
-                    raise ValueError(f"n = {n} is more than one segment holds")
-                segments.popleft()
-            if segments:
-                segment = segments[0]
-                segment[0] += n
-                return range(segment[0] - n, segment[0])
-            fetched = True
+        while segments and segments[0][0] + n - 1 > segments[0][1]:
+            segments.popleft()
+        if not segments:
             ids = self._ids
             response = await ids.segment_client.allocate_segment_async(
                 system_code=ids.system_code,
@@ -354,7 +386,12 @@ class AsyncIdGenerator:
                 segment_count=ids.segment_count,
             )
             start, end = _segment_of(ids, response)
+            if start + n - 1 > end:
+                raise ValueError(f"n = {n} is more than one segment of {end - start + 1} holds")
             segments.append([start, end])
+        segment = segments[0]
+        segment[0] += n
+        return range(segment[0] - n, segment[0])
 
     def __getstate__(self) -> Dict[str, Any]:
         ids: IdGenerator = self._ids
