@@ -13,6 +13,7 @@ use kxy_client::{BlockingSegmentClient, ClientConfig, ClientError};
 use pyo3::prelude::*;
 
 use crate::errors::{invalid_argument, to_py};
+use crate::interruptible;
 use crate::pending::{Pending, spawn};
 use crate::swap::Swap;
 
@@ -109,22 +110,32 @@ impl NativeSegmentClient {
         })
     }
 
-    /// Allocates one segment; returns `(start, end)`, both inclusive.
+    /// Allocates one segment; returns `(start, end)`, both inclusive. The
+    /// wait is interruptible (see `interruptible`).
     fn _allocate(
         &self,
         py: Python<'_>,
-        system_code: &str,
-        db_name: &str,
-        table_name: &str,
-        field_name: &str,
+        system_code: String,
+        db_name: String,
+        table_name: String,
+        field_name: String,
         segment_count: i64,
     ) -> PyResult<(i64, i64)> {
-        let client = self.client.get();
-        py.detach(|| {
-            client.allocate_segment(system_code, db_name, table_name, field_name, segment_count)
-        })
-        .map(|s| (s.start, s.end))
-        .map_err(|e| to_py(py, e))
+        let client = self.client.get().as_async().clone();
+        let request = async move {
+            client
+                .allocate_segment(
+                    &system_code,
+                    &db_name,
+                    &table_name,
+                    &field_name,
+                    segment_count,
+                )
+                .await
+        };
+        interruptible::on_runtime(py, request)?
+            .map(|s| (s.start, s.end))
+            .map_err(|e| to_py(py, e))
     }
 
     /// `_allocate` as a task; `done(ok, value)` gets `(start, end)` or the

@@ -21,6 +21,7 @@ use pyo3::types::{PyDict, PyRange, PyTuple};
 
 use crate::client::{NativeSegmentClient, invalid, seconds};
 use crate::errors::{invalid_argument, to_py};
+use crate::interruptible;
 use crate::pending::spawn;
 use crate::swap::Swap;
 
@@ -167,8 +168,11 @@ impl NativeIdGenerator {
         if let Some(id) = ids.try_next_id() {
             return Ok(id);
         }
+        // The slow path: wait for the fetch in flight, interruptibly.
         let py = slf.py();
-        py.detach(|| ids.next_id()).map_err(|e| to_py(py, e))
+        let ids = ids.clone();
+        interruptible::on_runtime(py, async move { ids.next_id_async().await })?
+            .map_err(|e| to_py(py, e))
     }
 
     /// The next ID if one is cached, else `None`; never waits.
@@ -185,7 +189,12 @@ impl NativeIdGenerator {
             return slf.call_method1("_next_ids_python", (n,));
         };
         let py = slf.py();
-        let run = py.detach(|| ids.next_ids(n)).map_err(|e| to_py(py, e))?;
+        if let Some(first) = ids.try_next_ids(n) {
+            return range(py, first.start, first.end);
+        }
+        let ids = ids.clone();
+        let run =
+            interruptible::on_thread(py, move || ids.next_ids(n))?.map_err(|e| to_py(py, e))?;
         range(py, run.start, run.end)
     }
 

@@ -13,10 +13,12 @@
 //! - [`client`]: `NativeSegmentClient`, one set of client settings.
 //! - [`generator`]: `NativeIdGenerator`, the fast path of `IdGenerator`.
 //! - [`pending`]: requests of the async API, as cancellable tasks.
+//! - [`interruptible`]: blocking waits that Ctrl-C interrupts.
 
 mod client;
 mod errors;
 mod generator;
+mod interruptible;
 mod pending;
 mod swap;
 

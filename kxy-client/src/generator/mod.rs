@@ -224,6 +224,20 @@ impl IdGenerator {
         self.take(1, Wait::Never).ok().flatten()
     }
 
+    /// `n` consecutive IDs if the cache holds them, without ever waiting for
+    /// the network; `None` otherwise (then [`Self::next_ids`] gets them).
+    pub fn try_next_ids(&self, n: i64) -> Option<Segment> {
+        let max = self.shared.config().policy.max;
+        let take = u32::try_from(n)
+            .ok()
+            .filter(|&n| (1..=MAX_TAKE).contains(&n) && i64::from(n) <= max)?;
+        let first = self.take(take, Wait::Never).ok().flatten()?;
+        Some(Segment {
+            start: first,
+            end: first + (n - 1),
+        })
+    }
+
     /// The first of `n` consecutive IDs from the cache. The hot path is the
     /// fork-generation check and one `fetch_add`; the take that passes the
     /// prefetch mark starts the next fetch; an empty cursor goes to the slow
