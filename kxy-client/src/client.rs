@@ -404,6 +404,15 @@ impl SegmentClient {
             .await
             .map_err(|e| self.transport_error(&url, timeout, e))?;
         let status = response.status().as_u16();
+        if let Some(hook) = &self.inner.config.on_answer {
+            (hook.0)(crate::config::Answered {
+                method: "POST",
+                url: &url,
+                status,
+                version: http_version(response.version()),
+                reason: response.status().canonical_reason().unwrap_or(""),
+            });
+        }
         if response.status().is_redirection() {
             let location = response
                 .headers()
@@ -474,6 +483,17 @@ impl SegmentClient {
             }
         };
         Ok((segment, store))
+    }
+}
+
+/// The version as a status line names it.
+fn http_version(version: reqwest::Version) -> &'static str {
+    match version {
+        reqwest::Version::HTTP_09 => "HTTP/0.9",
+        reqwest::Version::HTTP_10 => "HTTP/1.0",
+        reqwest::Version::HTTP_2 => "HTTP/2",
+        reqwest::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
     }
 }
 

@@ -1,6 +1,7 @@
 //! How a client reaches its servers: base URLs, timeouts, headers, API key,
 //! and which TLS certificates it trusts.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
@@ -22,6 +23,30 @@ pub struct ClientConfig {
     /// instead of) the system's; each checked when added.
     pub(crate) root_certificates: Vec<reqwest::Certificate>,
     pub(crate) only_added_roots: bool,
+    /// Told of every answer (see [`Self::on_answer`]).
+    pub(crate) on_answer: Option<AnswerHook>,
+}
+
+/// What a client tells [`ClientConfig::on_answer`] of each answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Answered<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub status: u16,
+    /// The HTTP version, as in a status line: `HTTP/1.1`.
+    pub version: &'a str,
+    /// The status's reason phrase (`OK`, `Not Found`), or empty.
+    pub reason: &'a str,
+}
+
+/// A callback for each answer a client receives (a request log).
+#[derive(Clone)]
+pub struct AnswerHook(pub Arc<dyn Fn(Answered<'_>) + Send + Sync>);
+
+impl std::fmt::Debug for AnswerHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AnswerHook")
+    }
 }
 
 impl ClientConfig {
@@ -70,6 +95,7 @@ impl ClientConfig {
             headers: HeaderMap::new(),
             root_certificates: Vec::new(),
             only_added_roots: false,
+            on_answer: None,
         })
     }
 
@@ -199,6 +225,14 @@ impl ClientConfig {
         value.set_sensitive(true);
         self.headers.insert(AUTHORIZATION, value);
         Ok(self)
+    }
+
+    /// Calls `hook` with each answer's status line, as it arrives, before
+    /// the body is read: a request log (the Python package logs each one,
+    /// as httpx did for the published client). Must return quickly.
+    pub fn on_answer(mut self, hook: impl Fn(Answered<'_>) + Send + Sync + 'static) -> Self {
+        self.on_answer = Some(AnswerHook(Arc::new(hook)));
+        self
     }
 
     pub fn base_urls(&self) -> &[String] {

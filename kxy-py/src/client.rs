@@ -7,10 +7,13 @@
 //! keeping the store pins (`previous`), whenever they change.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use kxy_client::config::Answered;
 use kxy_client::{BlockingSegmentClient, ClientConfig, ClientError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 
 use crate::errors::{invalid_argument, to_py};
 use crate::interruptible;
@@ -41,6 +44,60 @@ const NO_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 pub fn invalid(e: ClientError) -> PyErr {
     invalid_argument(e.to_string())
+}
+
+/// The logger requests are logged on, as httpx logged 0.2.1's.
+static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+/// Whether that logger logs INFO, as last seen, and when (ms since the
+/// epoch): a request takes the GIL to log only if it does, or to look
+/// again once a second, so a busy Python thread does not hold up fetches
+/// when nobody listens.
+static LOGGING: AtomicBool = AtomicBool::new(false);
+static LOOKED_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Logs an answer at INFO on the `kxy_open_id_client` logger, in httpx's
+/// words (`HTTP Request: POST <url> "HTTP/1.1 200 OK"`), when that level is
+/// enabled: the published client's users saw each request that way.
+fn log_answer(answer: Answered<'_>) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let stale = now.saturating_sub(LOOKED_AT.load(Ordering::Relaxed)) >= 1000;
+    if !stale && !LOGGING.load(Ordering::Relaxed) {
+        return;
+    }
+    Python::attach(|py| {
+        let logged = (|| -> PyResult<()> {
+            let logger = LOGGER
+                .get_or_try_init(py, || {
+                    py.import("logging")?
+                        .call_method1("getLogger", ("kxy_open_id_client",))
+                        .map(Bound::unbind)
+                })?
+                .bind(py);
+            const INFO: i32 = 20;
+            let enabled = logger.call_method1("isEnabledFor", (INFO,))?.is_truthy()?;
+            LOGGING.store(enabled, Ordering::Relaxed);
+            LOOKED_AT.store(now, Ordering::Relaxed);
+            if enabled {
+                logger.call_method1(
+                    "info",
+                    (
+                        "HTTP Request: %s %s \"%s %d %s\"",
+                        answer.method,
+                        answer.url,
+                        answer.version,
+                        answer.status,
+                        answer.reason,
+                    ),
+                )?;
+            }
+            Ok(())
+        })();
+        if let Err(error) = logged {
+            error.write_unraisable(py, None);
+        }
+    });
 }
 
 #[pyclass(module = "kxy_open_id_client._native", frozen, weakref)]
@@ -100,6 +157,7 @@ impl NativeSegmentClient {
         for der in ca_der.unwrap_or_default() {
             config = config.add_root_certificate_der(&der).map_err(invalid)?;
         }
+        config = config.on_answer(log_answer);
         let client = match previous {
             Some(previous) => previous.client.get().as_async().reconfigured(config),
             None => kxy_client::SegmentClient::new(config),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import pickle
 import socket
 import threading
@@ -248,3 +249,12 @@ def test_async_works_under_trio(kxy: KxyServer) -> None:
         return [await ids.next_id() for _ in range(5)]
 
     assert trio.run(main) == [1, 2, 3, 4, 5]
+
+
+def test_requests_are_logged_at_info_as_httpx_logged_them(kxy: KxyServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kxy_open_id_client")
+    time.sleep(1.1)  # the client looks at the logger's level at most once a second
+    client = SegmentClient(kxy.base_url)
+    client.allocate_segment("my-system", "my_database", "users", "id", 5)
+    assert f'HTTP Request: POST {kxy.base_url}/api/segment/allocate "HTTP/1.1 200 OK"' in caplog.messages
+    assert all(r.name == "kxy_open_id_client" and r.levelno == logging.INFO for r in caplog.records)
