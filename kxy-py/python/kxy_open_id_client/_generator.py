@@ -205,14 +205,21 @@ class IdGenerator(_native.NativeIdGenerator):
 
     # -- the Python path: the published client's algorithm --------------
 
-    def _allocate_python(self) -> None:
-        """Asks the client for a segment (lock held), as 0.2.1 did."""
+    def _allocate_python(self, at_least: int = 0) -> None:
+        """Asks the client for a segment (lock held), as 0.2.1 did; for a
+        run of ``at_least`` IDs, a segment at least that long."""
+        count: Any = self.segment_count
+        if at_least:
+            try:
+                count = max(int(count), at_least)
+            except (TypeError, ValueError):
+                pass  # the client's own check will say what is wrong
         segment = self.segment_client.allocate_segment(
             system_code=self.system_code,
             db_name=self.db_name,
             table_name=self.table_name,
             field_name=self.field_name,
-            segment_count=self.segment_count,
+            segment_count=count,
         )
         start, end = _segment_of(self, segment)
         self.__dict__["_py_current"] = start
@@ -245,12 +252,10 @@ class IdGenerator(_native.NativeIdGenerator):
         with self._py_lock:
             first = self._take_python(n)
             if first is None:
-                self._allocate_python()
+                self._allocate_python(at_least=n)
                 first = self._take_python(n)
             if first is None:
-                raise ValueError(
-                    f"n = {n} is more than one segment of {self.segment_count} holds"
-                )
+                raise ValueError(f"n = {n} is more than the segment the client returned holds")
             return range(first, first + n)
 
     def _reset_after_fork(self) -> None:
