@@ -324,6 +324,22 @@ pub async fn connect(target: &Target<'_>) -> Result<Connection, String> {
 }
 
 impl Connection {
+    /// Bounds this session's statements and lock waits by `timeout` (the
+    /// bound set at connect time, or another one for a while).
+    pub async fn bound(&mut self, timeout: Duration) {
+        match self {
+            Connection::Mysql(c) => bound_mysql_session(c, timeout).await,
+            Connection::Postgres(c) => {
+                let ms = timeout.as_millis().max(1);
+                let sql = format!("SET statement_timeout = {ms}; SET lock_timeout = {ms}");
+                if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *c).await {
+                    tracing::debug!("session bound not set: {e}");
+                }
+            }
+            Connection::Sqlite(_) => {}
+        }
+    }
+
     /// Every table, with its key column or why it cannot be numbered.
     pub async fn tables(&mut self, db_name: &str) -> Result<Vec<TableInfo>, sqlx::Error> {
         // PostgreSQL tables whose key is `GENERATED ALWAYS AS IDENTITY`.

@@ -426,13 +426,25 @@ impl DatabaseService {
         config: &DatabaseConfig,
     ) -> Result<(drivers::Connection, Vec<TableInfo>), Error> {
         let mut connection = self.open(config).await?;
+        // The catalog is read once per database, by a few queries over
+        // every table, which a busy server (or one table's lock held by a
+        // migration) can slow past a per-table bound meant for one
+        // table's query: listing gets at least LISTING_BOUND; each table's
+        // queries get the configured bound again.
+        let per_table = self.policy.query_timeout();
+        connection.bound(per_table.max(LISTING_BOUND)).await;
         let tables = connection
             .tables(&config.db_name)
             .await
             .map_err(|e| unreachable_error(config, &format!("cannot list tables: {e}")))?;
+        connection.bound(per_table).await;
         Ok((connection, tables))
     }
 }
+
+/// The least time the catalog queries of one database may take (see
+/// `tables`).
+const LISTING_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
