@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use kxy_core::AllocationLimits;
 use kxy_core::apikey::ApiKeySecret;
-use kxy_server::app::{AppState, Settings};
 use kxy_server::identity::{AuthSettings, LockoutPolicy};
 use kxy_server::keys::{KeyOwner, KeyType};
+use kxy_server::state::{AppState, Settings};
 use kxy_server::store::{self, MissingCounter, StoreConfig};
 
 const CALLS: usize = 200_000;

@@ -5,7 +5,8 @@
 //!
 //! - [`cli`]: the `kxy-server` command line: flags, environment variables and
 //!   the `counters` subcommands.
-//! - [`app`]: shared state and the router.
+//! - [`state`]: what handlers reach (`AppState`) and the server's `Settings`.
+//! - [`app`]: the router, composed from the routes, and serving it.
 //! - [`request_limits`]: request limits (body, timeouts, headers, connections) and
 //!   `Cache-Control: no-store` on every answer.
 //! - [`serving`]: accepting connections and serving HTTP on them within those
@@ -43,6 +44,7 @@ pub mod request_limits;
 pub mod routes;
 pub mod segments;
 pub mod serving;
+pub mod state;
 pub mod store;
 pub mod store_guard;
 pub mod vault;

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::app::AppState;
 use crate::identity::tokens::now;
+use crate::state::AppState;
 use crate::store::records::typed;
 use crate::store::{Expect, Store};
 

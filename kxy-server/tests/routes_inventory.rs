@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use axum::http::Method;
 use kxy_core::AllocationLimits;
-use kxy_server::app::{AppState, Settings, router, serve};
+use kxy_server::app::{router, serve};
 use kxy_server::identity::{AuthSettings, LockoutPolicy};
 use kxy_server::routes::{Access, inventory};
+use kxy_server::state::{AppState, Settings};
 use kxy_server::store::{self, MissingCounter, StoreConfig};
 use serde_json::{Value, json};
 

@@ -18,12 +18,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use kxy_core::{AllocationLimits, SegmentKey};
 
 use crate::Error;
-use crate::app::{AppState, Settings};
 use crate::credentials::CredentialService;
 use crate::databases::{DatabasePolicy, DatabaseService};
 use crate::identity::{AuthSettings, LockoutPolicy};
 use crate::request_limits::HttpLimitArgs;
 use crate::segments::SegmentService;
+use crate::state::{AppState, Settings};
 use crate::store::durability::WaitReplicas;
 use crate::store::{self, DurabilityPolicy, MissingCounter, StoreConfig};
 use crate::store_guard::GuardSettings;

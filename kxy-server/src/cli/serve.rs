@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use super::ServeArgs;
 use crate::Error;
-use crate::app::{AppState, router_with};
+use crate::app::router_with;
 use crate::identity::setup::SetupToken;
 use crate::request_limits::HttpLimits;
+use crate::state::AppState;
 
 /// Requires the setup token for the first-run init where being first is not
 /// enough (see [`SetupToken`]), and shows a generated one on the console

@@ -19,11 +19,11 @@ use serde::Deserialize;
 
 use super::{Access, RouteSpec, route};
 use crate::Error;
-use crate::app::AppState;
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
 use crate::grants::Verdict;
 use crate::identity::Caller;
+use crate::state::AppState;
 use kxy_core::permission::Permission;
 
 pub fn routes() -> Vec<RouteSpec> {

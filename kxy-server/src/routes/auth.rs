@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{Access, RouteSpec, route};
 use crate::Error;
-use crate::app::AppState;
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
 use crate::identity::users::UserView;
 use crate::identity::{Caller, TokenPair};
+use crate::state::AppState;
 
 pub fn routes() -> Vec<RouteSpec> {
     vec![

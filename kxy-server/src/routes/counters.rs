@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Access, RouteSpec, route};
 use crate::Error;
-use crate::app::AppState;
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
+use crate::state::AppState;
 use crate::store::Registration;
 
 pub fn routes() -> Vec<RouteSpec> {

@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use super::{Access, RouteSpec, route};
 use crate::Error;
-use crate::app::AppState;
 use crate::credentials::{CredentialFields, CredentialView};
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
 use crate::identity::Caller;
+use crate::state::AppState;
 
 pub fn routes() -> Vec<RouteSpec> {
     vec![

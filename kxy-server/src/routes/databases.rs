@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{Access, RouteSpec, route};
 use crate::Error;
-use crate::app::AppState;
 use crate::databases::{
     DatabaseChange, DatabaseForm, DatabaseView, DiscoveredTable, InitReport, Job, LastScan,
     RegisteredTable,
 };
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
+use crate::state::AppState;
 
 pub fn routes() -> Vec<RouteSpec> {
     let read = Access::Permission("databases:read");

@@ -14,8 +14,8 @@ use kxy_core::permission::Permission;
 
 use super::Access;
 use crate::Error;
-use crate::app::AppState;
 use crate::identity::{Caller, Via};
+use crate::state::AppState;
 use kxy_core::apikey::ApiKeySecret;
 
 /// The bearer token of a request, if it sent one.

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{Access, RouteSpec, route};
-use crate::app::AppState;
 use crate::envelope::Envelope;
+use crate::state::AppState;
 use crate::store::durability::DurabilityReport;
 
 pub fn routes() -> Vec<RouteSpec> {

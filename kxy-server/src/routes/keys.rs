@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{Access, RouteSpec, route};
 use crate::Error;
-use crate::app::AppState;
 use crate::envelope::Envelope;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::identity::{Caller, Via};
 use crate::keys::{ApiKeyView, KeyOwner, KeyStatus, KeyType};
+use crate::state::AppState;
 
 pub fn routes() -> Vec<RouteSpec> {
     vec![

@@ -21,7 +21,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
-use crate::app::AppState;
+use crate::state::AppState;
 use kxy_core::permission::PermissionSet;
 
 /// Who may call a route.

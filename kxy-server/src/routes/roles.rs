@@ -7,11 +7,11 @@ use serde::Deserialize;
 
 use super::{Access, RouteSpec, permission_catalog, route};
 use crate::Error;
-use crate::app::AppState;
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
 use crate::identity::Caller;
 use crate::identity::roles::Role;
+use crate::state::AppState;
 
 pub fn routes() -> Vec<RouteSpec> {
     let read = Access::Permission("roles:read");

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{Access, RouteSpec, route};
 use crate::Error;
-use crate::app::AppState;
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
 use crate::segments::ClientMark;
+use crate::state::AppState;
 
 pub fn routes() -> Vec<RouteSpec> {
     // Public by default, as in the seed and for kxy-open-id-client;

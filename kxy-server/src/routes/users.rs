@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{Access, RouteSpec, route};
 use crate::Error;
-use crate::app::AppState;
 use crate::envelope::Envelope;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::identity::roles::ADMIN;
 use crate::identity::users::{User, UserView, check_email};
 use crate::identity::{Caller, Via};
+use crate::state::AppState;
 
 pub fn routes() -> Vec<RouteSpec> {
     let read = Access::Permission("users:read");
