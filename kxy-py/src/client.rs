@@ -7,11 +7,12 @@
 //! keeping the store pins (`previous`), whenever they change.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kxy_client::config::Answered;
-use kxy_client::{BlockingSegmentClient, ClientConfig, ClientError};
+use kxy_client::{BlockingSegmentClient, ClientConfig, ClientError, Segment};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
@@ -105,6 +106,32 @@ pub struct NativeSegmentClient {
     pub(crate) client: Swap<BlockingSegmentClient>,
 }
 
+impl NativeSegmentClient {
+    /// One allocation, as a future that owns what it needs (it runs on
+    /// kxy-client's runtime).
+    fn allocation(
+        &self,
+        system_code: String,
+        db_name: String,
+        table_name: String,
+        field_name: String,
+        segment_count: i64,
+    ) -> impl Future<Output = Result<Segment, ClientError>> + Send + 'static {
+        let client = self.client.get().as_async().clone();
+        async move {
+            client
+                .allocate_segment(
+                    &system_code,
+                    &db_name,
+                    &table_name,
+                    &field_name,
+                    segment_count,
+                )
+                .await
+        }
+    }
+}
+
 #[pymethods]
 impl NativeSegmentClient {
     #[new]
@@ -179,18 +206,7 @@ impl NativeSegmentClient {
         field_name: String,
         segment_count: i64,
     ) -> PyResult<(i64, i64)> {
-        let client = self.client.get().as_async().clone();
-        let request = async move {
-            client
-                .allocate_segment(
-                    &system_code,
-                    &db_name,
-                    &table_name,
-                    &field_name,
-                    segment_count,
-                )
-                .await
-        };
+        let request = self.allocation(system_code, db_name, table_name, field_name, segment_count);
         interruptible::on_runtime(py, request)?
             .map(|s| (s.start, s.end))
             .map_err(|e| to_py(py, e))
@@ -208,18 +224,7 @@ impl NativeSegmentClient {
         segment_count: i64,
         done: Py<PyAny>,
     ) -> Pending {
-        let client = self.client.get().as_async().clone();
-        let request = async move {
-            client
-                .allocate_segment(
-                    &system_code,
-                    &db_name,
-                    &table_name,
-                    &field_name,
-                    segment_count,
-                )
-                .await
-        };
+        let request = self.allocation(system_code, db_name, table_name, field_name, segment_count);
         spawn(
             request,
             |py, segment| {
