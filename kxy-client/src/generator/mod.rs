@@ -32,7 +32,7 @@
 mod config;
 mod cursor;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,8 @@ struct Shared {
     client: RwLock<SegmentClient>,
     /// Replaceable (see [`IdGenerator::reconfigure`]); read off the hot path.
     config: RwLock<GeneratorConfig>,
+    /// `config`'s largest segment, for `next_ids` without taking the lock.
+    max_size: AtomicI64,
     /// Everything off the hot path, per process: a forked child must not
     /// wait on a lock that a parent thread held at the fork.
     slow: PerProcess<SlowPath>,
@@ -168,6 +170,7 @@ impl IdGenerator {
                 key,
                 client: RwLock::new(client),
                 config: RwLock::new(config),
+                max_size: AtomicI64::new(config.policy.max),
                 slow,
                 waits: AtomicU64::new(0),
                 discarded: AtomicU64::new(0),
@@ -205,6 +208,9 @@ impl IdGenerator {
             .config
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = config;
+        self.shared
+            .max_size
+            .store(config.policy.max, Ordering::Relaxed);
         state.size = config.initial_size;
         state.size_ceiling = config.policy.max;
     }
@@ -227,7 +233,7 @@ impl IdGenerator {
     /// `n` consecutive IDs if the cache holds them, without ever waiting for
     /// the network; `None` otherwise (then [`Self::next_ids`] gets them).
     pub fn try_next_ids(&self, n: i64) -> Option<Segment> {
-        let max = self.shared.config().policy.max;
+        let max = self.shared.max_size.load(Ordering::Relaxed);
         let take = u32::try_from(n)
             .ok()
             .filter(|&n| (1..=MAX_TAKE).contains(&n) && i64::from(n) <= max)?;
@@ -283,7 +289,7 @@ impl IdGenerator {
     /// `--max-segment`) is an [`ClientError::InvalidArgument`] naming both
     /// numbers.
     pub fn next_ids(&self, n: i64) -> Result<Segment, ClientError> {
-        let max = self.shared.config().policy.max;
+        let max = self.shared.max_size.load(Ordering::Relaxed);
         if n < 1 {
             return Err(ClientError::InvalidArgument(format!(
                 "n must be at least 1; got {n}"
