@@ -20,6 +20,7 @@ use crate::envelope::assign_trace_id;
 use crate::request_limits::{self, HttpLimits};
 use crate::routes::{self, guard::guard};
 use crate::state::AppState;
+use crate::web;
 
 /// The whole HTTP surface: every route of [`routes::inventory`], each behind
 /// the guard that enforces its access; under the default [`HttpLimits`].
@@ -46,6 +47,7 @@ pub fn router_with(state: AppState, limits: &HttpLimits) -> Router {
         router = router.route(path, methods);
     }
     router
+        .merge(web::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -58,6 +60,7 @@ pub fn router_with(state: AppState, limits: &HttpLimits) -> Router {
             request_limits::enforce,
         ))
         .layer(middleware::from_fn(assign_trace_id))
+        .layer(middleware::from_fn(web::security_headers))
         .with_state(state)
 }
 

@@ -27,6 +27,8 @@
 //! - [`envelope`]: the `{code, msg, data, traceId}` response shape and trace ids.
 //! - [`extract`]: request extractors that answer bad input in that envelope.
 //! - [`error`]: the crate's one error type and its HTTP mapping.
+//! - [`web`]: the admin page, the API docs and the API description, embedded
+//!   in the binary, and the security headers of every answer.
 
 pub mod app;
 pub mod cli;
@@ -48,6 +50,7 @@ pub mod state;
 pub mod store;
 pub mod store_guard;
 pub mod vault;
+pub mod web;
 pub mod witness;
 
 pub use error::Error;

@@ -8,7 +8,8 @@
 //! (header timeout, header count and size, connection count) are applied
 //! where connections are accepted ([`crate::serving`]); the request-level
 //! ones (body size, request timeout) by the [`enforce`] middleware, which
-//! also marks every answer `Cache-Control: no-store`: answers carry access
+//! also marks every API answer `Cache-Control: no-store` (the page's own files
+//! choose theirs): answers carry access
 //! and refresh tokens, API key secrets and revealed credentials, and no
 //! browser or proxy cache may keep them.
 
@@ -169,9 +170,11 @@ pub async fn enforce(
             .into_response(),
         }
     };
+    // A handler that serves a public file (the admin page) chooses its own.
     response
         .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        .entry(header::CACHE_CONTROL)
+        .or_insert_with(|| HeaderValue::from_static("no-store"));
     response
 }
 

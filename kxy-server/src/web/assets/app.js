@@ -1,0 +1,1 @@
+// kxy admin page
