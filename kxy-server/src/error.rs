@@ -60,6 +60,9 @@ pub enum Error {
         "too many failed logins: the account is locked; try again in {retry_after} s or ask an administrator to unlock it"
     )]
     Locked { retry_after: u64 },
+    /// A cookie-session request that may come from another site's page.
+    #[error("{0}")]
+    CrossSite(String),
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
     #[error("{0}")]
@@ -131,6 +134,7 @@ impl Error {
             Error::Forbidden { .. } => (S::FORBIDDEN, 40301),
             Error::AccountDisabled => (S::FORBIDDEN, 40302),
             Error::SetupTokenRequired => (S::FORBIDDEN, 40303),
+            Error::CrossSite(_) => (S::FORBIDDEN, 40304),
             Error::NotFound { .. } => (S::NOT_FOUND, 40402),
             Error::Conflict(_) => (S::CONFLICT, 40902),
             Error::AlreadyInitialized => (S::CONFLICT, 40903),

@@ -83,6 +83,7 @@ pub fn inventory() -> Vec<RouteSpec> {
         keys::routes(),
         credentials::routes(),
         databases::routes(),
+        crate::web::session::routes(),
     ]
     .into_iter()
     .flatten()

@@ -9,6 +9,7 @@
 //! page did not ship.
 
 mod assets;
+pub mod session;
 
 use axum::Router;
 use axum::extract::Request;

@@ -1,0 +1,278 @@
+//! The browser's login session: the same logins as `/api/auth/*`, but the
+//! refresh token lives in a cookie the page's script cannot read.
+//!
+//! A page keeps its access token in memory only; if it also held the refresh
+//! token, any script injected into it could carry the session away, and a
+//! reload would log the user out. So `POST /api/auth/session` answers the
+//! access token in the body and sets the refresh token as an `HttpOnly`,
+//! `SameSite=Strict` cookie scoped to `/api/auth/session`, which
+//! `POST /api/auth/session/refresh` exchanges (rotating it) for a new access
+//! token. Because a cookie rides along on any request the browser makes,
+//! every route here that reads it also demands proof the call comes from the
+//! page itself ([`same_origin`]): the `X-KXY-CSRF` header, which a foreign
+//! page cannot send without a CORS preflight this server never grants, and
+//! matching `Origin`/`Sec-Fetch-Site` where the browser sends them.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::envelope::Envelope;
+use crate::extract::ApiJson;
+use crate::identity::{Caller, TokenPair};
+use crate::routes::auth::Credentials;
+use crate::routes::{Access, RouteSpec, route};
+use crate::state::AppState;
+
+/// The cookie that holds the refresh token.
+pub const REFRESH_COOKIE: &str = "kxy_refresh";
+/// The only path the cookie is sent to.
+pub const COOKIE_PATH: &str = "/api/auth/session";
+/// The header the page sends to show a request is its own.
+pub const CSRF_HEADER: &str = "x-kxy-csrf";
+
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        route(Method::POST, "/api/auth/session", Access::Public, login),
+        route(
+            Method::POST,
+            "/api/auth/session/refresh",
+            Access::Public,
+            refresh,
+        ),
+        route(
+            Method::POST,
+            "/api/auth/session/password",
+            Access::LoggedIn,
+            change_password,
+        ),
+        route(
+            Method::DELETE,
+            "/api/auth/session",
+            Access::LoggedIn,
+            logout,
+        ),
+    ]
+}
+
+/// What the page holds: an access token, never the refresh token.
+#[derive(Serialize)]
+struct AccessGrant {
+    access_token: String,
+    token_type: String,
+    /// Seconds the access token is valid; the page refreshes before then.
+    expires_in: u64,
+}
+
+/// Answers the access half of `tokens` and sets the refresh half as the
+/// cookie.
+fn grant(request: &HeaderMap, state: &AppState, msg: &str, tokens: TokenPair) -> Response {
+    let max_age = state.settings.auth.refresh_ttl.as_secs();
+    let cookie = cookie(request, &tokens.refresh_token, max_age);
+    let body = AccessGrant {
+        access_token: tokens.access_token,
+        token_type: tokens.token_type,
+        expires_in: tokens.expires_in,
+    };
+    with_cookie(Envelope::ok(msg, body).into_response(), &cookie)
+}
+
+/// The `Set-Cookie` value for `value` (empty with `max_age` 0 clears it).
+/// `Secure` when the page was reached over HTTPS (directly or, as a proxy
+/// says, in front of us); over plain HTTP a browser would drop a `Secure`
+/// cookie and every reload would end the session.
+fn cookie(request: &HeaderMap, value: &str, max_age: u64) -> String {
+    let https = header_str(request, "x-forwarded-proto").is_some_and(|p| p == "https")
+        || header_str(request, "origin").is_some_and(|o| o.starts_with("https://"));
+    format!(
+        "{REFRESH_COOKIE}={value}; Path={COOKIE_PATH}; Max-Age={max_age}; HttpOnly; \
+         SameSite=Strict{}",
+        if https { "; Secure" } else { "" }
+    )
+}
+
+fn with_cookie(mut response: Response, cookie: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Refuses a request that may come from another site's page: without the
+/// page's header, or with an `Origin` other than this server's, or marked
+/// cross-site by the browser.
+fn same_origin(headers: &HeaderMap) -> Result<(), Error> {
+    if header_str(headers, CSRF_HEADER) != Some("1") {
+        return Err(Error::CrossSite(format!(
+            "send the header {CSRF_HEADER}: 1 (the admin page does); cookie sessions are only \
+             for the page served by this server"
+        )));
+    }
+    if let Some(site) = header_str(headers, "sec-fetch-site")
+        && site != "same-origin"
+    {
+        return Err(Error::CrossSite(format!(
+            "the browser marks this request {site}; only this server's own page may use its session"
+        )));
+    }
+    if let Some(origin) = header_str(headers, "origin") {
+        let host = header_str(headers, "host").unwrap_or_default();
+        let origin_host = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .unwrap_or_default();
+        if host.is_empty() || origin_host != host {
+            return Err(Error::CrossSite(format!(
+                "Origin {origin} is not this server ({host})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The refresh token from the cookie.
+fn refresh_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == REFRESH_COOKIE)
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<Response, Error> {
+    same_origin(&headers)?;
+    let tokens = state.auth.login(&body.username, &body.password).await?;
+    Ok(grant(&headers, &state, "logged in", tokens))
+}
+
+async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+    same_origin(&headers)?;
+    let Some(token) = refresh_cookie(&headers) else {
+        return Err(Error::InvalidToken(
+            "no session in this browser; log in".into(),
+        ));
+    };
+    match state.auth.refresh(token).await {
+        Ok(tokens) => Ok(grant(&headers, &state, "refreshed", tokens)),
+        // The cookie is dead: drop it, so the page stops offering it.
+        Err(e) => Ok(with_cookie(e.into_response(), &cookie(&headers, "", 0))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /api/auth/password` for the page: the new session's refresh token
+/// goes into the cookie instead of the body.
+async fn change_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Caller,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<Response, Error> {
+    same_origin(&headers)?;
+    let tokens = state
+        .auth
+        .change_password(&caller, &body.current_password, &body.new_password)
+        .await?;
+    state.keys.revoke_all(&caller.user.id).await?;
+    Ok(grant(
+        &headers,
+        &state,
+        "password changed; every other login ended and your API keys are disabled",
+        tokens,
+    ))
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Caller,
+) -> Result<Response, Error> {
+    state.auth.logout(&caller).await?;
+    let response = Envelope::ok("logged out", ()).into_response();
+    Ok(with_cookie(response, &cookie(&headers, "", 0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn only_the_pages_own_requests_pass() {
+        let host = ("host", "127.0.0.1:5801");
+        assert!(same_origin(&headers(&[host, (CSRF_HEADER, "1")])).is_ok());
+        assert!(
+            same_origin(&headers(&[
+                host,
+                (CSRF_HEADER, "1"),
+                ("origin", "http://127.0.0.1:5801"),
+                ("sec-fetch-site", "same-origin"),
+            ]))
+            .is_ok()
+        );
+        assert!(same_origin(&headers(&[host])).is_err());
+        assert!(
+            same_origin(&headers(&[
+                host,
+                (CSRF_HEADER, "1"),
+                ("origin", "http://127.0.0.1:3000")
+            ]))
+            .is_err()
+        );
+        assert!(
+            same_origin(&headers(&[
+                host,
+                (CSRF_HEADER, "1"),
+                ("sec-fetch-site", "same-site")
+            ]))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others() {
+        let h = headers(&[("cookie", "a=1; kxy_refresh=rt_s.x; b=2")]);
+        assert_eq!(refresh_cookie(&h), Some("rt_s.x"));
+        assert_eq!(
+            refresh_cookie(&headers(&[("cookie", "kxy_refresh=")])),
+            None
+        );
+        assert_eq!(refresh_cookie(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn the_cookie_is_secure_behind_https() {
+        let plain = cookie(&HeaderMap::new(), "v", 60);
+        assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Strict"));
+        assert!(!plain.contains("Secure"));
+        let proxied = cookie(&headers(&[("x-forwarded-proto", "https")]), "v", 60);
+        assert!(proxied.ends_with("; Secure"));
+    }
+}
