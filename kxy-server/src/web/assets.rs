@@ -27,7 +27,7 @@ pub struct Asset {
 }
 
 macro_rules! asset {
-    ($path:literal, $type:literal) => {
+    ($path:literal, $type:expr) => {
         Asset {
             path: $path,
             content_type: $type,
@@ -38,9 +38,24 @@ macro_rules! asset {
 
 /// Every file under `/assets/`.
 pub static ASSETS: &[Asset] = &[
-    asset!("app.js", "text/javascript; charset=utf-8"),
+    asset!("app.js", JS),
+    asset!("api.js", JS),
+    asset!("ui.js", JS),
+    asset!("session.js", JS),
+    asset!("screens/index.js", JS),
+    asset!("screens/counters.js", JS),
+    asset!("screens/databases.js", JS),
+    asset!("screens/keys.js", JS),
+    asset!("screens/credentials.js", JS),
+    asset!("screens/users.js", JS),
+    asset!("screens/roles.js", JS),
+    asset!("screens/access.js", JS),
     asset!("style.css", "text/css; charset=utf-8"),
+    asset!("favicon.svg", "image/svg+xml"),
+    asset!("vendor/htm-preact-3.1.1.js", JS),
 ];
+
+const JS: &str = "text/javascript; charset=utf-8";
 
 const INDEX: &[u8] = include_bytes!("assets/index.html");
 
