@@ -13,6 +13,8 @@
 //!   limits.
 //! - [`routes`]: one module per API area, thin handlers.
 //! - [`segments`]: the allocation service, where the server's policy lives.
+//! - [`counter_activity`]: per counter, the last allocation and IDs per
+//!   minute (in memory, for the admin page).
 //! - [`identity`]: users, roles, passwords, tokens, sessions, lockout.
 //! - [`grants`]: endpoint grants and the access check other services call.
 //! - [`keys`]: API keys: creation, limits, verification and its cache.
@@ -32,6 +34,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod counter_activity;
 pub mod credentials;
 pub mod databases;
 pub mod envelope;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use kxy_core::{AllocationLimits, Segment, SegmentKey, counter_start};
 
 use crate::Error;
+use crate::counter_activity::CounterActivity;
 use crate::high_water::{HighWater, WentBackwards};
 use crate::store::{CounterState, MissingCounter, Registration, Store, StoreError};
 use crate::store_guard::{GuardSettings, StoreGuard};
@@ -24,6 +25,7 @@ pub struct SegmentService {
     missing: MissingCounter,
     high_water: Arc<HighWater>,
     guard: Arc<StoreGuard>,
+    activity: CounterActivity,
 }
 
 /// What a client says it already received of a counter: sent with a request
@@ -59,6 +61,7 @@ impl SegmentService {
             missing,
             high_water,
             guard,
+            activity: CounterActivity::default(),
         }
     }
 
@@ -81,6 +84,7 @@ impl SegmentService {
             missing,
             high_water,
             guard,
+            activity: CounterActivity::default(),
         })
     }
 
@@ -90,6 +94,11 @@ impl SegmentService {
 
     pub fn guard(&self) -> &Arc<StoreGuard> {
         &self.guard
+    }
+
+    /// What this instance handed out lately, per counter.
+    pub fn activity(&self) -> &CounterActivity {
+        &self.activity
     }
 
     /// Takes `segment_count` IDs from the counter.
@@ -139,6 +148,7 @@ impl SegmentService {
                 got: segment,
             });
         }
+        self.activity.record(key, segment.len());
         Ok(Allocated { segment, store_id })
     }
 

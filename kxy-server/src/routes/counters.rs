@@ -46,20 +46,48 @@ struct CounterView {
     /// The store went backwards: the counter refuses to allocate until
     /// raised to at least `current`.
     fenced: bool,
+    /// Unix seconds of the last segment this instance handed out of it
+    /// (`null`: none since the instance started).
+    last_allocated_at: Option<u64>,
+    /// IDs this instance handed out per minute over the last hour, oldest
+    /// first; the last entry is the minute in progress.
+    ids_per_minute: Vec<u64>,
+    /// The pace: IDs per minute over the last 15 minutes.
+    pace_per_minute: f64,
+    /// Seconds until the counter would pass 2^63-1 at that pace (`null`
+    /// when idle).
+    runway_seconds: Option<u64>,
 }
+
+/// Minutes the pace (and so the runway) is averaged over.
+const PACE_MINUTES: usize = 15;
 
 async fn list(State(state): State<AppState>) -> Result<Envelope<Vec<CounterView>>, Error> {
     let counters = state.segments.counters().await?;
+    let now = crate::counter_activity::now();
     let views = counters
         .into_iter()
-        .map(|c| CounterView {
-            system_code: c.key.system_code().to_owned(),
-            db_name: c.key.db_name().to_owned(),
-            table_name: c.key.table_name().to_owned(),
-            field_name: c.key.field_name().to_owned(),
-            current: c.current,
-            next_id: c.current.checked_add(1).filter(|_| !c.fenced),
-            fenced: c.fenced,
+        .map(|c| {
+            let activity = state.segments.activity().view(&c.key);
+            let pace = activity.as_ref().map_or(0.0, |a| a.pace(PACE_MINUTES, now));
+            let left = i64::MAX.saturating_sub(c.current) as f64;
+            CounterView {
+                system_code: c.key.system_code().to_owned(),
+                db_name: c.key.db_name().to_owned(),
+                table_name: c.key.table_name().to_owned(),
+                field_name: c.key.field_name().to_owned(),
+                current: c.current,
+                next_id: c.current.checked_add(1).filter(|_| !c.fenced),
+                fenced: c.fenced,
+                last_allocated_at: activity.as_ref().map(|a| a.last_allocated_at),
+                ids_per_minute: activity.map_or_else(
+                    || vec![0; crate::counter_activity::MINUTES],
+                    |a| a.ids_per_minute,
+                ),
+                pace_per_minute: pace,
+                // f64 -> u64 saturates: a slow counter's runway is "forever".
+                runway_seconds: (pace > 0.0).then(|| (left / pace * 60.0) as u64),
+            }
         })
         .collect();
     Ok(Envelope::ok("ok", views))
