@@ -183,6 +183,22 @@ impl SegmentService {
         Ok(self.store.register(key, start).await?)
     }
 
+    /// Registers a new counter; refuses one that exists, naming where it
+    /// stands. (Two concurrent registrations of one new name both pass the
+    /// check; the store then keeps the higher start, as [`Self::register`]
+    /// would: never backwards.)
+    pub async fn register_new(&self, key: &SegmentKey, start: i64) -> Result<Registration, Error> {
+        let start = counter_start(start)?;
+        if let Some(existing) = self.store.counters().await?.iter().find(|c| c.key == *key) {
+            return Err(Error::Conflict(format!(
+                "counter {key} already exists (its last ID is {}); raise it instead of \
+                 registering it again",
+                existing.current
+            )));
+        }
+        Ok(self.store.register(key, start).await?)
+    }
+
     /// Raises a registered counter to `to` (the recovery step after its
     /// store went backwards); refuses an unknown counter rather than create
     /// one from a mistyped name.

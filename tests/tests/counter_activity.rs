@@ -27,6 +27,17 @@ async fn the_counter_list_shows_recent_activity() {
             200
         );
     }
+    // The page registers with only_new: a taken name is refused, unchanged.
+    let again = json!({"system_code": "sys", "db_name": "db", "table_name": "busy",
+                       "field_name": "id", "start": 50, "only_new": true});
+    let answer = d.post("/api/counters", again, Some(&token)).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (409, 40902),
+        "{:?}",
+        answer.body
+    );
+    assert!(answer.msg().contains("already exists"), "{}", answer.msg());
     let before = unix_now();
     let http = reqwest::Client::new();
     for _ in 0..3 {

@@ -107,6 +107,11 @@ struct CounterBody {
     start: Option<i64>,
     /// For a raise: the next ID handed out is `to + 1`.
     to: Option<i64>,
+    /// For registration: refuse (409) if the counter exists, instead of
+    /// raising it (the admin page's "register", where a taken name is a
+    /// mistake).
+    #[serde(default)]
+    only_new: bool,
 }
 
 impl CounterBody {
@@ -170,7 +175,11 @@ async fn add(
     ApiJson(body): ApiJson<CounterBody>,
 ) -> Result<Envelope<Registered>, Error> {
     let (key, start) = body.parse("start")?;
-    let registration = state.segments.register(&key, start).await?;
+    let registration = if body.only_new {
+        state.segments.register_new(&key, start).await?
+    } else {
+        state.segments.register(&key, start).await?
+    };
     Ok(registered(&key, registration, start))
 }
 

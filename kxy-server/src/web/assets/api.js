@@ -15,11 +15,14 @@ export class ApiError extends Error {
 }
 
 /** The field a server message is about, if it names one: `name: rule`
- * (a broken rule) or "missing/unknown field `name`" (a malformed body). */
+ * (a broken rule), "missing/unknown field `name`" (a malformed body), or a
+ * message opening with a field's snake_case name ("system_code contains
+ * ..."). A form shows the message next to its input of that name, or under
+ * the form if it has none. */
 export function fieldOf(message) {
   const quoted = /field `([A-Za-z_][A-Za-z0-9_]*)`/.exec(message);
   if (quoted) return quoted[1];
-  const prefix = /^([a-z_][a-z0-9_]*): /.exec(message);
+  const prefix = /^([a-z_][a-z0-9_]*): /.exec(message) ?? /^([a-z]+(?:_[a-z0-9]+)+) /.exec(message);
   return prefix ? prefix[1] : undefined;
 }
 
