@@ -205,7 +205,7 @@ def test_a_user_is_offered_only_what_they_hold_and_the_server_refuses_more(page:
     page.login("bob", "bob-pass-1")
     page.go("keys")
     tick(page, "Only the ones I pick")
-    offered = [e.text for e in page.driver.find_elements(By.CSS_SELECTOR, ".checks label")]
+    offered = [e.text for e in page.driver.find_elements(By.CSS_SELECTOR, ".key-choices label")]
     assert offered == ["credentials:read", "credentials:write", "keys:read", "keys:write"]
     # Not an administrator of keys: no view of everyone's keys...
     page.not_see("Show every user's keys")

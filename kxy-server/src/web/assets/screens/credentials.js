@@ -144,7 +144,7 @@ export default function Credentials() {
     ["Name", (c) => (c.name ? html`<strong>${c.name}</strong>` : html`<span class="muted">—</span>`)],
     ["Model", (c) => html`<code>${c.model_id}</code>`],
     ["Base URL", (c) => (c.base_url ? html`<span class="url">${c.base_url}</span>` : "—")],
-    ["API key", (c) => (c.api_key_masked ? html`<code>${c.api_key_masked}</code>` : html`<span class="muted">none</span>`)],
+    ["API key", (c) => (c.api_key_masked ? html`<code class="masked">${c.api_key_masked}</code>` : html`<span class="muted">none</span>`)],
     ["Settings", (c) => (c.config ? html`<code class="config">${JSON.stringify(c.config)}</code>` : "—")],
     ["Updated", (c) => formatTime(c.updated_at)],
     ["", (c) => html`<div class="actions" data-credential=${c.id}>

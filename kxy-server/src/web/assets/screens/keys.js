@@ -65,18 +65,18 @@ function ScopePicker({ choices, scope, setScope, picked, setPicked, error }) {
   const toggle = (p, on) => setPicked(on ? [...picked, p] : picked.filter((x) => x !== p));
   return html`<fieldset class="field scope-picker" aria-describedby=${mine ? `${id}-error` : undefined}>
     <legend>Permissions</legend>
-    <div class="check">
+    <div class="key-choice">
       <input type="radio" id=${`${id}-all`} name="scope" value="all" checked=${scope === "all"}
         onChange=${() => setScope("all")} />
       <label for=${`${id}-all`}>All of mine, now and later</label>
     </div>
-    <div class="check">
+    <div class="key-choice">
       <input type="radio" id=${`${id}-some`} name="scope" value="some" checked=${scope === "some"}
         onChange=${() => setScope("some")} />
       <label for=${`${id}-some`}>Only the ones I pick</label>
     </div>
-    ${scope === "some" && html`<div class="checks" role="group" aria-label="Permissions of the key">
-      ${choices.map((p, i) => html`<div class="check">
+    ${scope === "some" && html`<div class="key-choices" role="group" aria-label="Permissions of the key">
+      ${choices.map((p, i) => html`<div class="key-choice">
         <input type="checkbox" id=${`${id}-p${i}`} value=${p} checked=${picked.includes(p)}
           onChange=${(e) => toggle(p, e.target.checked)} />
         <label for=${`${id}-p${i}`}><code>${p}</code></label>
@@ -156,8 +156,8 @@ function NewKey({ created, onDone }) {
     <p class="label">Key id</p>
     <code class="mono" id="new-key-id">${created.id}</code>
     <div class="actions"><${CopyButton} text=${created.id} label="Copy key id" /></div>
-    <p class="muted">Send it as <code>Authorization: Bearer <var>secret</var></code>, or as the pair
-      <code>X-API-Key: <var>key id</var></code> + <code>X-API-Secret: <var>secret</var></code>.</p>
+    <p class="muted">Send it as <code>Authorization: Bearer <var>secret</var></code>, or as the pair${" "}<code
+      >X-API-Key: <var>key id</var></code> + <code>X-API-Secret: <var>secret</var></code>.</p>
     <button type="button" onClick=${onDone}>I have stored it</button>
   </section>`;
 }
@@ -214,7 +214,7 @@ export default function Keys({ me }) {
   const columns = [
     ["Name", (k) => html`<strong>${k.name}</strong>`],
     ...(everyone ? [["Owner", owner]] : []),
-    ["Key", (k) => html`<code>${k.display_prefix}</code>`],
+    ["Key", (k) => html`<code class="prefix">${k.display_prefix}</code>`],
     ["Status", (k) => html`<${StatusBadge} keyRow=${k} />`],
     ["Type", (k) => k.key_type],
     ["Permissions", (k) => html`<${Scopes} permissions=${k.permissions} />`],
@@ -236,7 +236,7 @@ export default function Keys({ me }) {
     <p class="muted">Keys let programs call kxy as you, with your permissions or fewer.</p>
     ${created && html`<${NewKey} created=${created} onDone=${() => setCreated(null)} />`}
     <h2>${everyone ? "Every user's keys" : "Your keys"}</h2>
-    ${admin && html`<div class="check">
+    ${admin && html`<div class="key-choice">
       <input type="checkbox" id="keys-everyone" checked=${everyone}
         onChange=${(e) => setEveryone(e.target.checked)} />
       <label for="keys-everyone">Show every user's keys</label>
