@@ -126,7 +126,7 @@ def test_a_key_is_shown_once_works_and_stops_working_when_disabled(page: Page, a
     assert as_key(alice, key_id, secret, "GET", "/api/keys")[0] == 401
 
 
-def test_dismissing_the_new_key_hides_it_and_a_dismissed_cancel_keeps_the_key(page: Page, admin_api: Api) -> None:
+def test_dismissing_the_new_key_hides_it_and_declining_the_delete_keeps_it(page: Page, admin_api: Api) -> None:
     alice = make_user(admin_api, "alice", "alice-pass-1", [])
     page.login("alice", "alice-pass-1")
     page.go("keys")
