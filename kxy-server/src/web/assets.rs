@@ -113,3 +113,74 @@ pub fn serve(request: &HeaderMap, content_type: &'static str, body: &'static [u8
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files_under(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+
+    /// A file added to the page but not to [`ASSETS`] would be missing
+    /// from the binary; an import of a file that is not served would break
+    /// the page. Neither can happen unnoticed.
+    #[test]
+    fn every_page_file_is_served_and_every_import_resolves() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web/assets");
+        let mut files = Vec::new();
+        files_under(&root, &mut files);
+        let served: Vec<&str> = ASSETS.iter().map(|a| a.path).collect();
+        for file in &files {
+            let relative = file.strip_prefix(&root).unwrap().to_str().unwrap();
+            let is_page_file = matches!(
+                file.extension().and_then(|e| e.to_str()),
+                Some("js" | "css" | "svg" | "png")
+            );
+            if is_page_file && !relative.starts_with("vendor/swagger-ui/") {
+                assert!(
+                    served.contains(&relative),
+                    "{relative} is not listed in ASSETS"
+                );
+            }
+        }
+        for asset in ASSETS.iter().filter(|a| a.path.ends_with(".js")) {
+            let text = std::str::from_utf8(asset.body).unwrap();
+            let dir = Path::new(asset.path).parent().unwrap();
+            for line in text
+                .lines()
+                .filter(|l| l.contains(" from \"./") || l.contains(" from \"../"))
+            {
+                let target = line.split('"').nth(1).unwrap();
+                let resolved = normalize(&dir.join(target));
+                assert!(
+                    served.contains(&resolved.as_str()),
+                    "{} imports {target}, which is not served",
+                    asset.path
+                );
+            }
+        }
+    }
+
+    fn normalize(path: &Path) -> String {
+        let mut parts: Vec<&str> = Vec::new();
+        for part in path.iter().map(|p| p.to_str().unwrap()) {
+            match part {
+                "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                other => parts.push(other),
+            }
+        }
+        parts.join("/")
+    }
+}
