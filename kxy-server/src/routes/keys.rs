@@ -194,7 +194,7 @@ struct KeyChange {
     responses(
         (status = 200, description = "The changed key", body = openapi::Envelope<ApiKeyView>),
         (status = 404, description = "No such key of the caller's (40402)", body = openapi::ErrorEnvelope),
-        (status = 409, description = "Enabling it would pass the key limit (40902)", body = openapi::ErrorEnvelope),
+        (status = 409, description = "Enabling it would pass the key limit, or it changed meanwhile (40902)", body = openapi::ErrorEnvelope),
     )
 )]
 async fn update(
