@@ -43,7 +43,7 @@ struct StoredCredential {
 }
 
 /// A credential as answers show it: the key only masked.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct CredentialView {
     pub id: String,
     pub user_id: String,
@@ -73,7 +73,7 @@ impl From<&StoredCredential> for CredentialView {
 }
 
 /// The fields a create or update may set; `None` keeps what is there.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialFields {
     pub name: Option<String>,

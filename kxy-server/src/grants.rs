@@ -54,10 +54,12 @@ pub struct GrantService {
 }
 
 /// A decision as the API returns it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Verdict {
     pub allowed: bool,
+    #[schema(value_type = Option<crate::openapi::core_types::Level>)]
     pub level: Option<Level>,
+    #[schema(value_type = crate::openapi::core_types::Level)]
     pub required: Level,
     pub endpoint_id: Option<String>,
     pub reason: String,

@@ -43,7 +43,7 @@ const CACHE_TTL: Duration = Duration::from_secs(60);
 /// Keys a user may keep, disabled ones included, per active key allowed.
 const KEPT_PER_ACTIVE: usize = 10;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
     Active,
@@ -52,7 +52,7 @@ pub enum KeyStatus {
 
 /// Seed 000's key types: public keys are used from outside, local ones by
 /// services next to kxy. kxy records the type; policies may use it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
     Public,
@@ -81,7 +81,7 @@ pub struct ApiKey {
 }
 
 /// A key as lists show it: no hash, no secret.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiKeyView {
     pub id: String,
     pub user_id: String,
@@ -89,6 +89,8 @@ pub struct ApiKeyView {
     pub display_prefix: String,
     pub status: KeyStatus,
     pub key_type: KeyType,
+    /// The key's scope; null: all of its owner's permissions.
+    #[schema(value_type = Option<Vec<crate::openapi::core_types::Permission>>)]
     pub permissions: Option<Vec<Permission>>,
     pub created_at: u64,
     pub last_used_at: Option<u64>,

@@ -29,6 +29,8 @@
 //! - [`envelope`]: the `{code, msg, data, traceId}` response shape and trace ids.
 //! - [`extract`]: request extractors that answer bad input in that envelope.
 //! - [`error`]: the crate's one error type and its HTTP mapping.
+//! - [`openapi`]: the OpenAPI 3.1 description of every route, from the
+//!   handlers' annotations and the inventory.
 //! - [`web`]: the admin page, the API docs and the API description, embedded
 //!   in the binary, and the security headers of every answer.
 
@@ -45,6 +47,7 @@ pub mod high_water;
 pub mod identity;
 pub mod keys;
 pub mod limits;
+pub mod openapi;
 pub mod request_limits;
 pub mod routes;
 pub mod segments;

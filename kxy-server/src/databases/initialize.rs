@@ -17,7 +17,7 @@ use super::{DatabaseConfig, DatabaseService, counter_db_name};
 use crate::Error;
 use crate::store::{Registration, StoreError};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RegisteredTable {
     pub table: String,
     pub field: String,
@@ -34,14 +34,14 @@ pub struct RegisteredTable {
     pub decided_by: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SkippedTable {
     pub table: String,
     pub reason: String,
 }
 
 /// What initializing found and did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InitReport {
     pub guid: String,
     pub tables_total: usize,

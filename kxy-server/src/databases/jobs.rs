@@ -28,7 +28,7 @@ const JOBS: &str = "database_jobs";
 const LEASE: Duration = Duration::from_secs(30);
 const TICK: Duration = Duration::from_millis(500);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Running,
@@ -37,7 +37,7 @@ pub enum JobState {
 }
 
 /// A job as the status route shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: String,
     pub guid: String,

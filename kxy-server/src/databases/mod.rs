@@ -75,7 +75,7 @@ struct DatabaseConfig {
 }
 
 /// A registered database as answers show it: no password.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DatabaseView {
     pub guid: String,
     pub system_code: String,
@@ -93,7 +93,7 @@ pub struct DatabaseView {
 }
 
 /// The body of `POST /api/database/add` (the seed's shape).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseForm {
     pub system_code: String,
@@ -112,7 +112,7 @@ pub struct DatabaseForm {
 }
 
 /// A change to a registered database; absent fields stay as they are.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseChange {
     pub system_code: Option<String>,
@@ -127,7 +127,7 @@ pub struct DatabaseChange {
 }
 
 /// A table the scanner found that has no counter yet.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DiscoveredTable {
     pub table: String,
     pub field: String,

@@ -30,7 +30,7 @@ const LAST_SCANS: &str = "last_scans";
 
 /// How a database's last scanner pass ended (shown with its discovered
 /// tables).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct LastScan {
     pub at: u64,
     pub new_tables: usize,

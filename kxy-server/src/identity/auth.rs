@@ -61,7 +61,7 @@ pub struct AuthSettings {
 }
 
 /// The answer to a login or a refresh.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,

@@ -16,11 +16,12 @@ use crate::store::{Expect, Store};
 const ROLES: &str = "roles";
 pub const ADMIN: &str = "admin";
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Role {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    #[schema(value_type = Vec<crate::openapi::core_types::Permission>)]
     pub permissions: Vec<Permission>,
     #[serde(default)]
     pub builtin: bool,

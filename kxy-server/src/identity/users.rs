@@ -39,7 +39,7 @@ pub struct User {
 }
 
 /// A user as the API shows it: everything but the password hash.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub username: String,

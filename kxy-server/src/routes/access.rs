@@ -23,6 +23,7 @@ use crate::envelope::Envelope;
 use crate::extract::ApiJson;
 use crate::grants::Verdict;
 use crate::identity::Caller;
+use crate::openapi;
 use crate::state::AppState;
 use kxy_core::permission::Permission;
 
@@ -73,16 +74,31 @@ pub fn routes() -> Vec<RouteSpec> {
     ]
 }
 
+/// Lists the registered endpoints.
+#[utoipa::path(
+    get,
+    path = "/api/access/endpoints",
+    tag = "access",
+    operation_id = "access_list_endpoints",
+    responses(
+        (status = 200, description = "Every endpoint", body = openapi::Envelope<Vec<openapi::core_types::Endpoint>>),
+    )
+)]
 async fn list_endpoints(State(state): State<AppState>) -> Result<Envelope<Vec<Endpoint>>, Error> {
     Ok(Envelope::ok("ok", state.grants.endpoints().await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewEndpoint {
+    /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD`, `OPTIONS` or `*`.
     method: String,
+    /// A path pattern: literal segments, `{name}` for one segment, `*`
+    /// only as the last.
     path: String,
+    /// False opens the endpoint to every caller (default true).
     #[serde(default = "yes")]
+    #[schema(default = true)]
     require_auth: bool,
 }
 
@@ -90,6 +106,19 @@ fn yes() -> bool {
     true
 }
 
+/// Registers an endpoint of some service.
+#[utoipa::path(
+    post,
+    path = "/api/access/endpoints",
+    tag = "access",
+    operation_id = "access_create_endpoint",
+    request_body = NewEndpoint,
+    responses(
+        (status = 200, description = "The endpoint", body = openapi::Envelope<openapi::core_types::Endpoint>),
+        (status = 400, description = "A bad method or path pattern (40002)", body = openapi::ErrorEnvelope),
+        (status = 409, description = "The endpoint is registered already (40902)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn create_endpoint(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewEndpoint>,
@@ -101,6 +130,18 @@ async fn create_endpoint(
     Ok(Envelope::ok("endpoint registered", endpoint))
 }
 
+/// One endpoint.
+#[utoipa::path(
+    get,
+    path = "/api/access/endpoints/{id}",
+    tag = "access",
+    operation_id = "access_get_endpoint",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "The endpoint", body = openapi::Envelope<openapi::core_types::Endpoint>),
+        (status = 404, description = "No such endpoint (40402)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn get_endpoint(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -108,12 +149,25 @@ async fn get_endpoint(
     Ok(Envelope::ok("ok", state.grants.endpoint(&id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EndpointChange {
     require_auth: bool,
 }
 
+/// Opens an endpoint to every caller, or closes it again.
+#[utoipa::path(
+    put,
+    path = "/api/access/endpoints/{id}",
+    tag = "access",
+    operation_id = "access_update_endpoint",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    request_body = EndpointChange,
+    responses(
+        (status = 200, description = "The changed endpoint", body = openapi::Envelope<openapi::core_types::Endpoint>),
+        (status = 404, description = "No such endpoint (40402)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn update_endpoint(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -125,6 +179,18 @@ async fn update_endpoint(
     ))
 }
 
+/// Deletes an endpoint and its grants.
+#[utoipa::path(
+    delete,
+    path = "/api/access/endpoints/{id}",
+    tag = "access",
+    operation_id = "access_delete_endpoint",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "Deleted", body = openapi::Envelope<openapi::Null>),
+        (status = 404, description = "No such endpoint (40402)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn delete_endpoint(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -133,20 +199,50 @@ async fn delete_endpoint(
     Ok(Envelope::ok("endpoint and its grants deleted", ()))
 }
 
+/// Lists every grant.
+#[utoipa::path(
+    get,
+    path = "/api/access/grants",
+    tag = "access",
+    operation_id = "access_list_grants",
+    responses(
+        (status = 200, description = "Every grant", body = openapi::Envelope<Vec<openapi::core_types::Grant>>),
+    )
+)]
 async fn list_grants(State(state): State<AppState>) -> Result<Envelope<Vec<Grant>>, Error> {
     Ok(Envelope::ok("ok", state.grants.grants().await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewGrant {
+    #[schema(value_type = crate::openapi::core_types::Subject)]
     subject: Subject,
     endpoint_id: String,
+    #[schema(value_type = crate::openapi::core_types::Level)]
     level: Level,
     /// Unix seconds; absent means no expiry.
     expires_at: Option<u64>,
 }
 
+/// Grants a user or role a level on an endpoint.
+///
+/// Without `access:admin`, the level may not exceed the caller's own on the
+/// endpoint, and nobody grants to themselves or to a role they hold.
+#[utoipa::path(
+    post,
+    path = "/api/access/grants",
+    tag = "access",
+    operation_id = "access_create_grant",
+    request_body = NewGrant,
+    responses(
+        (status = 200, description = "The grant", body = openapi::Envelope<openapi::core_types::Grant>),
+        (status = 403, description = "Above the caller's own level, or to the caller or their role (40301)", body = openapi::ErrorEnvelope),
+        (status = 400, description = "An unknown role (40002), or a malformed body (40001)", body = openapi::ErrorEnvelope),
+        (status = 404, description = "No such endpoint or user (40402)", body = openapi::ErrorEnvelope),
+        (status = 409, description = "The subject's grant limit is reached (40902)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn create_grant(
     State(state): State<AppState>,
     caller: Caller,
@@ -226,6 +322,22 @@ async fn may_change_grant(
     Ok(())
 }
 
+/// Deletes a grant.
+///
+/// Without `access:admin`, only a grant at or below the caller's own level
+/// on its endpoint, and not one to the caller or a role they hold.
+#[utoipa::path(
+    delete,
+    path = "/api/access/grants/{id}",
+    tag = "access",
+    operation_id = "access_delete_grant",
+    params(("id" = String, Path, description = "The grant's id")),
+    responses(
+        (status = 200, description = "Deleted", body = openapi::Envelope<openapi::Null>),
+        (status = 403, description = "Above the caller's own level, or to the caller or their role (40301)", body = openapi::ErrorEnvelope),
+        (status = 404, description = "No such grant (40402)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn delete_grant(
     State(state): State<AppState>,
     caller: Caller,
@@ -253,7 +365,7 @@ async fn delete_grant(
     Ok(Envelope::ok("grant deleted", ()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CheckRequest {
     /// The username of the caller being checked.
@@ -261,9 +373,25 @@ struct CheckRequest {
     method: String,
     path: String,
     /// The level needed; by default read for GET/HEAD/OPTIONS, else write.
+    #[schema(value_type = Option<crate::openapi::core_types::Level>)]
     level: Option<Level>,
 }
 
+/// May this user call this endpoint? The check other services call.
+///
+/// Answers 200 with `allowed` true or false (and why); an unknown or
+/// disabled user is denied, not an error.
+#[utoipa::path(
+    post,
+    path = "/api/access/check",
+    tag = "access",
+    operation_id = "access_check",
+    request_body = CheckRequest,
+    responses(
+        (status = 200, description = "The verdict", body = openapi::Envelope<Verdict>),
+        (status = 400, description = "A path with no normal form (40002), or a malformed body (40001)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn check(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CheckRequest>,

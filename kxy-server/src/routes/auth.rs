@@ -10,6 +10,7 @@ use crate::envelope::Envelope;
 use crate::extract::ApiJson;
 use crate::identity::users::UserView;
 use crate::identity::{Caller, TokenPair};
+use crate::openapi;
 use crate::state::AppState;
 
 pub fn routes() -> Vec<RouteSpec> {
@@ -38,20 +39,32 @@ pub fn routes() -> Vec<RouteSpec> {
     ]
 }
 
-#[derive(Deserialize)]
+/// A username and password.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     pub username: String,
     pub password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Initialized {
+    /// Whether the first user exists.
     initialized: bool,
     /// Whether the first-run init needs the setup token from the console.
     setup_token_required: bool,
 }
 
+/// Whether the first user exists yet.
+#[utoipa::path(
+    get,
+    path = "/api/auth/check-init",
+    tag = "auth",
+    operation_id = "auth_check_init",
+    responses(
+        (status = 200, description = "Whether the system is initialized", body = openapi::Envelope<Initialized>),
+    )
+)]
 async fn check_init(State(state): State<AppState>) -> Result<Envelope<Initialized>, Error> {
     let initialized = state.auth.initialized().await?;
     Ok(Envelope::ok(
@@ -63,7 +76,7 @@ async fn check_init(State(state): State<AppState>) -> Result<Envelope<Initialize
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FirstUser {
     username: String,
@@ -72,6 +85,22 @@ struct FirstUser {
     setup_token: Option<String>,
 }
 
+/// Creates the first user, an administrator (first run only).
+///
+/// Needs the setup token printed in the server's console when the server is
+/// bound to other than loopback or started with `--setup-token`.
+#[utoipa::path(
+    post,
+    path = "/api/auth/init-user",
+    tag = "auth",
+    operation_id = "auth_init_user",
+    request_body = FirstUser,
+    responses(
+        (status = 200, description = "The first user", body = openapi::Envelope<UserView>),
+        (status = 403, description = "The setup token is needed or wrong (40303)", body = openapi::ErrorEnvelope),
+        (status = 409, description = "The system is already initialized (40903)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn init_user(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<FirstUser>,
@@ -86,6 +115,24 @@ async fn init_user(
     ))
 }
 
+/// Logs in: an access token and a refresh token.
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    operation_id = "auth_login",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "The new session's tokens", body = openapi::Envelope<TokenPair>),
+        (status = 401, description = "Invalid username or password, or the account is disabled (40101)", body = openapi::ErrorEnvelope),
+        (
+            status = 429,
+            description = "Too many failed logins: the account is locked (42901); `Retry-After` \
+                           says for how long",
+            body = openapi::ErrorEnvelope
+        ),
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Credentials>,
@@ -94,12 +141,28 @@ async fn login(
     Ok(Envelope::ok("logged in", tokens))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshRequest {
+    /// The `refresh_token` of the login or of the last refresh.
     refresh_token: String,
 }
 
+/// Trades a refresh token for new tokens.
+///
+/// Each refresh token works once; presenting a used one again ends the
+/// session.
+#[utoipa::path(
+    post,
+    path = "/api/auth/refresh",
+    tag = "auth",
+    operation_id = "auth_refresh",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = openapi::Envelope<TokenPair>),
+        (status = 401, description = "The refresh token is invalid, expired, used or revoked (40102)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,
@@ -108,20 +171,53 @@ async fn refresh(
     Ok(Envelope::ok("refreshed", tokens))
 }
 
+/// Ends the caller's login session.
+///
+/// An API key has no session to end: disable or delete it instead (400).
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    operation_id = "auth_logout",
+    responses(
+        (status = 200, description = "Logged out", body = openapi::Envelope<openapi::Null>),
+        (status = 400, description = "Called with an API key (40002)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Envelope<()>, Error> {
     state.auth.logout(&caller).await?;
     Ok(Envelope::ok("logged out", ()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
     current_password: String,
     new_password: String,
 }
 
-/// The caller's own password: every other login and every API key of the
-/// caller ends; the answer is a new session.
+/// Changes the caller's own password.
+///
+/// Every other login and every API key of the caller ends; the answer is a
+/// new session. Needs a login session, not an API key.
+#[utoipa::path(
+    post,
+    path = "/api/auth/password",
+    tag = "auth",
+    operation_id = "auth_change_password",
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "The new session's tokens", body = openapi::Envelope<TokenPair>),
+        (
+            status = 400,
+            description = "A weak new password, or called with an API key (40002); a malformed \
+                           body (40001)",
+            body = openapi::ErrorEnvelope
+        ),
+        (status = 401, description = "The current password is wrong (40101), or no valid token", body = openapi::ErrorEnvelope),
+        (status = 429, description = "Too many failed attempts: the account is locked (42901)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn change_password(
     State(state): State<AppState>,
     caller: Caller,

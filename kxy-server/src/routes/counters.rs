@@ -9,6 +9,7 @@ use super::{Access, RouteSpec, route};
 use crate::Error;
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
+use crate::openapi;
 use crate::state::AppState;
 use crate::store::Registration;
 
@@ -35,13 +36,16 @@ pub fn routes() -> Vec<RouteSpec> {
     ]
 }
 
-#[derive(Serialize)]
+/// A counter and where it stands.
+#[derive(Serialize, utoipa::ToSchema)]
 struct CounterView {
     system_code: String,
     db_name: String,
     table_name: String,
     field_name: String,
+    /// The highest ID handed out (or registered as in use).
     current: i64,
+    /// The next ID allocation hands out; null while fenced.
     next_id: Option<i64>,
     /// The store went backwards: the counter refuses to allocate until
     /// raised to at least `current`.
@@ -62,6 +66,16 @@ struct CounterView {
 /// Minutes the pace (and so the runway) is averaged over.
 const PACE_MINUTES: usize = 15;
 
+/// Lists every registered counter.
+#[utoipa::path(
+    get,
+    path = "/api/counters",
+    tag = "counters",
+    operation_id = "counters_list",
+    responses(
+        (status = 200, description = "Every counter", body = openapi::Envelope<Vec<CounterView>>),
+    )
+)]
 async fn list(State(state): State<AppState>) -> Result<Envelope<Vec<CounterView>>, Error> {
     let counters = state.segments.counters().await?;
     let now = crate::counter_activity::now();
@@ -96,7 +110,7 @@ async fn list(State(state): State<AppState>) -> Result<Envelope<Vec<CounterView>
 /// The body of `POST /api/counters` (with `start`) and of
 /// `POST /api/counters/raise` (with `to`, the recovery step after a store
 /// went backwards): the counter's four names and the highest ID in use.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CounterBody {
     system_code: String,
@@ -138,7 +152,8 @@ impl CounterBody {
     }
 }
 
-#[derive(Serialize)]
+/// The outcome of a registration or raise.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Registered {
     /// `created`, `raised`, `unfenced` or `unchanged` (counters never move
     /// backwards).
@@ -170,6 +185,27 @@ fn registered(
     Envelope::ok(format!("counter {key} {outcome}"), body)
 }
 
+/// Registers a counter (or raises one that stands lower).
+///
+/// Send `start`, the highest ID already in use (0 for a new counter); the
+/// first ID handed out is `start + 1`. Counters never move backwards.
+#[utoipa::path(
+    post,
+    path = "/api/counters",
+    tag = "counters",
+    operation_id = "counters_add",
+    request_body = CounterBody,
+    responses(
+        (status = 200, description = "Registered, raised or unchanged", body = openapi::Envelope<Registered>),
+        (
+            status = 400,
+            description = "`start` missing or `to` sent (40001); a bad name or a negative start \
+                           (40002)",
+            body = openapi::ErrorEnvelope
+        ),
+        (status = 409, description = "The counter is fenced and `start` is below its floor (40904)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn add(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CounterBody>,
@@ -183,6 +219,27 @@ async fn add(
     Ok(registered(&key, registration, start))
 }
 
+/// Raises a counter: the recovery step after a store went backwards.
+///
+/// Send `to`; the next ID handed out is `to + 1`. A fenced counter is
+/// unfenced when raised to at least its floor.
+#[utoipa::path(
+    post,
+    path = "/api/counters/raise",
+    tag = "counters",
+    operation_id = "counters_raise",
+    request_body = CounterBody,
+    responses(
+        (status = 200, description = "Raised, unfenced or unchanged", body = openapi::Envelope<Registered>),
+        (
+            status = 400,
+            description = "`to` missing or `start` sent (40001); a bad name (40002)",
+            body = openapi::ErrorEnvelope
+        ),
+        (status = 404, description = "The counter is not registered (40401)", body = openapi::ErrorEnvelope),
+        (status = 409, description = "The counter is fenced and `to` is below its floor (40904)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn raise(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CounterBody>,

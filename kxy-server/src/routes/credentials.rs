@@ -11,6 +11,7 @@ use crate::credentials::{CredentialFields, CredentialView};
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
 use crate::identity::Caller;
+use crate::openapi;
 use crate::state::AppState;
 
 pub fn routes() -> Vec<RouteSpec> {
@@ -54,6 +55,16 @@ pub fn routes() -> Vec<RouteSpec> {
     ]
 }
 
+/// Lists the caller's stored credentials (keys masked).
+#[utoipa::path(
+    get,
+    path = "/api/credentials",
+    tag = "credentials",
+    operation_id = "credentials_list",
+    responses(
+        (status = 200, description = "The caller's credentials", body = openapi::Envelope<Vec<CredentialView>>),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -64,6 +75,20 @@ async fn list(
     ))
 }
 
+/// Stores an upstream credential for the caller, its key sealed.
+#[utoipa::path(
+    post,
+    path = "/api/credentials",
+    tag = "credentials",
+    operation_id = "credentials_create",
+    request_body = CredentialFields,
+    responses(
+        (status = 200, description = "The stored credential, key masked", body = openapi::Envelope<CredentialView>),
+        (status = 400, description = "A bad name, model id or base URL, or `model_id` missing (40002)", body = openapi::ErrorEnvelope),
+        (status = 409, description = "The caller's credential limit is reached (40902)", body = openapi::ErrorEnvelope),
+        (status = 503, description = "Storing secrets is disabled: no `--master-key` (50302); or the store is unavailable (50301)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -75,6 +100,18 @@ async fn create(
     ))
 }
 
+/// One of the caller's credentials (key masked).
+#[utoipa::path(
+    get,
+    path = "/api/credentials/{id}",
+    tag = "credentials",
+    operation_id = "credentials_get",
+    params(("id" = String, Path, description = "The credential's id")),
+    responses(
+        (status = 200, description = "The credential", body = openapi::Envelope<CredentialView>),
+        (status = 404, description = "No such credential of the caller's (40402)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -86,6 +123,22 @@ async fn get_one(
     ))
 }
 
+/// Changes one of the caller's credentials; absent fields stay.
+#[utoipa::path(
+    put,
+    path = "/api/credentials/{id}",
+    tag = "credentials",
+    operation_id = "credentials_update",
+    params(("id" = String, Path, description = "The credential's id")),
+    request_body = CredentialFields,
+    responses(
+        (status = 200, description = "The changed credential", body = openapi::Envelope<CredentialView>),
+        (status = 400, description = "A bad name, model id or base URL (40002)", body = openapi::ErrorEnvelope),
+        (status = 404, description = "No such credential of the caller's (40402)", body = openapi::ErrorEnvelope),
+        (status = 409, description = "The credential changed meanwhile; retry (40902)", body = openapi::ErrorEnvelope),
+        (status = 503, description = "Storing secrets is disabled: no `--master-key` (50302); or the store is unavailable (50301)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -101,6 +154,18 @@ async fn update(
     ))
 }
 
+/// Deletes one of the caller's credentials.
+#[utoipa::path(
+    delete,
+    path = "/api/credentials/{id}",
+    tag = "credentials",
+    operation_id = "credentials_delete",
+    params(("id" = String, Path, description = "The credential's id")),
+    responses(
+        (status = 200, description = "Deleted", body = openapi::Envelope<openapi::Null>),
+        (status = 404, description = "No such credential of the caller's (40402)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,11 +175,28 @@ async fn delete(
     Ok(Envelope::ok("credential deleted", ()))
 }
 
-#[derive(Serialize)]
+/// A stored credential's key, in plain text.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Revealed {
     api_key: String,
 }
 
+/// Reveals the plaintext key of one of the caller's credentials.
+///
+/// For a trusted service acting as the user; every reveal is logged.
+#[utoipa::path(
+    get,
+    path = "/api/credentials/{id}/secret",
+    tag = "credentials",
+    operation_id = "credentials_reveal",
+    params(("id" = String, Path, description = "The credential's id")),
+    responses(
+        (status = 200, description = "The key", body = openapi::Envelope<Revealed>),
+        (status = 404, description = "No such credential of the caller's (40402)", body = openapi::ErrorEnvelope),
+        (status = 500, description = "The key cannot be opened: sealed under a key this server lacks, or altered (50002)", body = openapi::ErrorEnvelope),
+        (status = 503, description = "Storing secrets is disabled: no `--master-key` (50302); or the store is unavailable (50301)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn reveal(
     State(state): State<AppState>,
     caller: Caller,

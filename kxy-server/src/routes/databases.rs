@@ -14,6 +14,7 @@ use crate::databases::{
 };
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
+use crate::openapi;
 use crate::state::AppState;
 
 pub fn routes() -> Vec<RouteSpec> {
@@ -60,10 +61,36 @@ pub fn routes() -> Vec<RouteSpec> {
     ]
 }
 
+/// Lists the registered databases (passwords masked).
+#[utoipa::path(
+    get,
+    path = "/api/database/list",
+    tag = "databases",
+    operation_id = "databases_list",
+    responses(
+        (status = 200, description = "Every registered database", body = openapi::Envelope<Vec<DatabaseView>>),
+    )
+)]
 async fn list(State(state): State<AppState>) -> Result<Envelope<Vec<DatabaseView>>, Error> {
     Ok(Envelope::ok("ok", state.databases.list().await?))
 }
 
+/// Registers a database (MySQL/MariaDB, PostgreSQL or SQLite).
+///
+/// The password is sealed under the server's master key and shown masked.
+#[utoipa::path(
+    post,
+    path = "/api/database/add",
+    tag = "databases",
+    operation_id = "databases_add",
+    request_body = DatabaseForm,
+    responses(
+        (status = 200, description = "The registered database", body = openapi::Envelope<DatabaseView>),
+        (status = 400, description = "A bad type, address, name or TLS setting, or a target the policy refuses (40002)", body = openapi::ErrorEnvelope),
+        (status = 409, description = "Registered already (40902)", body = openapi::ErrorEnvelope),
+        (status = 503, description = "A password without `--master-key` (50302), or the store is unavailable (50301)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn add(
     State(state): State<AppState>,
     ApiJson(form): ApiJson<DatabaseForm>,
@@ -74,6 +101,18 @@ async fn add(
     ))
 }
 
+/// One registered database.
+#[utoipa::path(
+    get,
+    path = "/api/database/{guid}",
+    tag = "databases",
+    operation_id = "databases_get",
+    params(("guid" = String, Path, description = "The registered database's guid")),
+    responses(
+        (status = 200, description = "The database", body = openapi::Envelope<DatabaseView>),
+        (status = 404, description = "No such database (40402)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     Path(guid): Path<String>,
@@ -81,6 +120,25 @@ async fn get_one(
     Ok(Envelope::ok("ok", state.databases.get(&guid).await?))
 }
 
+/// Changes a registered database; absent fields stay.
+///
+/// Changing where it points (address, db_name, username, tls or tls_ca)
+/// needs the password again.
+#[utoipa::path(
+    put,
+    path = "/api/database/{guid}",
+    tag = "databases",
+    operation_id = "databases_update",
+    params(("guid" = String, Path, description = "The registered database's guid")),
+    request_body = DatabaseChange,
+    responses(
+        (status = 200, description = "The changed database", body = openapi::Envelope<DatabaseView>),
+        (status = 400, description = "A bad value, or a new target without the password (40002)", body = openapi::ErrorEnvelope),
+        (status = 404, description = "No such database (40402)", body = openapi::ErrorEnvelope),
+        (status = 409, description = "Changed meanwhile; retry (40902)", body = openapi::ErrorEnvelope),
+        (status = 503, description = "A password without `--master-key` (50302), or the store is unavailable (50301)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     Path(guid): Path<String>,
@@ -92,6 +150,18 @@ async fn update(
     ))
 }
 
+/// Removes a registered database; its counters stay.
+#[utoipa::path(
+    delete,
+    path = "/api/database/{guid}",
+    tag = "databases",
+    operation_id = "databases_delete",
+    params(("guid" = String, Path, description = "The registered database's guid")),
+    responses(
+        (status = 200, description = "Removed", body = openapi::Envelope<openapi::Null>),
+        (status = 404, description = "No such database (40402)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     Path(guid): Path<String>,
@@ -100,6 +170,29 @@ async fn delete(
     Ok(Envelope::ok("database removed; its counters stay", ()))
 }
 
+/// Initializes: a counter for every table, just above its largest ID.
+///
+/// Runs to the end even if the client disconnects. If the connection to the
+/// database is lost half-way, the answer is 502 with the report of what
+/// was registered before in `data`.
+#[utoipa::path(
+    post,
+    path = "/api/database/initialize/{guid}",
+    tag = "databases",
+    operation_id = "databases_initialize",
+    params(("guid" = String, Path, description = "The registered database's guid")),
+    responses(
+        (status = 200, description = "What was registered and skipped", body = openapi::Envelope<InitReport>),
+        (status = 404, description = "No such database (40402)", body = openapi::ErrorEnvelope),
+        (status = 409, description = "An initialize job is running for this database (40902)", body = openapi::ErrorEnvelope),
+        (
+            status = 502,
+            description = "The database cannot be reached (50201, `data` null), or the \
+                           connection was lost half-way (50201, `data` the report so far)",
+            body = openapi::Envelope<InitReport>
+        ),
+    )
+)]
 async fn initialize(
     State(state): State<AppState>,
     Path(guid): Path<String>,
@@ -133,12 +226,15 @@ async fn initialize(
 
 /// The seed's custom counter: a field name and an initial value; the table
 /// part of the counter's name defaults to `custom`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CustomCounter {
     field_name: String,
+    /// The highest ID in use: the first handed out is one more.
     initial_value: i64,
+    /// Default `custom`.
     #[serde(default = "custom")]
+    #[schema(default = "custom")]
     table_name: String,
 }
 
@@ -146,6 +242,20 @@ fn custom() -> String {
     "custom".into()
 }
 
+/// Adds a custom counter under a registered database.
+#[utoipa::path(
+    post,
+    path = "/api/database/{guid}/add-config",
+    tag = "databases",
+    operation_id = "databases_add_config",
+    params(("guid" = String, Path, description = "The registered database's guid")),
+    request_body = CustomCounter,
+    responses(
+        (status = 200, description = "The counter", body = openapi::Envelope<RegisteredTable>),
+        (status = 400, description = "A bad name or a negative initial value (40002)", body = openapi::ErrorEnvelope),
+        (status = 404, description = "No such database (40402)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn add_config(
     State(state): State<AppState>,
     Path(guid): Path<String>,
@@ -166,13 +276,27 @@ async fn add_config(
     ))
 }
 
-#[derive(Serialize)]
+/// What the scanner found in a database.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Discovered {
+    /// Tables with no counter yet.
     tables: Vec<DiscoveredTable>,
     /// How the scanner's last pass over this database ended.
     last_scan: Option<LastScan>,
 }
 
+/// Tables the scanner found that have no counter yet.
+#[utoipa::path(
+    get,
+    path = "/api/database/{guid}/discovered-tables",
+    tag = "databases",
+    operation_id = "databases_discovered_tables",
+    params(("guid" = String, Path, description = "The registered database's guid")),
+    responses(
+        (status = 200, description = "The tables and the last scan", body = openapi::Envelope<Discovered>),
+        (status = 404, description = "No such database (40402)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn discovered(
     State(state): State<AppState>,
     Path(guid): Path<String>,
@@ -182,7 +306,19 @@ async fn discovered(
     Ok(Envelope::ok("ok", Discovered { tables, last_scan }))
 }
 
-/// Starts initializing as a job (the module doc of `databases::jobs`).
+/// Starts initializing as a job; follow it at `/api/database/jobs/{id}`.
+#[utoipa::path(
+    post,
+    path = "/api/database/{guid}/jobs",
+    tag = "databases",
+    operation_id = "databases_start_job",
+    params(("guid" = String, Path, description = "The registered database's guid")),
+    responses(
+        (status = 200, description = "The job, running", body = openapi::Envelope<Job>),
+        (status = 404, description = "No such database (40402)", body = openapi::ErrorEnvelope),
+        (status = 409, description = "A job is running for this database already (40902)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn start_job(
     State(state): State<AppState>,
     Path(guid): Path<String>,
@@ -197,6 +333,18 @@ async fn start_job(
     ))
 }
 
+/// An initialize job's progress and, when done, its report.
+#[utoipa::path(
+    get,
+    path = "/api/database/jobs/{id}",
+    tag = "databases",
+    operation_id = "databases_job",
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job", body = openapi::Envelope<Job>),
+        (status = 404, description = "No such job (40402)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -204,6 +352,18 @@ async fn job(
     Ok(Envelope::ok("ok", state.databases.job(&id).await?))
 }
 
+/// Dismisses a discovered table: the scanner will not list it again.
+#[utoipa::path(
+    delete,
+    path = "/api/database/{guid}/discovered-tables/{table}",
+    tag = "databases",
+    operation_id = "databases_dismiss_table",
+    params(("guid" = String, Path, description = "The registered database's guid"), ("table" = String, Path, description = "The table's name")),
+    responses(
+        (status = 200, description = "Dismissed", body = openapi::Envelope<openapi::Null>),
+        (status = 404, description = "No such database or discovered table (40402)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn dismiss(
     State(state): State<AppState>,
     Path((guid, table)): Path<(String, String)>,
@@ -215,6 +375,19 @@ async fn dismiss(
     ))
 }
 
+/// Approves a discovered table: registers its counter above its largest ID.
+#[utoipa::path(
+    post,
+    path = "/api/database/{guid}/discovered-tables/{table}/approve",
+    tag = "databases",
+    operation_id = "databases_approve_table",
+    params(("guid" = String, Path, description = "The registered database's guid"), ("table" = String, Path, description = "The table's name")),
+    responses(
+        (status = 200, description = "The table's counter", body = openapi::Envelope<RegisteredTable>),
+        (status = 404, description = "No such database or discovered table (40402)", body = openapi::ErrorEnvelope),
+        (status = 502, description = "The database cannot be reached or read (50201)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn approve(
     State(state): State<AppState>,
     Path((guid, table)): Path<(String, String)>,

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::{Access, RouteSpec, route};
 use crate::envelope::Envelope;
+use crate::openapi;
 use crate::state::AppState;
 use crate::store::durability::DurabilityReport;
 
@@ -21,8 +22,11 @@ pub fn routes() -> Vec<RouteSpec> {
     vec![route(Method::GET, "/health", Access::Public, health)]
 }
 
-#[derive(Serialize)]
+/// The instance's state.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Health {
+    /// `ok`, or `unavailable` when the instance cannot allocate.
+    #[schema(example = "ok")]
     status: &'static str,
     version: &'static str,
     store: StoreHealth,
@@ -30,9 +34,13 @@ struct Health {
     warnings: Vec<String>,
 }
 
-#[derive(Serialize)]
+/// The store this instance allocates from.
+#[derive(Serialize, utoipa::ToSchema)]
 struct StoreHealth {
+    /// `embedded` or `redis`.
     backend: &'static str,
+    /// For Redis, its URL without password or socket path; for the embedded
+    /// store, just `embedded` (its path stays in the log).
     location: String,
     reachable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,6 +58,26 @@ fn public_location(store: &dyn crate::store::Store) -> String {
     }
 }
 
+/// Whether this instance is up and can reach its store.
+///
+/// Load balancers take an instance out of rotation on a non-2xx answer: an
+/// instance that cannot allocate (its store is unreachable, or not durable
+/// enough for `--redis-durability`) answers 503, with the same `data`.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    operation_id = "health_check",
+    responses(
+        (status = 200, description = "The instance can allocate", body = openapi::Envelope<Health>),
+        (
+            status = 503,
+            description = "The instance cannot allocate: the store is unreachable (50301), not \
+                           durable enough (50304), or untrusted; `data` says why",
+            body = openapi::Envelope<Health>
+        ),
+    )
+)]
 async fn health(State(state): State<AppState>) -> Response {
     let store = state.segments.store();
     let guard = state.segments.guard();

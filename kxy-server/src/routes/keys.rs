@@ -12,6 +12,7 @@ use crate::envelope::Envelope;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::identity::{Caller, Via};
 use crate::keys::{ApiKeyView, KeyOwner, KeyStatus, KeyType};
+use crate::openapi;
 use crate::state::AppState;
 
 pub fn routes() -> Vec<RouteSpec> {
@@ -40,18 +41,21 @@ fn key_admin(caller: &Caller) -> bool {
         .allows(&"keys:admin".parse::<Permission>().expect("valid"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKey {
     name: String,
+    /// `public` (default) or `local`.
     key_type: Option<KeyType>,
     /// A subset of the owner's permissions; absent means all of them.
+    #[schema(value_type = Option<Vec<crate::openapi::core_types::Permission>>)]
     permissions: Option<Vec<Permission>>,
     /// Unix seconds; absent means no expiry.
     expires_at: Option<u64>,
 }
 
-#[derive(Serialize)]
+/// A new key, with its secret.
+#[derive(Serialize, utoipa::ToSchema)]
 struct CreatedKey {
     #[serde(flatten)]
     key: ApiKeyView,
@@ -59,6 +63,28 @@ struct CreatedKey {
     secret: String,
 }
 
+/// Creates an API key for the caller.
+///
+/// The answer holds the secret, shown only this once. A key may hold a
+/// subset of the caller's permissions (its scope); a scoped key creates only
+/// keys within its own scope.
+#[utoipa::path(
+    post,
+    path = "/api/keys",
+    tag = "keys",
+    operation_id = "keys_create",
+    request_body = NewKey,
+    responses(
+        (status = 200, description = "The key and its secret", body = openapi::Envelope<CreatedKey>),
+        (
+            status = 400,
+            description = "A bad name, a permission the caller lacks, or a scoped key creating \
+                           an unscoped one (40002)",
+            body = openapi::ErrorEnvelope
+        ),
+        (status = 409, description = "The caller's key limit (`--max-api-keys`) is reached (40902)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -104,7 +130,8 @@ async fn create(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     /// Another user's keys (needs keys:admin).
@@ -113,6 +140,19 @@ struct ListQuery {
     all: Option<bool>,
 }
 
+/// Lists the caller's API keys (or another user's, or everyone's).
+#[utoipa::path(
+    get,
+    path = "/api/keys",
+    tag = "keys",
+    operation_id = "keys_list",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The keys, without hashes or secrets", body = openapi::Envelope<Vec<ApiKeyView>>),
+        (status = 400, description = "An unknown or mistyped query parameter (40001)", body = openapi::ErrorEnvelope),
+        (status = 403, description = "Another user's or everyone's keys without `keys:admin` (40301)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -133,13 +173,30 @@ async fn list(
     Ok(Envelope::ok("ok", state.keys.list(user).await?))
 }
 
-#[derive(Deserialize)]
+/// What to change; absent fields stay as they are.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct KeyChange {
     status: Option<KeyStatus>,
     name: Option<String>,
 }
 
+/// Renames, disables or re-enables an API key.
+///
+/// One's own keys; anyone's with `keys:admin`.
+#[utoipa::path(
+    patch,
+    path = "/api/keys/{id}",
+    tag = "keys",
+    operation_id = "keys_update",
+    params(("id" = String, Path, description = "The key's id")),
+    request_body = KeyChange,
+    responses(
+        (status = 200, description = "The changed key", body = openapi::Envelope<ApiKeyView>),
+        (status = 404, description = "No such key of the caller's (40402)", body = openapi::ErrorEnvelope),
+        (status = 409, description = "Enabling it would pass the key limit, or it changed meanwhile (40902)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -153,6 +210,20 @@ async fn update(
     Ok(Envelope::ok("API key updated", key))
 }
 
+/// Deletes an API key.
+///
+/// One's own keys; anyone's with `keys:admin`.
+#[utoipa::path(
+    delete,
+    path = "/api/keys/{id}",
+    tag = "keys",
+    operation_id = "keys_delete",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "Deleted", body = openapi::Envelope<openapi::Null>),
+        (status = 404, description = "No such key of the caller's (40402)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,

@@ -11,6 +11,7 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::identity::roles::ADMIN;
 use crate::identity::users::{User, UserView, check_email};
 use crate::identity::{Caller, Via};
+use crate::openapi;
 use crate::state::AppState;
 
 pub fn routes() -> Vec<RouteSpec> {
@@ -33,23 +34,45 @@ pub fn routes() -> Vec<RouteSpec> {
     ]
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// The page, from 1 (default 1).
     page: Option<usize>,
+    /// Users per page, 1 to 200 (default 20).
     page_size: Option<usize>,
     /// `username`, `created_at`, `-username` or `-created_at` (descending).
     sort: Option<String>,
 }
 
-#[derive(Serialize)]
+/// One page of a list.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Page<T> {
     items: Vec<T>,
+    /// How many there are in all.
     total: usize,
     page: usize,
     page_size: usize,
 }
 
+/// Lists users, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/users",
+    tag = "users",
+    operation_id = "users_list",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of users", body = openapi::Envelope<Page<UserView>>),
+        (
+            status = 400,
+            description = "A bad `page`, `page_size` or `sort` (40002), or an unknown or \
+                           mistyped query parameter (40001)",
+            body = openapi::ErrorEnvelope
+        ),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
@@ -96,12 +119,14 @@ async fn list(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
+    /// 3 to 64 of `A-Z a-z 0-9 _ . @ -`.
     username: String,
     password: String,
     email: Option<String>,
+    /// Role names; the caller must hold every permission of each.
     #[serde(default)]
     roles: Vec<String>,
 }
@@ -130,6 +155,25 @@ async fn require_over(state: &AppState, caller: &Caller, user: &User) -> Result<
     caller.require_all(&needed, "this user")
 }
 
+/// Creates a user.
+///
+/// The caller must hold every permission of the roles it assigns.
+#[utoipa::path(
+    post,
+    path = "/api/users",
+    tag = "users",
+    operation_id = "users_create",
+    request_body = NewUser,
+    responses(
+        (status = 200, description = "The new user", body = openapi::Envelope<UserView>),
+        (
+            status = 400,
+            description = "A bad username or email, a weak password or an unknown role (40002)",
+            body = openapi::ErrorEnvelope
+        ),
+        (status = 409, description = "The username is taken, or the user limit is reached (40902)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -143,13 +187,25 @@ async fn create(
     Ok(Envelope::ok("user created", user))
 }
 
-#[derive(Serialize)]
+/// The caller and what they may do.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Me {
     #[serde(flatten)]
     user: UserView,
+    /// Every permission the caller holds (for a key: its scope).
     permissions: Vec<String>,
 }
 
+/// The caller: their user record and permissions.
+#[utoipa::path(
+    get,
+    path = "/api/users/me",
+    tag = "users",
+    operation_id = "users_me",
+    responses(
+        (status = 200, description = "The caller", body = openapi::Envelope<Me>),
+    )
+)]
 async fn me(caller: Caller) -> Envelope<Me> {
     let permissions = caller.permissions.iter().map(ToString::to_string).collect();
     Envelope::ok(
@@ -161,7 +217,8 @@ async fn me(caller: Caller) -> Envelope<Me> {
     )
 }
 
-#[derive(Serialize)]
+/// A user, and whether failed logins locked them.
+#[derive(Serialize, utoipa::ToSchema)]
 struct UserDetail {
     #[serde(flatten)]
     user: UserView,
@@ -169,6 +226,18 @@ struct UserDetail {
     locked_for: Option<u64>,
 }
 
+/// One user.
+#[utoipa::path(
+    get,
+    path = "/api/users/{id}",
+    tag = "users",
+    operation_id = "users_get",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user", body = openapi::Envelope<UserDetail>),
+        (status = 404, description = "No such user (40402)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -184,7 +253,8 @@ async fn get_one(
     ))
 }
 
-#[derive(Deserialize)]
+/// What to change; absent fields stay as they are.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserChange {
     email: Option<String>,
@@ -192,6 +262,30 @@ struct UserChange {
     roles: Option<Vec<String>>,
 }
 
+/// Changes a user's email, roles or active flag.
+///
+/// The caller must hold every permission of the user and of the roles it
+/// assigns; deactivating ends the user's logins. No change may leave the
+/// system without an active administrator.
+#[utoipa::path(
+    put,
+    path = "/api/users/{id}",
+    tag = "users",
+    operation_id = "users_update",
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = UserChange,
+    responses(
+        (status = 200, description = "The changed user", body = openapi::Envelope<UserView>),
+        (status = 400, description = "A bad email or an unknown role (40002)", body = openapi::ErrorEnvelope),
+        (status = 404, description = "No such user (40402)", body = openapi::ErrorEnvelope),
+        (
+            status = 409,
+            description = "Deactivating oneself, leaving no active administrator, or a \
+                           concurrent change (40902)",
+            body = openapi::ErrorEnvelope
+        ),
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -238,6 +332,27 @@ async fn update(
     Ok(Envelope::ok("user updated", UserView::from(&user)))
 }
 
+/// Deletes a user.
+///
+/// The caller must hold every permission of the user; nobody deletes
+/// themselves or the last active administrator.
+#[utoipa::path(
+    delete,
+    path = "/api/users/{id}",
+    tag = "users",
+    operation_id = "users_delete",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "Deleted", body = openapi::Envelope<openapi::Null>),
+        (status = 404, description = "No such user (40402)", body = openapi::ErrorEnvelope),
+        (
+            status = 409,
+            description = "Deleting oneself, leaving no active administrator, or a concurrent \
+                           change (40902)",
+            body = openapi::ErrorEnvelope
+        ),
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -317,12 +432,31 @@ async fn keep_an_admin(state: &AppState, changed: &User) -> Result<(), Error> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewPassword {
     password: String,
 }
 
+/// Sets another user's password.
+///
+/// Every login of the user ends, their API keys are disabled and the account
+/// is unlocked. The caller must hold every permission of the user; one's own
+/// password goes through `POST /api/auth/password`.
+#[utoipa::path(
+    post,
+    path = "/api/users/{id}/reset-password",
+    tag = "users",
+    operation_id = "users_reset_password",
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = NewPassword,
+    responses(
+        (status = 200, description = "Reset", body = openapi::Envelope<openapi::Null>),
+        (status = 400, description = "A weak password (40002)", body = openapi::ErrorEnvelope),
+        (status = 404, description = "No such user (40402)", body = openapi::ErrorEnvelope),
+        (status = 409, description = "Resetting one's own password (40902)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn reset_password(
     State(state): State<AppState>,
     caller: Caller,
@@ -352,6 +486,20 @@ async fn reset_password(
     ))
 }
 
+/// Lifts a lock from failed logins.
+///
+/// The caller must hold every permission of the user.
+#[utoipa::path(
+    post,
+    path = "/api/users/{id}/unlock",
+    tag = "users",
+    operation_id = "users_unlock",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "Unlocked", body = openapi::Envelope<openapi::Null>),
+        (status = 404, description = "No such user (40402)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn unlock(
     State(state): State<AppState>,
     caller: Caller,

@@ -202,7 +202,7 @@ fn redis_weakness(redis: &RedisFacts) -> Option<String> {
 }
 
 /// The `/health` view of durability.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DurabilityReport {
     /// `fsync` (embedded), `strict`, `replicas:N` or `unsafe`.
     pub mode: String,

@@ -9,6 +9,7 @@
 //! page did not ship.
 
 mod assets;
+mod docs;
 pub mod session;
 
 use axum::Router;
@@ -33,7 +34,7 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'non
 /// The routes that serve the page and its files (outside the API inventory:
 /// they are public, answer with files, not the envelope, and read no state).
 pub fn routes() -> Router<AppState> {
-    assets::routes()
+    assets::routes().merge(docs::routes())
 }
 
 /// Middleware: security headers on every answer. A handler that serves a

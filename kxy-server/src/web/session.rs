@@ -22,6 +22,7 @@ use crate::Error;
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
 use crate::identity::{Caller, TokenPair};
+use crate::openapi;
 use crate::routes::auth::Credentials;
 use crate::routes::{Access, RouteSpec, route};
 use crate::state::AppState;
@@ -58,8 +59,8 @@ pub fn routes() -> Vec<RouteSpec> {
 }
 
 /// What the page holds: an access token, never the refresh token.
-#[derive(Serialize)]
-struct AccessGrant {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AccessGrant {
     access_token: String,
     token_type: String,
     /// Seconds the access token is valid; the page refreshes before then.
@@ -149,7 +150,27 @@ fn refresh_cookie(headers: &HeaderMap) -> Option<&str> {
         .filter(|value| !value.is_empty())
 }
 
-async fn login(
+/// Logs in for the admin page.
+///
+/// Answers the access token; the refresh token is set as the `kxy_refresh`
+/// cookie (`HttpOnly`, `SameSite=Strict`, `Path=/api/auth/session`). Needs
+/// the header `X-KXY-CSRF: 1` and a same-origin `Origin`/`Sec-Fetch-Site`.
+/// Programs use `POST /api/auth/login` instead.
+#[utoipa::path(
+    post,
+    path = "/api/auth/session",
+    tag = "auth",
+    operation_id = "session_login",
+    request_body = Credentials,
+    params(("X-KXY-CSRF" = String, Header, description = "Must be `1`")),
+    responses(
+        (status = 200, description = "Logged in; the refresh cookie is set", body = openapi::Envelope<AccessGrant>),
+        (status = 401, description = "Invalid username or password (40101)", body = openapi::ErrorEnvelope),
+        (status = 403, description = "Not the page's own request (40304), or the account is disabled (40302)", body = openapi::ErrorEnvelope),
+        (status = 429, description = "Too many failed logins: the account is locked (42901)", body = openapi::ErrorEnvelope),
+    )
+)]
+pub(crate) async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Credentials>,
@@ -159,7 +180,26 @@ async fn login(
     Ok(grant(&headers, &state, "logged in", tokens))
 }
 
-async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+/// Exchanges the refresh cookie for a new access token (and a new cookie).
+///
+/// A cookie that no longer works is cleared. Needs `X-KXY-CSRF: 1` and a
+/// same-origin request.
+#[utoipa::path(
+    post,
+    path = "/api/auth/session/refresh",
+    tag = "auth",
+    operation_id = "session_refresh",
+    params(("X-KXY-CSRF" = String, Header, description = "Must be `1`")),
+    responses(
+        (status = 200, description = "A new access token; the cookie is rotated", body = openapi::Envelope<AccessGrant>),
+        (status = 401, description = "No cookie, or its session expired, was revoked or reused (40102)", body = openapi::ErrorEnvelope),
+        (status = 403, description = "Not the page's own request (40304)", body = openapi::ErrorEnvelope),
+    )
+)]
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
     same_origin(&headers)?;
     let Some(token) = refresh_cookie(&headers) else {
         return Err(Error::InvalidToken(
@@ -173,16 +213,32 @@ async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PasswordChange {
+pub(crate) struct PasswordChange {
     current_password: String,
     new_password: String,
 }
 
-/// `POST /api/auth/password` for the page: the new session's refresh token
-/// goes into the cookie instead of the body.
-async fn change_password(
+/// Changes the caller's own password, for the admin page.
+///
+/// As `POST /api/auth/password`, but the new session's refresh token goes
+/// into the cookie instead of the body. Needs `X-KXY-CSRF: 1` and a
+/// same-origin request.
+#[utoipa::path(
+    post,
+    path = "/api/auth/session/password",
+    tag = "auth",
+    operation_id = "session_change_password",
+    request_body = PasswordChange,
+    params(("X-KXY-CSRF" = String, Header, description = "Must be `1`")),
+    responses(
+        (status = 200, description = "Changed; a new session's access token, the cookie is replaced", body = openapi::Envelope<AccessGrant>),
+        (status = 400, description = "The new password is too weak, or the caller used an API key (40002)", body = openapi::ErrorEnvelope),
+        (status = 403, description = "Not the page's own request (40304)", body = openapi::ErrorEnvelope),
+    )
+)]
+pub(crate) async fn change_password(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Caller,
@@ -202,7 +258,18 @@ async fn change_password(
     ))
 }
 
-async fn logout(
+/// Logs the page out: ends the session and clears the refresh cookie.
+#[utoipa::path(
+    delete,
+    path = "/api/auth/session",
+    tag = "auth",
+    operation_id = "session_logout",
+    responses(
+        (status = 200, description = "Logged out; the cookie is cleared", body = openapi::Envelope<openapi::Null>),
+        (status = 400, description = "Called with an API key (40002)", body = openapi::ErrorEnvelope),
+    )
+)]
+pub(crate) async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Caller,
