@@ -239,7 +239,7 @@ async fn approve(
 /// The words of a successful test.
 fn tested(found: &ConnectionTest) -> String {
     format!(
-        "connected{} in {} ms: {} tables visible, {} can be numbered",
+        "connected{} in {} ms: {} table{} visible, {} can be numbered",
         found
             .server_version
             .as_deref()
@@ -247,6 +247,7 @@ fn tested(found: &ConnectionTest) -> String {
             .unwrap_or_default(),
         found.elapsed_ms,
         found.tables,
+        if found.tables == 1 { "" } else { "s" },
         found.numberable
     )
 }
