@@ -613,6 +613,31 @@ impl Connection {
         }
     }
 
+    /// What the database says it is (`10.11.6-MariaDB`, `PostgreSQL 16.2`,
+    /// `SQLite 3.45.1`): one cheap query.
+    pub async fn server_version(&mut self) -> Result<String, String> {
+        match self {
+            Connection::Mysql(c) => {
+                sqlx::query_scalar::<_, String>("SELECT CAST(VERSION() AS CHAR)")
+                    .fetch_one(c)
+                    .await
+            }
+            Connection::Postgres(c) => {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT 'PostgreSQL ' || current_setting('server_version')",
+                )
+                .fetch_one(c)
+                .await
+            }
+            Connection::Sqlite(c) => {
+                sqlx::query_scalar::<_, String>("SELECT 'SQLite ' || sqlite_version()")
+                    .fetch_one(c)
+                    .await
+            }
+        }
+        .map_err(|e| e.to_string())
+    }
+
     /// Whether the connection still answers (after a table failed: was it
     /// the table, or the connection?).
     pub async fn ping(&mut self) -> Result<(), String> {

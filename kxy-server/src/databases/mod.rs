@@ -24,6 +24,7 @@ mod generators;
 mod initialize;
 mod jobs;
 mod policy;
+mod probe;
 mod scanner;
 mod secrets;
 mod seed_import;
@@ -31,6 +32,7 @@ mod seed_import;
 pub use initialize::{InitReport, RegisteredTable, SkippedTable};
 pub use jobs::{Job, JobState};
 pub use policy::DatabasePolicy;
+pub use probe::ConnectionTest;
 pub use scanner::LastScan;
 pub use seed_import::Imported;
 
@@ -229,16 +231,18 @@ fn validate(config: &DatabaseConfig, policy: &DatabasePolicy) -> Result<(), Erro
     Ok(())
 }
 
-fn unreachable_error(config: &DatabaseConfig, cause: &str) -> Error {
+/// How [`unreachable_error`] names what it could not reach, up to the cause.
+fn unreachable_prefix(config: &DatabaseConfig) -> String {
     let location = if config.db_type == DbType::Sqlite {
         config.db_name.clone()
     } else {
         format!("{} at {}", config.db_name, config.address)
     };
-    Error::Database(format!(
-        "cannot connect to {} database {location}: {cause}",
-        config.db_type
-    ))
+    format!("cannot connect to {} database {location}: ", config.db_type)
+}
+
+fn unreachable_error(config: &DatabaseConfig, cause: &str) -> Error {
+    Error::Database(format!("{}{cause}", unreachable_prefix(config)))
 }
 
 impl DatabaseService {
@@ -263,25 +267,8 @@ impl DatabaseService {
     /// [`Self::add`] under a given guid (an import keeps the seed's);
     /// refused if the guid is taken.
     async fn add_as(&self, guid: &str, form: DatabaseForm) -> Result<DatabaseView, Error> {
-        let db_type =
-            DbType::parse(&form.db_type).map_err(|msg| Error::invalid("db_type", &msg))?;
         let guid = guid.to_owned();
-        let now = now();
-        let mut config = DatabaseConfig {
-            guid: guid.clone(),
-            system_code: form.system_code,
-            db_type,
-            address: form.address,
-            db_name: form.db_name,
-            username: form.username,
-            tls: form.tls,
-            tls_ca: form.tls_ca,
-            password: None,
-            password_masked: String::new(),
-            created_at: now,
-            updated_at: now,
-        };
-        validate(&config, &self.policy)?;
+        let mut config = self.draft(&guid, &form)?;
         self.refuse_duplicate(&config).await?;
         self.seal(&mut config, &form.password)?;
         if typed::save(&*self.store, DATABASES, &guid, &config, Expect::Absent)
@@ -293,6 +280,30 @@ impl DatabaseService {
             )));
         }
         Ok(view(&config))
+    }
+
+    /// The record `form` describes, checked against the rules and the
+    /// policy (the error names the field); its password is not sealed yet.
+    fn draft(&self, guid: &str, form: &DatabaseForm) -> Result<DatabaseConfig, Error> {
+        let db_type =
+            DbType::parse(&form.db_type).map_err(|msg| Error::invalid("db_type", &msg))?;
+        let now = now();
+        let config = DatabaseConfig {
+            guid: guid.to_owned(),
+            system_code: form.system_code.clone(),
+            db_type,
+            address: form.address.clone(),
+            db_name: form.db_name.clone(),
+            username: form.username.clone(),
+            tls: form.tls,
+            tls_ca: form.tls_ca.clone(),
+            password: None,
+            password_masked: String::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        validate(&config, &self.policy)?;
+        Ok(config)
     }
 
     pub async fn list(&self) -> Result<Vec<DatabaseView>, Error> {
@@ -391,8 +402,13 @@ impl DatabaseService {
     }
 
     /// Connects, after checking the record against the policy again (it
-    /// may have changed since, or the record outside the API).
-    async fn open(&self, config: &DatabaseConfig) -> Result<drivers::Connection, Error> {
+    /// may have changed since, or the record outside the API), with
+    /// `password`, or the stored one when `None`.
+    async fn open(
+        &self,
+        config: &DatabaseConfig,
+        password: Option<&str>,
+    ) -> Result<drivers::Connection, Error> {
         let (host, port, db_name) = match config.db_type {
             DbType::Sqlite => {
                 let file = self.policy.sqlite_file(&config.db_name)?;
@@ -404,7 +420,10 @@ impl DatabaseService {
                 (host, port, config.db_name.clone())
             }
         };
-        let password = self.password(config)?;
+        let password = match password {
+            Some(password) => password.to_owned(),
+            None => self.password(config)?,
+        };
         let target = Target {
             query_timeout: self.policy.query_timeout(),
             db_type: config.db_type,
@@ -425,7 +444,16 @@ impl DatabaseService {
         &self,
         config: &DatabaseConfig,
     ) -> Result<(drivers::Connection, Vec<TableInfo>), Error> {
-        let mut connection = self.open(config).await?;
+        self.tables_with(config, None).await
+    }
+
+    /// [`Self::tables`] with `password` (`None`: the stored one).
+    async fn tables_with(
+        &self,
+        config: &DatabaseConfig,
+        password: Option<&str>,
+    ) -> Result<(drivers::Connection, Vec<TableInfo>), Error> {
+        let mut connection = self.open(config, password).await?;
         // The catalog is read once per database, by a few queries over
         // every table, which a busy server (or one table's lock held by a
         // migration) can slow past a per-table bound meant for one

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::{Access, RouteSpec, route};
 use crate::Error;
 use crate::databases::{
-    DatabaseChange, DatabaseForm, DatabaseView, DiscoveredTable, InitReport, Job, LastScan,
-    RegisteredTable,
+    ConnectionTest, DatabaseChange, DatabaseForm, DatabaseView, DiscoveredTable, InitReport, Job,
+    LastScan, RegisteredTable,
 };
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
@@ -58,6 +58,17 @@ pub fn routes() -> Vec<RouteSpec> {
         ),
         route(Method::POST, "/api/database/{guid}/jobs", write, start_job),
         route(Method::GET, "/api/database/jobs/{id}", read, job),
+        // Connects with the stored settings and changes nothing, so read
+        // suffices: the target and password are the ones a writer stored
+        // (the scanner connects there anyway and shows readers its errors).
+        route(
+            Method::POST,
+            "/api/database/{guid}/test",
+            read,
+            test_connection,
+        ),
+        // An unsaved form says where to connect: as much power as adding.
+        route(Method::POST, "/api/database/test", write, test_form),
     ]
 }
 
@@ -396,4 +407,39 @@ async fn approve(
         "table approved",
         state.databases.approve(&guid, &table).await?,
     ))
+}
+
+/// The words of a successful test.
+fn tested(found: &ConnectionTest) -> String {
+    format!(
+        "connected{} in {} ms: {} table{} visible, {} can be numbered",
+        found
+            .server_version
+            .as_deref()
+            .map(|v| format!(" to {v}"))
+            .unwrap_or_default(),
+        found.elapsed_ms,
+        found.tables,
+        if found.tables == 1 { "" } else { "s" },
+        found.numberable
+    )
+}
+
+/// Tests a registered database's connection (module doc of
+/// `databases::probe`).
+async fn test_connection(
+    State(state): State<AppState>,
+    Path(guid): Path<String>,
+) -> Result<Envelope<ConnectionTest>, Error> {
+    let found = state.databases.test_connection(&guid).await?;
+    Ok(Envelope::ok(tested(&found), found))
+}
+
+/// Tests an unsaved registration form; nothing is stored.
+async fn test_form(
+    State(state): State<AppState>,
+    ApiJson(form): ApiJson<DatabaseForm>,
+) -> Result<Envelope<ConnectionTest>, Error> {
+    let found = state.databases.test_form(form).await?;
+    Ok(Envelope::ok(tested(&found), found))
 }
