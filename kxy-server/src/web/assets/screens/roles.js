@@ -21,7 +21,7 @@ function placeRoleError(error) {
   if (/is not a permission/.test(error.message)) return "more_permissions";
   if (error.field) return error.field;
   if (error.code === 40301) return "permissions";
-  if (error.code === 40902 && /^role /.test(error.message)) return "name";
+  if (error.code === 40902) return "name";
   return undefined;
 }
 
@@ -54,7 +54,8 @@ function RoleForm({ role, catalog, onDone, onClose }) {
     });
   };
   const id = editing ? "edit-role" : "new-role";
-  const fields = ["name", "description", "permissions", "more_permissions"];
+  // Editing has no name field: a refusal about the name shows under the form.
+  const fields = [...(editing ? [] : ["name"]), "description", "permissions", "more_permissions"];
   return html`<form class="card" id=${id} onSubmit=${submit} novalidate>
     ${editing
       ? html`<div class="panel-head">
