@@ -238,7 +238,13 @@ function CheckAccess() {
       const body = { subject, method, path };
       if (level !== "") body.level = level;
       const data = await api("POST", "/api/access/check", body);
-      setVerdict({ ...data, asked: `${subject} ${method} ${path}` });
+      // The matching endpoint by name, for those who may read endpoints.
+      let endpoint = data.endpoint_id;
+      if (endpoint && can("access:read")) {
+        const e = await api("GET", `/api/access/endpoints/${encodeURIComponent(endpoint)}`).catch(() => null);
+        if (e) endpoint = `${e.method} ${e.path} (${e.id})`;
+      }
+      setVerdict({ ...data, endpoint, asked: `${subject} ${method} ${path}` });
     });
   };
   return html`<section aria-labelledby="check-title">
@@ -262,7 +268,7 @@ function CheckAccess() {
         <dl class="facts">
           <dt>Level held</dt><dd>${verdict.level ?? "none"}</dd>
           <dt>Level needed</dt><dd>${verdict.required}</dd>
-          <dt>Endpoint</dt><dd>${verdict.endpoint_id ?? "none matches"}</dd>
+          <dt>Endpoint</dt><dd>${verdict.endpoint ?? "none matches"}</dd>
         </dl>
       </div>`}
     </form>
