@@ -118,9 +118,11 @@ export default function Roles() {
     <${FormError} error=${remove.error} />
     <${Loading} state=${state}>
       <${Table} label="Roles" columns=${columns} rows=${data?.roles} />
-      ${writable && current && html`<${RoleForm} key=${current.name + JSON.stringify(current)}
-        role=${current} catalog=${data.catalog} onDone=${changed} onClose=${() => setEditing(null)} />`}
-      ${writable && data && html`<${RoleForm} catalog=${data.catalog} onDone=${changed} />`}
+      ${writable && data && html`<div class="columns">
+        ${current && html`<${RoleForm} key=${current.name + JSON.stringify(current)}
+          role=${current} catalog=${data.catalog} onDone=${changed} onClose=${() => setEditing(null)} />`}
+        <${RoleForm} catalog=${data.catalog} onDone=${changed} />
+      </div>`}
     </${Loading}>
   </${Screen}>`;
 }

@@ -284,8 +284,10 @@ export default function Users({ me }) {
         <button type="button" class="secondary" disabled=${page >= pages} onClick=${() => setPage(page + 1)}>Next</button>
       </div>`}
     </${Loading}>
-    ${writable && current && html`<${EditUser} key=${`${current.id}-${current.updated_at}-${current.locked_for}`}
-      user=${current} me=${me} roleNames=${roleNames} onChanged=${changed} onClose=${() => setEditing(null)} />`}
-    ${writable && html`<${NewUser} roleNames=${roleNames} onDone=${changed} />`}
+    ${writable && html`<div class="columns">
+      ${current && html`<${EditUser} key=${`${current.id}-${current.updated_at}-${current.locked_for}`}
+        user=${current} me=${me} roleNames=${roleNames} onChanged=${changed} onClose=${() => setEditing(null)} />`}
+      <${NewUser} roleNames=${roleNames} onDone=${changed} />
+    </div>`}
   </${Screen}>`;
 }
