@@ -179,3 +179,19 @@ def test_users_read_sees_the_list_and_no_controls(page: Page, admin_api: Api) ->
     admin = user_by_name(admin_api, "admin")
     status, envelope = ivan.call("PUT", f"/api/users/{admin['id']}", {"email": "x@example.com"})
     assert (status, envelope["code"]) == (403, 40301)
+
+
+def test_the_list_pages_through_many_users(page: Page, admin_api: Api) -> None:
+    for i in range(21):
+        admin_api.ok("POST", "/api/users", {"username": f"user{i:02}", "password": "user-pass-123"})
+    page.login(*ADMIN)
+    page.go("users")
+    page.see("Page 1 of 2 (22 users)")
+    row(page, "user18")
+    assert page.driver.find_elements(By.XPATH, "//tr[td[1][normalize-space()='user19']]") == []
+    page.click("Next")
+    page.see("Page 2 of 2 (22 users)")
+    row(page, "user20")
+    row(page, "user19")
+    page.click("Previous")
+    row(page, "admin")
