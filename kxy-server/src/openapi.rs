@@ -307,6 +307,8 @@ needs.
         routes::databases::dismiss,
         routes::databases::start_job,
         routes::databases::job,
+        routes::databases::test_connection,
+        routes::databases::test_form,
     ),
     components(schemas(ErrorEnvelope, Null)),
     tags(

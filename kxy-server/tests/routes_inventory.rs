@@ -16,13 +16,16 @@ use serde_json::{Value, json};
 
 /// The only routes that may answer without credentials (allocation only
 /// while the server does not require API keys for it, the default here).
-const PUBLIC: [(&str, &str); 6] = [
+const PUBLIC: [(&str, &str); 8] = [
     ("GET", "/health"),
     ("GET", "/api/auth/check-init"),
     ("POST", "/api/auth/init-user"),
     ("POST", "/api/auth/login"),
     ("POST", "/api/auth/refresh"),
     ("POST", "/api/segment/allocate"),
+    // The admin page's login and refresh (by its cookie; same-origin only).
+    ("POST", "/api/auth/session"),
+    ("POST", "/api/auth/session/refresh"),
 ];
 
 fn settings() -> AuthSettings {
@@ -179,13 +182,23 @@ async fn a_user_without_a_permission_is_refused_on_every_admin_route() {
         .await
         .unwrap();
     assert_eq!(created.status(), 200);
-    let plain = token(&http, &url, "plain", "plain password 1").await;
+    let mut plain = token(&http, &url, "plain", "plain password 1").await;
 
     let mut guarded = 0;
-    // Logout last: it revokes the token this walk uses.
+    // The logouts last: each revokes the token this walk uses, so each
+    // gets a fresh one.
+    let logout = |r: &kxy_server::routes::RouteSpec| {
+        matches!(
+            (r.method.as_str(), r.path),
+            ("POST", "/api/auth/logout") | ("DELETE", "/api/auth/session")
+        )
+    };
     let mut routes = inventory();
-    routes.sort_by_key(|r| r.path == "/api/auth/logout");
+    routes.sort_by_key(logout);
     for route in routes {
+        if logout(&route) {
+            plain = token(&http, &url, "plain", "plain password 1").await;
+        }
         let (status, body) = call(&http, &url, &route.method, route.path, Some(&plain)).await;
         match route.access {
             Access::Permission(permission) => {

@@ -18,7 +18,7 @@ use super::{DatabaseConfig, DatabaseForm, DatabaseService, unreachable_prefix};
 use crate::Error;
 
 /// What a successful test found.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConnectionTest {
     pub db_type: DbType,
     /// What the database says it is, if it said (`10.11.6-MariaDB`).

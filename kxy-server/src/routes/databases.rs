@@ -425,8 +425,23 @@ fn tested(found: &ConnectionTest) -> String {
     )
 }
 
-/// Tests a registered database's connection (module doc of
-/// `databases::probe`).
+/// Tests a registered database's connection.
+///
+/// Connects with the stored settings and password, reads the table list and
+/// changes nothing (module doc of `databases::probe`).
+#[utoipa::path(
+    post,
+    path = "/api/database/{guid}/test",
+    tag = "databases",
+    operation_id = "databases_test_connection",
+    params(("guid" = String, Path, description = "The registered database's guid")),
+    responses(
+        (status = 200, description = "Connected: what was found", body = openapi::Envelope<ConnectionTest>),
+        (status = 400, description = "The stored target is outside the server's policy (40002)", body = openapi::ErrorEnvelope),
+        (status = 404, description = "No such database (40402)", body = openapi::ErrorEnvelope),
+        (status = 502, description = "The database cannot be reached or read; the message says why (50201)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn test_connection(
     State(state): State<AppState>,
     Path(guid): Path<String>,
@@ -436,6 +451,21 @@ async fn test_connection(
 }
 
 /// Tests an unsaved registration form; nothing is stored.
+///
+/// Takes the body of `POST /api/database/add` and checks it the same way,
+/// then connects with the password the form carries.
+#[utoipa::path(
+    post,
+    path = "/api/database/test",
+    tag = "databases",
+    operation_id = "databases_test_form",
+    request_body = DatabaseForm,
+    responses(
+        (status = 200, description = "Connected: what was found", body = openapi::Envelope<ConnectionTest>),
+        (status = 400, description = "A bad field, or a target the policy refuses (40002)", body = openapi::ErrorEnvelope),
+        (status = 502, description = "The database cannot be reached or read; the message says why (50201)", body = openapi::ErrorEnvelope),
+    )
+)]
 async fn test_form(
     State(state): State<AppState>,
     ApiJson(form): ApiJson<DatabaseForm>,
