@@ -1,6 +1,7 @@
-// Small building blocks every screen shares: fields that show the server's
-// message next to the input it is about, tables, notices, a copy button,
-// and the hook that loads a screen's data.
+// Small building blocks every screen shares: fields (inputs, textareas,
+// selects, checkboxes) that show the server's message next to the input it
+// is about, tables, notices, a copy button, confirmations, and the hooks
+// that load a screen's data and run its actions.
 
 import { html, useState, useEffect, useCallback, useRef } from "./vendor/htm-preact-3.1.1.js";
 import { ApiError } from "./api.js";
@@ -63,6 +64,20 @@ export function Field({ label, name, error, hint, type = "text", value, onInput,
       onInput=${(e) => onInput(type === "checkbox" ? e.target.checked : e.target.value)}
       aria-invalid=${mine ? "true" : "false"} aria-describedby=${mine ? `${id}-error` : undefined}
       ...${rest} />
+    ${hint && html`<small class="hint">${hint}</small>`}
+    ${mine && html`<p class="error" id=${`${id}-error`} role="alert" data-field=${name}>${error.message}</p>`}
+  </div>`;
+}
+
+/** A labelled textarea; shows the form's error when it names `name`. */
+export function TextArea({ label, name, error, hint, value, onInput, rows = 4, ...rest }) {
+  const id = useId(`f-${name}`);
+  const mine = error && error.field === name;
+  return html`<div class="field">
+    <label for=${id}>${label}</label>
+    <textarea id=${id} name=${name} rows=${rows} value=${value} onInput=${(e) => onInput(e.target.value)}
+      aria-invalid=${mine ? "true" : "false"} aria-describedby=${mine ? `${id}-error` : undefined}
+      ...${rest}></textarea>
     ${hint && html`<small class="hint">${hint}</small>`}
     ${mine && html`<p class="error" id=${`${id}-error`} role="alert" data-field=${name}>${error.message}</p>`}
   </div>`;
@@ -143,4 +158,70 @@ export function Screen({ title, children }) {
     <h1 id="screen-title" tabindex="-1">${title}</h1>
     ${children}
   </section>`;
+}
+
+/** `error` as shown next to input `field`; other errors pass unchanged. */
+export function onField(error, field) {
+  return new ApiError(error.status, error.code, error.message, field);
+}
+
+/** Runs `fn`; a failure for which `place(error)` names a field is shown
+ * next to that field. */
+export async function placing(fn, place) {
+  try {
+    return await fn();
+  } catch (error) {
+    const field = error instanceof ApiError ? place(error) : undefined;
+    throw field ? onField(error, field) : error;
+  }
+}
+
+/** Asks before something that cannot be undone. */
+export function confirmed(question) {
+  return window.confirm(question);
+}
+
+/** One labelled checkbox. */
+export function Check({ label, checked, onInput, name, ...rest }) {
+  const id = useId(`c-${name}`);
+  return html`<div class="check">
+    <input type="checkbox" id=${id} name=${name} checked=${checked}
+      onChange=${(e) => onInput(e.target.checked)} ...${rest} />
+    <label for=${id}>${label}</label>
+  </div>`;
+}
+
+/** A group of checkboxes picking some of `options`; the form's error shows
+ * here when it names `name`. */
+export function Checks({ legend, name, options, value, onInput, error, empty = "None to choose from." }) {
+  const mine = error && error.field === name;
+  const toggle = (option, on) =>
+    onInput(on ? [...value.filter((v) => v !== option), option] : value.filter((v) => v !== option));
+  return html`<fieldset class="checks">
+    <legend>${legend}</legend>
+    ${options.length === 0 && html`<p class="muted">${empty}</p>`}
+    <div class="check-list">
+      ${options.map((option) => html`<${Check} name=${name} label=${option} value=${option}
+        checked=${value.includes(option)} onInput=${(on) => toggle(option, on)} />`)}
+    </div>
+    ${mine && html`<p class="error" role="alert" data-field=${name}>${error.message}</p>`}
+  </fieldset>`;
+}
+
+/** A notice the screen shows after an action: `[notice, say]`. */
+export function useNotice() {
+  const [notice, setNotice] = useState(null);
+  return [notice, setNotice];
+}
+
+/** A panel heading that takes focus when the panel opens. */
+export function FocusHeading({ children, id }) {
+  const ref = useRef(null);
+  useEffect(() => ref.current?.focus(), []);
+  return html`<h2 id=${id} tabindex="-1" ref=${ref}>${children}</h2>`;
+}
+
+/** Comma- or space-separated words. */
+export function words(text) {
+  return text.split(/[\s,]+/).filter(Boolean);
 }

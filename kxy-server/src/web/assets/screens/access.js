@@ -5,10 +5,9 @@
 
 import {
   html, useState, Field, Select, FormError, Notice, Table, Loading, Screen, useAction, useLoad,
-  formatTime,
+  formatTime, placing, confirmed, Check, useNotice,
 } from "../ui.js";
 import { api, call, can } from "../api.js";
-import { Check, confirmed, placing, useNotice } from "./users.js";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*"];
 const LEVELS = ["read", "write", "admin"];

@@ -12,26 +12,13 @@
 // `Access::Own`), so the controls are offered to all.
 
 import {
-  html, useState, useEffect, useRef, useId, Field, FormError, Notice, Table, Loading, Screen, useLoad, useAction, formatTime,
+  html, useState, useEffect, useRef, Field, FormError, Notice, Table, Loading, Screen, useLoad,
+  useAction, formatTime, TextArea,
 } from "../ui.js";
 import { api } from "../api.js";
 
 /** The envelope code of "storing secrets is disabled" (no --master-key). */
 const VAULT_DISABLED = 50302;
-
-/** A labelled textarea; shows the form's error when it names `name`. */
-function TextArea({ label, name, error, hint, value, onInput, ...rest }) {
-  const id = useId(`f-${name}`);
-  const mine = error && error.field === name;
-  return html`<div class="field">
-    <label for=${id}>${label}</label>
-    <textarea id=${id} name=${name} value=${value} onInput=${(e) => onInput(e.target.value)}
-      aria-invalid=${mine ? "true" : "false"} aria-describedby=${mine ? `${id}-error` : undefined}
-      ...${rest}></textarea>
-    ${hint && html`<small class="hint">${hint}</small>`}
-    ${mine && html`<p class="error" id=${`${id}-error`} role="alert" data-field=${name}>${error.message}</p>`}
-  </div>`;
-}
 
 /** The server cannot store secrets: said in words, with what to do. */
 function VaultDisabled({ error }) {

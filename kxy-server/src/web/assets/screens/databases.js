@@ -7,21 +7,8 @@
 // the edit form leaves it empty, meaning "keep the stored one".
 
 import {
-  html,
-  useState,
-  useEffect,
-  useRef,
-  useId,
-  Field,
-  Select,
-  FormError,
-  Notice,
-  Table,
-  Loading,
-  Screen,
-  useLoad,
-  useAction,
-  formatTime,
+  html, useState, useEffect, useRef, useId, Field, Select, FormError, Notice, Table, Loading,
+  Screen, useLoad, useAction, formatTime, TextArea,
 } from "../ui.js";
 import { api, call, can } from "../api.js";
 
@@ -369,20 +356,6 @@ function CounterForm({ db, values, setValues, formRef, onDone }) {
     ${done && html`<${Notice}>${done}</${Notice}>`}
     <button type="submit" disabled=${action.busy}>Add counter</button>
   </form>`;
-}
-
-/** A labelled multi-line input (for PEM certificates); like ui.js's Field. */
-function TextArea({ label: text, name, error, hint, value, onInput, ...rest }) {
-  const id = useId(`f-${name}`);
-  const mine = error && error.field === name;
-  return html`<div class="field">
-    <label for=${id}>${text}</label>
-    <textarea id=${id} name=${name} rows="4" value=${value} onInput=${(e) => onInput(e.target.value)}
-      aria-invalid=${mine ? "true" : "false"} aria-describedby=${mine ? `${id}-error` : undefined}
-      ...${rest}></textarea>
-    ${hint && html`<small class="hint">${hint}</small>`}
-    ${mine && html`<p class="error" id=${`${id}-error`} role="alert" data-field=${name}>${error.message}</p>`}
-  </div>`;
 }
 
 const EMPTY = {

@@ -5,10 +5,10 @@
 // role is shown but offers no change.
 
 import {
-  html, useState, Field, FormError, Notice, Table, Loading, Screen, useAction, useLoad,
+  html, useState, Field, FormError, Notice, Table, Loading, Screen, useAction, useLoad, placing,
+  confirmed, Checks, useNotice, FocusHeading, words,
 } from "../ui.js";
 import { api, call, can } from "../api.js";
-import { Checks, FocusHeading, confirmed, placing, useNotice, words } from "./users.js";
 
 async function load() {
   const [roles, catalog] = await Promise.all([api("GET", "/api/roles"), api("GET", "/api/permissions")]);

@@ -3,83 +3,14 @@
 // password, unlock, delete. Controls that change something show only with
 // `users:write`; the server refuses them anyway, and refuses handing on
 // rights the caller does not hold (its message shows next to the roles).
-//
-// Also exports the small helpers the roles and access screens share
-// (`onField`, `Check`, `Checks`, `useNotice`, `confirmed`, `FocusHeading`).
 
 import {
-  html, useState, useEffect, useRef, Field, FormError, Notice, Table, Loading, Screen,
-  useAction, useLoad, useId, formatTime,
+  html, useState, Field, FormError, Notice, Table, Loading, Screen, useAction, useLoad, formatTime,
+  placing, confirmed, Checks, useNotice, FocusHeading, words,
 } from "../ui.js";
-import { api, call, can, ApiError } from "../api.js";
+import { api, call, can } from "../api.js";
 
 const PAGE_SIZE = 20;
-
-/** `error` as shown next to input `field`; other errors pass unchanged. */
-export function onField(error, field) {
-  return new ApiError(error.status, error.code, error.message, field);
-}
-
-/** Runs `fn`; a failure for which `place(error)` names a field is shown
- * next to that field. */
-export async function placing(fn, place) {
-  try {
-    return await fn();
-  } catch (error) {
-    const field = error instanceof ApiError ? place(error) : undefined;
-    throw field ? onField(error, field) : error;
-  }
-}
-
-/** Asks before something that cannot be undone. */
-export function confirmed(question) {
-  return window.confirm(question);
-}
-
-/** One labelled checkbox. */
-export function Check({ label, checked, onInput, name, ...rest }) {
-  const id = useId(`c-${name}`);
-  return html`<div class="check">
-    <input type="checkbox" id=${id} name=${name} checked=${checked}
-      onChange=${(e) => onInput(e.target.checked)} ...${rest} />
-    <label for=${id}>${label}</label>
-  </div>`;
-}
-
-/** A group of checkboxes picking some of `options`; the form's error shows
- * here when it names `name`. */
-export function Checks({ legend, name, options, value, onInput, error, empty = "None to choose from." }) {
-  const mine = error && error.field === name;
-  const toggle = (option, on) =>
-    onInput(on ? [...value.filter((v) => v !== option), option] : value.filter((v) => v !== option));
-  return html`<fieldset class="checks">
-    <legend>${legend}</legend>
-    ${options.length === 0 && html`<p class="muted">${empty}</p>`}
-    <div class="check-list">
-      ${options.map((option) => html`<${Check} name=${name} label=${option} value=${option}
-        checked=${value.includes(option)} onInput=${(on) => toggle(option, on)} />`)}
-    </div>
-    ${mine && html`<p class="error" role="alert" data-field=${name}>${error.message}</p>`}
-  </fieldset>`;
-}
-
-/** A notice the screen shows after an action: `[notice, say]`. */
-export function useNotice() {
-  const [notice, setNotice] = useState(null);
-  return [notice, setNotice];
-}
-
-/** A panel heading that takes focus when the panel opens. */
-export function FocusHeading({ children, id }) {
-  const ref = useRef(null);
-  useEffect(() => ref.current?.focus(), []);
-  return html`<h2 id=${id} tabindex="-1" ref=${ref}>${children}</h2>`;
-}
-
-/** Comma- or space-separated words. */
-export function words(text) {
-  return text.split(/[\s,]+/).filter(Boolean);
-}
 
 async function loadUsers(page) {
   const data = await api("GET", `/api/users?page=${page}&page_size=${PAGE_SIZE}&sort=username`);
