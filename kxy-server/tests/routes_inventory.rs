@@ -16,16 +16,18 @@ use serde_json::{Value, json};
 
 /// The only routes that may answer without credentials (allocation only
 /// while the server does not require API keys for it, the default here).
-const PUBLIC: [(&str, &str); 8] = [
+/// The browser session's routes are public to the guard: they prove the
+/// caller by the refresh cookie (plus the page's CSRF header) instead.
+const PUBLIC: [(&str, &str); 9] = [
     ("GET", "/health"),
     ("GET", "/api/auth/check-init"),
     ("POST", "/api/auth/init-user"),
     ("POST", "/api/auth/login"),
     ("POST", "/api/auth/refresh"),
     ("POST", "/api/segment/allocate"),
-    // The admin page's login and refresh (by its cookie; same-origin only).
     ("POST", "/api/auth/session"),
     ("POST", "/api/auth/session/refresh"),
+    ("DELETE", "/api/auth/session"),
 ];
 
 fn settings() -> AuthSettings {

@@ -20,7 +20,9 @@
 //!   with their access and refresh tokens, on every instance.
 //! - **Logout** puts the access token's id on a deny-list in the store for
 //!   its remaining lifetime (every instance checks it) and revokes the
-//!   session.
+//!   session. A browser may instead show its refresh cookie
+//!   ([`AuthService::end_session`]), so logging out works after the access
+//!   token expired.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -409,6 +411,29 @@ impl AuthService {
         {
             session.revoked = true;
             typed::save(&*self.store, SESSIONS, session_id, &session, Expect::Any).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the login session `token` (a refresh token) belongs to: how a
+    /// browser logs out by its cookie, even once its access token has run
+    /// out. A token the session never issued ends nothing (a session id
+    /// alone, which access tokens carry, must not log anyone out).
+    pub async fn end_session(&self, token: &str) -> Result<(), Error> {
+        let Some(presented) = RefreshToken::parse(token) else {
+            return Ok(());
+        };
+        let Some((session, _)) =
+            typed::load::<Session>(&*self.store, SESSIONS, &presented.session).await?
+        else {
+            return Ok(());
+        };
+        let hash = presented.secret_hash();
+        let issued = std::iter::once(&session.secret_hash)
+            .chain(&session.replaced)
+            .any(|known| bool::from(known.as_bytes().ct_eq(hash.as_bytes())));
+        if issued && !session.revoked {
+            self.revoke_session(&presented.session).await?;
         }
         Ok(())
     }

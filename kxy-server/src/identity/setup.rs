@@ -9,7 +9,7 @@
 //! server's console. The token is compared in constant time, and it is of
 //! no use once the first user exists.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use subtle::ConstantTimeEq;
 
@@ -55,6 +55,52 @@ impl SetupToken {
             Ok(())
         } else {
             Err(Error::SetupTokenRequired)
+        }
+    }
+}
+
+/// Whether a request's `Host` names this machine's loopback: `localhost`, or
+/// a loopback address (`127.0.0.0/8`, `[::1]`), with any port. The first-run
+/// init needs no token on a loopback bind only because no other machine can
+/// reach it; but a browser can, on another site's page that points its own
+/// name at 127.0.0.1 (DNS rebinding), and it then sends that name as `Host`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_names_are_local() {
+        for host in [
+            "127.0.0.1:5801",
+            "127.0.0.1",
+            "127.9.8.7:1",
+            "localhost:5801",
+            "LOCALHOST",
+            "[::1]:5801",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example:5801",
+            "127.0.0.1.evil.example:5801",
+            "localhost.evil.example",
+            "0.0.0.0:5801",
+            "10.0.0.1:5801",
+            "[::ffff:7f00:1]:5801",
+            "[fe80::1]:5801",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::extract::ApiJson;
 use crate::identity::{Caller, TokenPair};
 use crate::openapi;
 use crate::routes::auth::Credentials;
+use crate::routes::guard::bearer;
 use crate::routes::{Access, RouteSpec, route};
 use crate::state::AppState;
 
@@ -49,12 +50,9 @@ pub fn routes() -> Vec<RouteSpec> {
             Access::LoggedIn,
             change_password,
         ),
-        route(
-            Method::DELETE,
-            "/api/auth/session",
-            Access::LoggedIn,
-            logout,
-        ),
+        // Public to the guard: the cookie alone may end its session (an
+        // access token that ran out must not make logging out fail).
+        route(Method::DELETE, "/api/auth/session", Access::Public, logout),
     ]
 }
 
@@ -85,7 +83,10 @@ fn grant(request: &HeaderMap, state: &AppState, msg: &str, tokens: TokenPair) ->
 /// says, in front of us); over plain HTTP a browser would drop a `Secure`
 /// cookie and every reload would end the session.
 fn cookie(request: &HeaderMap, value: &str, max_age: u64) -> String {
-    let https = header_str(request, "x-forwarded-proto").is_some_and(|p| p == "https")
+    // A chain of proxies lists one scheme each, the client's side first.
+    let https = header_str(request, "x-forwarded-proto")
+        .and_then(|p| p.split(',').next())
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
         || header_str(request, "origin").is_some_and(|o| o.starts_with("https://"));
     format!(
         "{REFRESH_COOKIE}={value}; Path={COOKIE_PATH}; Max-Age={max_age}; HttpOnly; \
@@ -258,23 +259,44 @@ pub(crate) async fn change_password(
     ))
 }
 
-/// Logs the page out: ends the session and clears the refresh cookie.
+/// Ends the browser's session: the one its cookie belongs to, and the one
+/// of the access token if it sends a live one. Either is enough, so a page
+/// whose access token ran out (a laptop that slept) still logs out instead
+/// of leaving the cookie's session alive behind a "logged out" screen.
+/// Needs `X-KXY-CSRF: 1` and a same-origin request.
 #[utoipa::path(
     delete,
     path = "/api/auth/session",
     tag = "auth",
     operation_id = "session_logout",
+    params(("X-KXY-CSRF" = String, Header, description = "Must be `1`")),
     responses(
         (status = 200, description = "Logged out; the cookie is cleared", body = openapi::Envelope<openapi::Null>),
-        (status = 400, description = "Called with an API key (40002)", body = openapi::ErrorEnvelope),
+        (status = 401, description = "Neither a session cookie nor an access token was sent (40100), or the access token is invalid (40102)", body = openapi::ErrorEnvelope),
+        (status = 403, description = "Not the page's own request (40304)", body = openapi::ErrorEnvelope),
     )
 )]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
-    caller: Caller,
 ) -> Result<Response, Error> {
-    state.auth.logout(&caller).await?;
+    same_origin(&headers)?;
+    let session = refresh_cookie(&headers);
+    let access = bearer(&headers)?;
+    if session.is_none() && access.is_none() {
+        return Err(Error::AuthRequired);
+    }
+    if let Some(token) = session {
+        state.auth.end_session(token).await?;
+    }
+    if let Some(token) = access {
+        match state.auth.authenticate(token).await {
+            Ok(caller) => state.auth.logout(&caller).await?,
+            // The cookie's session is ended: a dead access token changes nothing.
+            Err(_) if session.is_some() => {}
+            Err(e) => return Err(e),
+        }
+    }
     let response = Envelope::ok("logged out", ()).into_response();
     Ok(with_cookie(response, &cookie(&headers, "", 0)))
 }
@@ -341,5 +363,11 @@ mod tests {
         assert!(!plain.contains("Secure"));
         let proxied = cookie(&headers(&[("x-forwarded-proto", "https")]), "v", 60);
         assert!(proxied.ends_with("; Secure"));
+        for chain in ["HTTPS", "https, http", "https,http"] {
+            let proxied = cookie(&headers(&[("x-forwarded-proto", chain)]), "v", 60);
+            assert!(proxied.ends_with("; Secure"), "{chain}");
+        }
+        let inner = cookie(&headers(&[("x-forwarded-proto", "http, https")]), "v", 60);
+        assert!(!inner.contains("Secure"));
     }
 }

@@ -1,0 +1,721 @@
+//! A hostile web page (or a hostile user with a browser's tools) against the
+//! admin page's browser session and files, on a running server: other
+//! origins must not log in, refresh, change a password or log out through
+//! the cookie; the cookie must be unreadable, scoped, rotated and no
+//! credential for the API; logging out must end the session even when the
+//! page's access token is dead; a page that rebinds its own name to
+//! 127.0.0.1 must not take a fresh server's first run; no file outside the
+//! page is served and no answer can run script.
+
+use kxy_e2e::api::{Answer, send};
+use kxy_e2e::server::ServerProcess;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const USER: &str = "admin";
+const PASSWORD: &str = "admin password 1";
+const CSRF: (&str, &str) = ("x-kxy-csrf", "1");
+
+fn start() -> (tempfile::TempDir, ServerProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&["--data-dir", dir.path().to_str().unwrap()], &[]);
+    (dir, server)
+}
+
+/// A started server with its first administrator.
+async fn initialized() -> (tempfile::TempDir, ServerProcess) {
+    let (dir, server) = start();
+    let init = post(
+        &server,
+        "/api/auth/init-user",
+        &json!({"username": USER, "password": PASSWORD}),
+        &[],
+    )
+    .await;
+    assert_eq!(init.status, 200, "{:?}", init.body);
+    (dir, server)
+}
+
+fn url(server: &ServerProcess, path: &str) -> String {
+    format!("{}{path}", server.base_url())
+}
+
+async fn post(
+    server: &ServerProcess,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let http = reqwest::Client::new();
+    send(&http, Method::POST, &url(server, path), Some(body), headers)
+        .await
+        .unwrap()
+}
+
+/// One raw answer: status, `Set-Cookie` values, body.
+struct Raw {
+    status: u16,
+    cookies: Vec<String>,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Raw {
+    fn code(&self) -> i64 {
+        self.body["code"].as_i64().unwrap_or(-1)
+    }
+
+    /// The refresh token the answer sets, if it sets a live one.
+    fn session_cookie(&self) -> Option<String> {
+        self.cookies.iter().find_map(|c| {
+            let value = c.strip_prefix("kxy_refresh=")?.split(';').next()?;
+            (!value.is_empty()).then(|| value.to_owned())
+        })
+    }
+
+    fn clears_the_cookie(&self) -> bool {
+        self.cookies
+            .iter()
+            .any(|c| c.starts_with("kxy_refresh=;") && c.contains("Max-Age=0"))
+    }
+}
+
+async fn raw(
+    server: &ServerProcess,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Raw {
+    let http = reqwest::Client::new();
+    let mut request = http.request(method, url(server, path));
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let cookies = headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Raw {
+        status,
+        cookies,
+        headers,
+        body,
+    }
+}
+
+/// Logs in the way the page does: the access token and the cookie's value.
+async fn browser_login(server: &ServerProcess) -> (String, String) {
+    let answer = raw(
+        server,
+        Method::POST,
+        "/api/auth/session",
+        Some(&json!({"username": USER, "password": PASSWORD})),
+        &[CSRF],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let cookie = answer.session_cookie().expect("the login sets the cookie");
+    let access = answer.body["data"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (access, cookie)
+}
+
+async fn refresh_with(server: &ServerProcess, cookie: &str) -> Raw {
+    let header = format!("kxy_refresh={cookie}");
+    raw(
+        server,
+        Method::POST,
+        "/api/auth/session/refresh",
+        None,
+        &[CSRF, ("cookie", &header)],
+    )
+    .await
+}
+
+async fn me(server: &ServerProcess, access: &str) -> u16 {
+    let bearer = format!("Bearer {access}");
+    raw(
+        server,
+        Method::GET,
+        "/api/users/me",
+        None,
+        &[("authorization", &bearer)],
+    )
+    .await
+    .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_origin_cannot_use_the_cookie_routes() {
+    let (_dir, server) = initialized().await;
+    let (access, cookie) = browser_login(&server).await;
+    let host = server.address().to_owned();
+    let cookie_header = format!("kxy_refresh={cookie}");
+    let bearer = format!("Bearer {access}");
+    let login = json!({"username": USER, "password": PASSWORD});
+    let password = json!({"current_password": PASSWORD, "new_password": "taken over 1"});
+    let port = host.rsplit(':').next().unwrap().to_owned();
+
+    // What a foreign page can make a browser send. The CSRF header needs a
+    // CORS preflight (never granted: see below), so a form or a no-cors
+    // fetch comes without it; a page that got it through would still carry
+    // its own Origin, or be marked cross-site by the browser.
+    let foreign: Vec<Vec<(String, String)>> = vec![
+        vec![],
+        vec![("x-kxy-csrf".into(), "0".into())],
+        vec![("origin".into(), format!("http://{host}"))],
+        vec![("sec-fetch-site".into(), "same-origin".into())],
+        vec![
+            ("x-kxy-csrf".into(), "1".into()),
+            ("origin".into(), "null".into()),
+        ],
+        vec![
+            ("x-kxy-csrf".into(), "1".into()),
+            ("origin".into(), "http://127.0.0.1:1".into()),
+        ],
+        vec![
+            ("x-kxy-csrf".into(), "1".into()),
+            ("origin".into(), format!("http://localhost:{port}")),
+        ],
+        vec![
+            ("x-kxy-csrf".into(), "1".into()),
+            ("origin".into(), format!("http://{host}.evil.example")),
+        ],
+        vec![
+            ("x-kxy-csrf".into(), "1".into()),
+            ("origin".into(), format!("http://evil.example@{host}")),
+        ],
+        vec![
+            ("x-kxy-csrf".into(), "1".into()),
+            ("origin".into(), format!("http://{host}/")),
+        ],
+        vec![
+            ("x-kxy-csrf".into(), "1".into()),
+            ("sec-fetch-site".into(), "same-site".into()),
+        ],
+        vec![
+            ("x-kxy-csrf".into(), "1".into()),
+            ("sec-fetch-site".into(), "cross-site".into()),
+        ],
+        vec![
+            ("x-kxy-csrf".into(), "1".into()),
+            ("sec-fetch-site".into(), "none".into()),
+        ],
+    ];
+    for headers in &foreign {
+        let mut with: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        with.push(("cookie", &cookie_header));
+        let calls = [
+            (Method::POST, "/api/auth/session", Some(&login)),
+            (Method::POST, "/api/auth/session/refresh", None),
+            (Method::POST, "/api/auth/session/password", Some(&password)),
+            (Method::DELETE, "/api/auth/session", None),
+        ];
+        for (method, path, body) in calls {
+            let mut all = with.clone();
+            // The password change also needs the access token: the attack
+            // is the cookie, so give the foreign page even that.
+            if path.ends_with("/password") {
+                all.push(("authorization", &bearer));
+            }
+            let answer = raw(&server, method.clone(), path, body, &all).await;
+            assert_eq!(
+                (answer.status, answer.code()),
+                (403, 40304),
+                "{method} {path} with {headers:?}: {:?}",
+                answer.body
+            );
+            assert!(
+                answer.cookies.is_empty(),
+                "{method} {path}: {:?}",
+                answer.cookies
+            );
+        }
+    }
+
+    // A form posts text/plain or urlencoded bodies and no custom header.
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ] {
+        let http = reqwest::Client::new();
+        let answer = http
+            .post(url(&server, "/api/auth/session"))
+            .header("content-type", content_type)
+            .body(login.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer.status() == 403 || answer.status() == 415,
+            "{content_type}: {}",
+            answer.status()
+        );
+        assert!(answer.headers().get("set-cookie").is_none());
+    }
+
+    // The preflight a foreign page needs for the header is never granted.
+    for path in [
+        "/api/auth/session",
+        "/api/auth/session/refresh",
+        "/api/users/me",
+    ] {
+        let answer = raw(
+            &server,
+            Method::OPTIONS,
+            path,
+            None,
+            &[
+                ("origin", "http://127.0.0.1:1"),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", "x-kxy-csrf, content-type"),
+            ],
+        )
+        .await;
+        assert!(answer.status >= 400, "{path}: {}", answer.status);
+        for header in answer.headers.keys() {
+            assert!(
+                !header.as_str().starts_with("access-control-"),
+                "{path} answers {header}"
+            );
+        }
+    }
+
+    // Nothing above touched the session: the page's own call still works.
+    let own = format!("http://{host}");
+    let fine = raw(
+        &server,
+        Method::POST,
+        "/api/auth/session/refresh",
+        None,
+        &[
+            CSRF,
+            ("origin", &own),
+            ("sec-fetch-site", "same-origin"),
+            ("cookie", &cookie_header),
+        ],
+    )
+    .await;
+    assert_eq!(fine.status, 200, "{:?}", fine.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cookie_is_unreadable_scoped_and_secure_behind_https() {
+    let (_dir, server) = initialized().await;
+    let login = json!({"username": USER, "password": PASSWORD});
+    let answer = raw(
+        &server,
+        Method::POST,
+        "/api/auth/session",
+        Some(&login),
+        &[CSRF],
+    )
+    .await;
+    let set = &answer.cookies[0];
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/api/auth/session"] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    assert!(!set.contains("Secure") && !set.contains("Domain"), "{set}");
+    // The body holds the access token only.
+    let token = answer.session_cookie().unwrap();
+    let text = answer.body.to_string();
+    assert!(
+        !text.contains(&token) && !text.contains("refresh_token"),
+        "{text}"
+    );
+    let refreshed = refresh_with(&server, &token).await;
+    let next = refreshed.session_cookie().unwrap();
+    let text = refreshed.body.to_string();
+    assert!(!text.contains(&next) && !text.contains(&token), "{text}");
+
+    // Behind HTTPS the cookie is Secure, however the proxy spells it.
+    for (name, value) in [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-proto", "HTTPS"),
+        ("x-forwarded-proto", "https, http"),
+    ] {
+        let secure = raw(
+            &server,
+            Method::POST,
+            "/api/auth/session",
+            Some(&login),
+            &[CSRF, (name, value)],
+        )
+        .await;
+        assert!(
+            secure.cookies[0].ends_with("; Secure"),
+            "{value}: {:?}",
+            secure.cookies
+        );
+    }
+    // Nor is the refresh token ever logged.
+    assert!(!server.logs().contains(&token) && !server.logs().contains(&next));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_cookie_is_no_credential_for_the_api() {
+    let (_dir, server) = initialized().await;
+    let (_, cookie) = browser_login(&server).await;
+    let cookie_header = format!("kxy_refresh={cookie}");
+    let bearer = format!("Bearer {cookie}");
+    let attempts: [&[(&str, &str)]; 3] = [
+        &[CSRF, ("cookie", &cookie_header)],
+        &[("authorization", &bearer)],
+        &[("x-api-key", "x"), ("x-api-secret", &cookie)],
+    ];
+    for headers in attempts {
+        for path in ["/api/users/me", "/api/keys", "/api/users"] {
+            let answer = raw(&server, Method::GET, path, None, headers).await;
+            assert_eq!(
+                answer.status, 401,
+                "{path} with {headers:?}: {:?}",
+                answer.body
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_or_raced_cookie_ends_the_session() {
+    let (_dir, server) = initialized().await;
+
+    // Replay: the thief's copy and the owner's both die.
+    let (_, first) = browser_login(&server).await;
+    let rotated = refresh_with(&server, &first).await;
+    let second = rotated.session_cookie().unwrap();
+    assert_ne!(first, second);
+    let replay = refresh_with(&server, &first).await;
+    assert_eq!((replay.status, replay.code()), (401, 40102));
+    assert!(replay.clears_the_cookie());
+    let access = rotated.body["data"]["access_token"].as_str().unwrap();
+    assert_eq!(me(&server, access).await, 401);
+    assert_eq!(refresh_with(&server, &second).await.status, 401);
+
+    // A race: eight exchanges of one cookie at once leave at most one
+    // winner, and then no live session.
+    let (_, cookie) = browser_login(&server).await;
+    let exchanges = (0..8).map(|_| refresh_with(&server, &cookie));
+    let answers = futures::future::join_all(exchanges).await;
+    let winners: Vec<&Raw> = answers.iter().filter(|a| a.status == 200).collect();
+    assert!(winners.len() <= 1, "{} exchanges won", winners.len());
+    for winner in winners {
+        let access = winner.body["data"]["access_token"].as_str().unwrap();
+        assert_eq!(me(&server, access).await, 401);
+        let next = winner.session_cookie().unwrap();
+        assert_eq!(refresh_with(&server, &next).await.status, 401);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cookie_dies_with_logout_a_password_change_and_deactivation() {
+    let (_dir, server) = initialized().await;
+    let http = reqwest::Client::new();
+
+    // Logout (the page's way: access token and cookie).
+    let (access, cookie) = browser_login(&server).await;
+    let bearer = format!("Bearer {access}");
+    let header = format!("kxy_refresh={cookie}");
+    let out = raw(
+        &server,
+        Method::DELETE,
+        "/api/auth/session",
+        None,
+        &[CSRF, ("authorization", &bearer), ("cookie", &header)],
+    )
+    .await;
+    assert_eq!(out.status, 200, "{:?}", out.body);
+    assert!(out.clears_the_cookie());
+    assert_eq!(refresh_with(&server, &cookie).await.status, 401);
+    assert_eq!(me(&server, &access).await, 401);
+
+    // A password change through another login: this cookie ends.
+    let (_, other) = browser_login(&server).await;
+    let (access, _) = browser_login(&server).await;
+    let bearer = format!("Bearer {access}");
+    let changed = raw(
+        &server,
+        Method::POST,
+        "/api/auth/session/password",
+        Some(&json!({"current_password": PASSWORD, "new_password": "a new password 2"})),
+        &[CSRF, ("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{:?}", changed.body);
+    assert!(!changed.body.to_string().contains("rt_"));
+    let ended = refresh_with(&server, &other).await;
+    assert_eq!(ended.status, 401);
+    assert!(ended.clears_the_cookie());
+    let mine = changed.session_cookie().unwrap();
+    assert_eq!(refresh_with(&server, &mine).await.status, 200);
+
+    // Deactivation: a second user's browser session ends with the account.
+    let admin = changed.body["data"]["access_token"].as_str().unwrap();
+    let created = send(
+        &http,
+        Method::POST,
+        &url(&server, "/api/users"),
+        Some(&json!({"username": "eve", "password": "eve password 1"})),
+        &[("authorization", &format!("Bearer {admin}"))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    let eve_id = created.body["data"]["id"].as_str().unwrap().to_owned();
+    let eve = raw(
+        &server,
+        Method::POST,
+        "/api/auth/session",
+        Some(&json!({"username": "eve", "password": "eve password 1"})),
+        &[CSRF],
+    )
+    .await;
+    let eve_cookie = eve.session_cookie().unwrap();
+    let admin_auth = format!("Bearer {admin}");
+    let off = raw(
+        &server,
+        Method::PUT,
+        &format!("/api/users/{eve_id}"),
+        Some(&json!({"active": false})),
+        &[("authorization", &admin_auth)],
+    )
+    .await;
+    assert_eq!(off.status, 200, "{:?}", off.body);
+    assert_eq!(refresh_with(&server, &eve_cookie).await.status, 401);
+}
+
+/// The page's logout used to need a live access token: one that had run
+/// out (15 minutes; a laptop that slept) got 401, the page said "logged
+/// out", and the cookie's session lived on for the refresh token's week,
+/// for the next person at that browser to resume with a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_out_with_a_dead_access_token_still_ends_the_session() {
+    let (_dir, server) = initialized().await;
+    for dead in [None, Some("Bearer eyJhbGciOiJIUzI1NiJ9.e30.c2ln")] {
+        let (access, cookie) = browser_login(&server).await;
+        let header = format!("kxy_refresh={cookie}");
+        let mut headers = vec![CSRF, ("cookie", header.as_str())];
+        if let Some(dead) = dead {
+            headers.push(("authorization", dead));
+        }
+        let out = raw(&server, Method::DELETE, "/api/auth/session", None, &headers).await;
+        assert_eq!(out.status, 200, "{dead:?}: {:?}", out.body);
+        assert!(out.clears_the_cookie());
+        assert_eq!(refresh_with(&server, &cookie).await.status, 401);
+        assert_eq!(me(&server, &access).await, 401, "the access token ends too");
+    }
+
+    // Without the page's header the cookie ends nothing (no logout CSRF).
+    let (access, cookie) = browser_login(&server).await;
+    let header = format!("kxy_refresh={cookie}");
+    let forged = raw(
+        &server,
+        Method::DELETE,
+        "/api/auth/session",
+        None,
+        &[("cookie", &header)],
+    )
+    .await;
+    assert_eq!((forged.status, forged.code()), (403, 40304));
+    assert_eq!(me(&server, &access).await, 200);
+    // Nor does a made-up secret for a real session (the session id is in
+    // every access token, so it is no secret).
+    let session = cookie.split('.').next().unwrap();
+    let guessed = format!("kxy_refresh={session}.{}", "0".repeat(64));
+    let out = raw(
+        &server,
+        Method::DELETE,
+        "/api/auth/session",
+        None,
+        &[CSRF, ("cookie", &guessed)],
+    )
+    .await;
+    assert_eq!(out.status, 200);
+    assert_eq!(me(&server, &access).await, 200);
+    assert_eq!(refresh_with(&server, &cookie).await.status, 200);
+}
+
+/// A page on evil.example whose name it re-points at 127.0.0.1 (DNS
+/// rebinding) is same-origin with itself, so its browser sends it the
+/// answers; its requests carry `Host: evil.example:<port>`. On a loopback
+/// bind the first-run init needs no token, so it used to make the page's
+/// owner the administrator of a fresh server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebound_name_cannot_take_the_first_run() {
+    let (_dir, server) = start();
+    let port = server.address().rsplit(':').next().unwrap().to_owned();
+    let body = json!({"username": "mallory", "password": "mallory password 1"});
+    for host in [
+        format!("evil.example:{port}"),
+        format!("127.0.0.1.evil.example:{port}"),
+        format!("localhost.evil.example:{port}"),
+        format!("0.0.0.0:{port}"),
+    ] {
+        let origin = format!("http://{host}");
+        let answer = raw(
+            &server,
+            Method::POST,
+            "/api/auth/init-user",
+            Some(&body),
+            &[("host", &host), ("origin", &origin)],
+        )
+        .await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (403, 40304),
+            "{host}: {:?}",
+            answer.body
+        );
+    }
+    let check = raw(&server, Method::GET, "/api/auth/check-init", None, &[]).await;
+    assert_eq!(check.body["data"]["initialized"], false);
+
+    // The operator's own browser, under any loopback name, still can.
+    let localhost = format!("localhost:{port}");
+    let answer = raw(
+        &server,
+        Method::POST,
+        "/api/auth/init-user",
+        Some(&json!({"username": USER, "password": PASSWORD})),
+        &[("host", &localhost)],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+}
+
+/// With a setup token the token is the proof, whatever the name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_setup_token_any_name_may_run_the_first_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "a setup token of some length";
+    let server = ServerProcess::start(
+        &[
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--setup-token",
+            token,
+        ],
+        &[],
+    );
+    let host = "kxy.example.com";
+    let without = raw(
+        &server,
+        Method::POST,
+        "/api/auth/init-user",
+        Some(&json!({"username": USER, "password": PASSWORD})),
+        &[("host", host)],
+    )
+    .await;
+    assert_eq!((without.status, without.code()), (403, 40303));
+    let with = raw(
+        &server,
+        Method::POST,
+        "/api/auth/init-user",
+        Some(&json!({"username": USER, "password": PASSWORD, "setup_token": token})),
+        &[("host", host)],
+    )
+    .await;
+    assert_eq!(with.status, 200, "{:?}", with.body);
+}
+
+/// `GET <path>` exactly as written (no client normalizes it): status line
+/// and headers, lower-cased.
+async fn get_raw(server: &ServerProcess, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(server.address())
+        .await
+        .unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        server.address()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer).to_lowercase();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_file_outside_the_page_is_served_and_no_answer_runs_script() {
+    let (_dir, server) = start();
+    for path in [
+        "/assets/../Cargo.toml",
+        "/assets/..%2f..%2fCargo.toml",
+        "/assets/%2e%2e/%2e%2e/etc/passwd",
+        "/assets/..%5c..%5cCargo.toml",
+        "/assets/..\\..\\Cargo.toml",
+        "/assets/screens/../app.js",
+        "/assets//app.js",
+        "/assets/app.js%00.css",
+        "/assets/APP.JS",
+        "/assets/vendor/",
+        "/assets/",
+        "/assets/index.html",
+        "/assets/mod.rs",
+        "/assets/%2fetc%2fpasswd",
+    ] {
+        let (status, text) = get_raw(&server, path).await;
+        assert!(status == 404 || status == 400, "{path}: {status}\n{text}");
+        assert!(
+            !text.contains("[package]") && !text.contains("root:"),
+            "{path}"
+        );
+        if status == 404 {
+            assert!(text.contains("content-type: application/json"), "{path}");
+        }
+    }
+
+    // An answer that echoes input is JSON that nothing may run in.
+    for path in [
+        "/%3Cscript%3Ealert(1)%3C/script%3E",
+        "/assets/%3Cimg%20src=x%20onerror=alert(1)%3E.html",
+        "/api/users/%3Cscript%3E",
+    ] {
+        let (_, text) = get_raw(&server, path).await;
+        assert!(
+            text.contains("content-type: application/json"),
+            "{path}\n{text}"
+        );
+        assert!(text.contains("x-content-type-options: nosniff"), "{path}");
+        assert!(
+            text.contains("content-security-policy: default-src 'none'; frame-ancestors 'none'"),
+            "{path}\n{text}"
+        );
+        assert!(text.contains("cache-control: no-store"), "{path}");
+    }
+    // The page's own files: typed, revalidated, under the page's policy.
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/style.css", "text/css"),
+        ("/assets/favicon.svg", "image/svg+xml"),
+    ] {
+        let (status, text) = get_raw(&server, path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(text.contains(&format!("content-type: {kind}")), "{path}");
+        assert!(text.contains("cache-control: no-cache"), "{path}");
+        assert!(text.contains("script-src 'self'"), "{path}");
+        assert!(!text.contains("unsafe-inline"), "{path}");
+        assert!(text.contains("x-frame-options: deny"), "{path}");
+    }
+}
