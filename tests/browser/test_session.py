@@ -62,8 +62,12 @@ def test_login_survives_a_reload_and_logout_ends_the_session(page: Page, admin_a
     page.find("#logout")
     # The refresh token never reaches the page's script or its storage.
     assert page.driver.execute_script("return document.cookie") == ""
-    assert page.driver.execute_script("return window.localStorage.length + window.sessionStorage.length") == 0
+    # The page's storage holds only its binding to the session, which is no
+    # token: the refresh token is the cookie's alone.
+    stored = page.driver.execute_script("return Object.assign({}, window.localStorage, window.sessionStorage)")
+    assert list(stored) == ["kxy.session-binding"], stored
     cookie = refresh_cookie(page)
+    assert stored["kxy.session-binding"] not in cookie["value"]
     assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert cookie["path"] == "/api/auth/session"
     page.click("Log out")
@@ -72,6 +76,7 @@ def test_login_survives_a_reload_and_logout_ends_the_session(page: Page, admin_a
     page.driver.refresh()
     page.find("#login")
     assert refresh_cookie(page) is None
+    assert page.driver.execute_script("return window.localStorage.length") == 0
 
 
 def test_the_session_is_refreshed_before_the_access_token_expires(tmp_path) -> None:

@@ -113,7 +113,45 @@ async fn raw(
     }
 }
 
-/// Logs in the way the page does: the access token and the cookie's value.
+/// What the page keeps in its own storage: the binding of each session it
+/// opened (by session id, which stays while the cookie rotates).
+static BINDINGS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The session id of a refresh token (`rt_<session>.<secret>`).
+fn session_of(cookie: &str) -> String {
+    cookie
+        .trim_start_matches("rt_")
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The binding the page holds for the session of `cookie`.
+fn binding_of(cookie: &str) -> String {
+    let session = session_of(cookie);
+    BINDINGS
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(s, _)| *s == session)
+        .map(|(_, b)| b.clone())
+        .unwrap_or_default()
+}
+
+/// Keeps the binding of the session an answer (a login or a password
+/// change) opened, as the page does.
+fn remember(answer: &Raw) {
+    let cookie = answer.session_cookie().expect("a new session's cookie");
+    let binding = answer.body["data"]["binding"].as_str().expect("a binding");
+    BINDINGS
+        .lock()
+        .unwrap()
+        .push((session_of(&cookie), binding.to_owned()));
+}
+
+/// Logs in the way the page does: the access token and the cookie's value
+/// (the session's binding is kept, as the page keeps it).
 async fn browser_login(server: &ServerProcess) -> (String, String) {
     let answer = raw(
         server,
@@ -125,6 +163,11 @@ async fn browser_login(server: &ServerProcess) -> (String, String) {
     .await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     let cookie = answer.session_cookie().expect("the login sets the cookie");
+    let binding = answer.body["data"]["binding"].as_str().unwrap().to_owned();
+    BINDINGS
+        .lock()
+        .unwrap()
+        .push((session_of(&cookie), binding));
     let access = answer.body["data"]["access_token"]
         .as_str()
         .unwrap()
@@ -132,14 +175,20 @@ async fn browser_login(server: &ServerProcess) -> (String, String) {
     (access, cookie)
 }
 
+/// Refreshes the way the page does: the cookie, and the binding the page
+/// holds for its session.
 async fn refresh_with(server: &ServerProcess, cookie: &str) -> Raw {
+    refresh_bound(server, cookie, &binding_of(cookie)).await
+}
+
+async fn refresh_bound(server: &ServerProcess, cookie: &str, binding: &str) -> Raw {
     let header = format!("kxy_refresh={cookie}");
     raw(
         server,
         Method::POST,
         "/api/auth/session/refresh",
         None,
-        &[CSRF, ("cookie", &header)],
+        &[CSRF, ("cookie", &header), ("x-kxy-binding", binding)],
     )
     .await
 }
@@ -299,6 +348,7 @@ async fn another_origin_cannot_use_the_cookie_routes() {
 
     // Nothing above touched the session: the page's own call still works.
     let own = format!("http://{host}");
+    let binding = binding_of(&cookie);
     let fine = raw(
         &server,
         Method::POST,
@@ -309,6 +359,7 @@ async fn another_origin_cannot_use_the_cookie_routes() {
             ("origin", &own),
             ("sec-fetch-site", "same-origin"),
             ("cookie", &cookie_header),
+            ("x-kxy-binding", &binding),
         ],
     )
     .await;
@@ -327,6 +378,7 @@ async fn the_cookie_is_unreadable_scoped_and_secure_behind_https() {
         &[CSRF],
     )
     .await;
+    remember(&answer);
     let set = &answer.cookies[0];
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/api/auth/session"] {
         assert!(set.contains(attribute), "{set}");
@@ -458,6 +510,7 @@ async fn the_cookie_dies_with_logout_a_password_change_and_deactivation() {
     .await;
     assert_eq!(changed.status, 200, "{:?}", changed.body);
     assert!(!changed.body.to_string().contains("rt_"));
+    remember(&changed);
     let ended = refresh_with(&server, &other).await;
     assert_eq!(ended.status, 401);
     assert!(ended.clears_the_cookie());
@@ -718,4 +771,49 @@ async fn no_file_outside_the_page_is_served_and_no_answer_runs_script() {
         assert!(!text.contains("unsafe-inline"), "{path}");
         assert!(text.contains("x-frame-options: deny"), "{path}");
     }
+}
+
+/// Cookies ignore ports: a page on another port of this host can plant its
+/// own session's cookie for the admin page (login CSRF by cookie tossing),
+/// so the admin's page would resume as the attacker and store secrets in
+/// the attacker's account. The planted cookie comes without the binding the
+/// admin's page holds, and is refused; the admin's own pair still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_cookie_planted_by_another_page_is_refused() {
+    let (_dir, server) = initialized().await;
+    let (_, attackers) = browser_login(&server).await;
+    let (_, admins) = browser_login(&server).await;
+    // The page holds its own binding; the cookie jar holds the attacker's.
+    let planted = refresh_bound(&server, &attackers, &binding_of(&admins)).await;
+    assert_eq!(
+        (planted.status, planted.code()),
+        (401, 40102),
+        "{:?}",
+        planted.body
+    );
+    assert!(planted.session_cookie().is_none());
+    // Without any binding (a page that never logged in here) too.
+    let unbound = refresh_bound(&server, &attackers, "").await;
+    assert_eq!(unbound.status, 401, "{:?}", unbound.body);
+    // A session opened by plain /api/auth/login has no binding at all.
+    let plain = raw(
+        &server,
+        Method::POST,
+        "/api/auth/login",
+        Some(&json!({"username": USER, "password": PASSWORD})),
+        &[],
+    )
+    .await;
+    let plain_refresh = plain.body["data"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(refresh_bound(&server, &plain_refresh, "").await.status, 401);
+    // The admin's own cookie with its binding refreshes, and the binding
+    // outlives the rotation.
+    let fresh = refresh_with(&server, &admins).await;
+    assert_eq!(fresh.status, 200, "{:?}", fresh.body);
+    assert!(fresh.body["data"]["binding"].is_null());
+    let rotated = fresh.session_cookie().unwrap();
+    assert_eq!(refresh_with(&server, &rotated).await.status, 200);
 }

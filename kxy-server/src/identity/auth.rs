@@ -89,6 +89,11 @@ struct Session {
     /// The user's key generation then: keys this session creates carry it.
     #[serde(default)]
     key_generation: u64,
+    /// SHA-256 of the admin page's binding, for a session the page opened:
+    /// its refresh cookie only works together with the binding (see
+    /// `web::session`).
+    #[serde(default)]
+    page_binding: Option<String>,
 }
 
 /// How many replaced refresh secrets a session remembers.
@@ -310,6 +315,7 @@ impl AuthService {
             revoked: false,
             generation: user.generation,
             key_generation: user.key_generation,
+            page_binding: None,
         };
         typed::save(
             &*self.store,
@@ -330,6 +336,52 @@ impl AuthService {
             token_type: "Bearer".into(),
             expires_in: claims.exp - claims.iat,
         })
+    }
+
+    /// Binds the session of `refresh_token` (just issued) to the admin page
+    /// that holds the answer: from now on it refreshes only with it
+    /// ([`Self::refresh_bound`]). The binding is a random value the page
+    /// keeps in its own origin's storage, which no other origin can read or
+    /// write, unlike cookies, which ignore ports.
+    pub async fn bind_to_page(&self, refresh_token: &str) -> Result<String, Error> {
+        let presented = RefreshToken::parse(refresh_token).ok_or(Error::Internal)?;
+        let (mut session, version) =
+            typed::load::<Session>(&*self.store, SESSIONS, &presented.session)
+                .await?
+                .ok_or(Error::Internal)?;
+        let binding = random_id();
+        session.page_binding = Some(hex::encode(Sha256::digest(binding.as_bytes())));
+        typed::save(
+            &*self.store,
+            SESSIONS,
+            &presented.session,
+            &session,
+            Expect::Version(version),
+        )
+        .await?
+        .ok_or_else(|| Error::Conflict("the session changed meanwhile; log in again".into()))?;
+        Ok(binding)
+    }
+
+    /// [`Self::refresh`] for the admin page: the refresh token (its cookie)
+    /// must come with the binding of its session. A cookie planted by
+    /// another page on this host (its own session, so it has no binding
+    /// this page holds) is refused, so the page never resumes as someone
+    /// else.
+    pub async fn refresh_bound(&self, token: &str, binding: &str) -> Result<TokenPair, Error> {
+        let presented = RefreshToken::parse(token)
+            .ok_or_else(|| Error::InvalidToken("not a kxy refresh token".into()))?;
+        let expected = typed::load::<Session>(&*self.store, SESSIONS, &presented.session)
+            .await?
+            .and_then(|(session, _)| session.page_binding);
+        let given = hex::encode(Sha256::digest(binding.as_bytes()));
+        let bound = expected.is_some_and(|e| bool::from(e.as_bytes().ct_eq(given.as_bytes())));
+        if !bound {
+            return Err(Error::InvalidToken(
+                "this browser's session cookie was not issued to this page; log in again".into(),
+            ));
+        }
+        self.refresh(token).await
     }
 
     /// Exchanges a refresh token for a new pair; reuse revokes the session.

@@ -12,6 +12,15 @@
 //! page itself ([`same_origin`]): the `X-KXY-CSRF` header, which a foreign
 //! page cannot send without a CORS preflight this server never grants, and
 //! matching `Origin`/`Sec-Fetch-Site` where the browser sends them.
+//!
+//! Cookies are shared by every port of a host, so a page served elsewhere on
+//! the same host could plant its own session's cookie here and have the
+//! admin's page resume as the attacker's account (and store secrets there).
+//! So a session the page opens is also bound to a random value the page
+//! keeps in its own origin's `localStorage` (which other origins cannot
+//! touch) and sends as `X-KXY-Binding` to refresh; a cookie without its
+//! binding is refused. The binding alone is worth nothing: it is not a
+//! token, and the refresh token stays out of the script's reach.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
@@ -63,17 +72,31 @@ pub(crate) struct AccessGrant {
     token_type: String,
     /// Seconds the access token is valid; the page refreshes before then.
     expires_in: u64,
+    /// For a new session (login, password change): the value the page
+    /// keeps in its own storage and sends as `X-KXY-Binding` to refresh
+    /// (`null` on a refresh: the session's binding stays).
+    binding: Option<String>,
 }
+
+/// The header that carries the page's binding to its session.
+pub const BINDING_HEADER: &str = "x-kxy-binding";
 
 /// Answers the access half of `tokens` and sets the refresh half as the
 /// cookie.
-fn grant(request: &HeaderMap, state: &AppState, msg: &str, tokens: TokenPair) -> Response {
+fn grant(
+    request: &HeaderMap,
+    state: &AppState,
+    msg: &str,
+    tokens: TokenPair,
+    binding: Option<String>,
+) -> Response {
     let max_age = state.settings.auth.refresh_ttl.as_secs();
     let cookie = cookie(request, &tokens.refresh_token, max_age);
     let body = AccessGrant {
         access_token: tokens.access_token,
         token_type: tokens.token_type,
         expires_in: tokens.expires_in,
+        binding,
     };
     with_cookie(Envelope::ok(msg, body).into_response(), &cookie)
 }
@@ -178,7 +201,8 @@ pub(crate) async fn login(
 ) -> Result<Response, Error> {
     same_origin(&headers)?;
     let tokens = state.auth.login(&body.username, &body.password).await?;
-    Ok(grant(&headers, &state, "logged in", tokens))
+    let binding = state.auth.bind_to_page(&tokens.refresh_token).await?;
+    Ok(grant(&headers, &state, "logged in", tokens, Some(binding)))
 }
 
 /// Exchanges the refresh cookie for a new access token (and a new cookie).
@@ -190,10 +214,13 @@ pub(crate) async fn login(
     path = "/api/auth/session/refresh",
     tag = "auth",
     operation_id = "session_refresh",
-    params(("X-KXY-CSRF" = String, Header, description = "Must be `1`")),
+    params(
+        ("X-KXY-CSRF" = String, Header, description = "Must be `1`"),
+        ("X-KXY-Binding" = String, Header, description = "The `binding` the login answered"),
+    ),
     responses(
         (status = 200, description = "A new access token; the cookie is rotated", body = openapi::Envelope<AccessGrant>),
-        (status = 401, description = "No cookie, or its session expired, was revoked or reused (40102)", body = openapi::ErrorEnvelope),
+        (status = 401, description = "No cookie, a cookie without its binding, or a session that expired, was revoked or reused (40102)", body = openapi::ErrorEnvelope),
         (status = 403, description = "Not the page's own request (40304)", body = openapi::ErrorEnvelope),
     )
 )]
@@ -207,8 +234,9 @@ pub(crate) async fn refresh(
             "no session in this browser; log in".into(),
         ));
     };
-    match state.auth.refresh(token).await {
-        Ok(tokens) => Ok(grant(&headers, &state, "refreshed", tokens)),
+    let binding = header_str(&headers, BINDING_HEADER).unwrap_or_default();
+    match state.auth.refresh_bound(token, binding).await {
+        Ok(tokens) => Ok(grant(&headers, &state, "refreshed", tokens, None)),
         // The cookie is dead: drop it, so the page stops offering it.
         Err(e) => Ok(with_cookie(e.into_response(), &cookie(&headers, "", 0))),
     }
@@ -251,11 +279,13 @@ pub(crate) async fn change_password(
         .change_password(&caller, &body.current_password, &body.new_password)
         .await?;
     state.keys.revoke_all(&caller.user.id).await?;
+    let binding = state.auth.bind_to_page(&tokens.refresh_token).await?;
     Ok(grant(
         &headers,
         &state,
         "password changed; every other login ended and your API keys are disabled",
         tokens,
+        Some(binding),
     ))
 }
 

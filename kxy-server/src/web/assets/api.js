@@ -105,8 +105,14 @@ export async function call(method, path, body) {
 
 const COOKIE_ROUTE = { "X-KXY-CSRF": "1" };
 
+// The page's binding to its session (the server's `binding`): kept in this
+// origin's storage, which pages on other ports of this host cannot touch,
+// so a session cookie they plant is refused. Not a token: worthless alone.
+const BINDING = "kxy.session-binding";
+
 function adopt(grant) {
   accessToken = grant.access_token;
+  if (grant.binding) localStorage.setItem(BINDING, grant.binding);
   clearTimeout(refreshTimer);
   // Refresh at 80% of the token's life: well before a call could fail.
   const seconds = Math.max(5, Math.floor(grant.expires_in * 0.8));
@@ -144,7 +150,15 @@ export function refresh() {
   if (!refreshing) {
     const exchange = async () => {
       try {
-        const envelope = await send("POST", "/api/auth/session/refresh", undefined, COOKIE_ROUTE);
+        const binding = localStorage.getItem(BINDING);
+        if (!binding) {
+          end();
+          return false;
+        }
+        const envelope = await send("POST", "/api/auth/session/refresh", undefined, {
+          ...COOKIE_ROUTE,
+          "X-KXY-Binding": binding,
+        });
         adopt(envelope.data);
         return true;
       } catch (error) {
@@ -163,17 +177,22 @@ export function refresh() {
 
 function end() {
   accessToken = null;
+  localStorage.removeItem(BINDING);
   clearTimeout(refreshTimer);
   if (session.current) setSession(null);
 }
 
-/** Ends the session on the server and forgets it here. */
+/** Ends the session on the server and forgets it here; answers the error
+ * if the server could not end it (null when it did). */
 export async function logout() {
+  let failure = null;
   try {
     await send("DELETE", "/api/auth/session", undefined, COOKIE_ROUTE);
-  } finally {
-    end();
+  } catch (error) {
+    failure = error;
   }
+  end();
+  return failure;
 }
 
 /** Changes the caller's password; the server starts a new session (cookie). */

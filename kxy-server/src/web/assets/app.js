@@ -65,8 +65,10 @@ function App() {
     return html`<${Login} notice=${notice} onDone=${() => { setNotice(null); setPhase("in"); }} />`;
   }
   return html`<${Shell} me=${me} onLogout=${async () => {
-    setNotice("You are logged out.");
-    await logout();
+    const failure = await logout();
+    setNotice(failure
+      ? `This browser forgot your session, but the server could not end it (${failure.message}); it ends by itself when it expires.`
+      : "You are logged out.");
   }} />`;
 }
 
