@@ -64,7 +64,7 @@ struct Page<T> {
     operation_id = "users_list",
     params(ListQuery),
     responses(
-        (status = 200, description = "A page of users", body = openapi::Envelope<Page<UserView>>),
+        (status = 200, description = "A page of users, each with its lock state", body = openapi::Envelope<Page<UserDetail>>),
         (
             status = 400,
             description = "A bad `page`, `page_size` or `sort` (40002), or an unknown or \
@@ -76,7 +76,7 @@ struct Page<T> {
 async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Envelope<Page<UserView>>, Error> {
+) -> Result<Envelope<Page<UserDetail>>, Error> {
     let page = query.page.unwrap_or(1);
     let page_size = query.page_size.unwrap_or(20);
     if page == 0 {
@@ -102,12 +102,19 @@ async fn list(
         users.reverse();
     }
     let total = users.len();
-    let items = users
+    let mut items = Vec::new();
+    for user in users
         .iter()
         .skip((page - 1).saturating_mul(page_size))
         .take(page_size)
-        .map(UserView::from)
-        .collect();
+    {
+        // The lock state too, so a list shows who is locked out without a
+        // request per user.
+        items.push(UserDetail {
+            user: UserView::from(user),
+            locked_for: state.auth.locked_for(&user.username).await?,
+        });
+    }
     Ok(Envelope::ok(
         "ok",
         Page {

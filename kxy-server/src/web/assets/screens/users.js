@@ -13,14 +13,8 @@ import { api, call, can } from "../api.js";
 const PAGE_SIZE = 20;
 
 async function loadUsers(page) {
-  const data = await api("GET", `/api/users?page=${page}&page_size=${PAGE_SIZE}&sort=username`);
-  // The list has no lock state; each user's record does.
-  const locks = await Promise.all(
-    data.items.map((u) =>
-      api("GET", `/api/users/${encodeURIComponent(u.id)}`).then((d) => d.locked_for ?? null, () => null),
-    ),
-  );
-  return { ...data, items: data.items.map((u, i) => ({ ...u, locked_for: locks[i] })) };
+  // Each item carries its lock state (`locked_for`, seconds, or null).
+  return api("GET", `/api/users?page=${page}&page_size=${PAGE_SIZE}&sort=username`);
 }
 
 async function loadRoleNames() {
