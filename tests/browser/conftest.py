@@ -114,6 +114,14 @@ class Page:
         self.driver = driver
         self.base_url = base_url
         self.wait = WebDriverWait(driver, WAIT)
+        #: API failures the test causes on purpose beyond 4xx: (path part, status).
+        self.provoked: list[tuple[str, int]] = []
+
+    def provoke(self, path_part: str, status: int) -> None:
+        """Declares that the test makes an API call under `path_part` fail
+        with `status` (a 5xx; 4xx always pass) on purpose, so the browser's
+        log of that failed load is not a console problem."""
+        self.provoked.append((path_part, status))
 
     def open(self, route: str = "") -> "Page":
         self.driver.get(self.base_url + "/" + (f"#/{route}" if route else ""))
@@ -205,11 +213,12 @@ class Page:
         self.driver.save_screenshot(str(path))
 
 
-def console_problems(entries: list[dict]) -> list[dict]:
+def console_problems(entries: list[dict], provoked: list[tuple[str, int]] = ()) -> list[dict]:
     """Console entries that mean something went wrong. A failed API call
-    (4xx) is logged by Chromium as a failed load; those are the errors the
-    tests provoke on purpose and the page shows, so they pass. Anything
-    else at SEVERE, and any CSP report at any level, is a problem."""
+    (4xx, or a `provoked` (path part, status)) is logged by Chromium as a
+    failed load; those are the errors the tests cause on purpose and the
+    page shows, so they pass. Anything else at SEVERE, and any CSP report at
+    any level, is a problem."""
     problems = []
     for entry in entries:
         message = entry.get("message", "")
@@ -218,8 +227,13 @@ def console_problems(entries: list[dict]) -> list[dict]:
             continue
         if entry.get("level") != "SEVERE":
             continue
-        provoked = entry.get("source") == "network" and "/api/" in message and " status of 4" in message
-        if not provoked:
+        url = message.split(" - ")[0]
+        failed_load = entry.get("source") == "network" and "/api/" in url
+        expected = failed_load and (
+            " status of 4" in message
+            or any(part in url and f" status of {status} " in message + " " for part, status in provoked)
+        )
+        if not expected:
             problems.append(entry)
     return problems
 
@@ -255,8 +269,9 @@ def page(server: KxyServer) -> Iterator[Page]:
     Fails the test if the console shows an error or a CSP violation."""
     driver, profile = new_driver()
     try:
-        yield Page(driver, server.base_url)
-        problems = console_problems(driver.get_log("browser"))
+        page = Page(driver, server.base_url)
+        yield page
+        problems = console_problems(driver.get_log("browser"), page.provoked)
         assert not problems, f"the browser console reported: {problems}"
     finally:
         driver.quit()
