@@ -156,3 +156,40 @@ def test_cookie_routes_refuse_other_origins(admin_api: Api, server) -> None:
     assert (status, envelope["code"]) == (403, 40304)
     status, envelope = api.call("POST", "/api/auth/session", body, {"x-kxy-csrf": "1"})
     assert status == 200 and "refresh_token" not in envelope["data"]
+
+
+def test_the_page_works_from_the_keyboard_alone(page: Page, admin_api: Api) -> None:
+    """Log in, move between screens and log out without a mouse: Tab moves
+    through real links and buttons in order, Enter follows and submits."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    page.open()
+    username = page.field("Username", "#login")
+    # The login form takes focus by itself; type, Tab, type, Enter.
+    page.wait.until(lambda d: d.switch_to.active_element == username)
+    keys = ActionChains(page.driver)
+    keys.send_keys(ADMIN[0], Keys.TAB, ADMIN[1], Keys.ENTER).perform()
+    page.find("#logout")
+
+    def focused() -> str:
+        element = page.driver.switch_to.active_element
+        return element.get_attribute("id") or element.text
+
+    # Focus starts on the screen's heading; going back (Shift+Tab) passes
+    # every control of the header in order, up to the skip link.
+    page.wait.until(lambda d: d.switch_to.active_element.get_attribute("id") == "screen-title")
+    seen = []
+    for _ in range(10):
+        ActionChains(page.driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+        seen.append(focused())
+    assert seen == [
+        "logout", "nav-account", "nav-access", "nav-roles", "nav-users", "nav-credentials",
+        "nav-keys", "nav-databases", "nav-counters", "Skip to content",
+    ], seen
+    # Enter on a focused link opens its screen, and focus moves to its heading.
+    page.driver.find_element(By.ID, "nav-users").send_keys(Keys.ENTER)
+    page.wait.until(lambda d: d.find_element(By.ID, "screen-title").text == "Users")
+    page.wait.until(lambda d: d.switch_to.active_element.get_attribute("id") == "screen-title")
+    page.driver.find_element(By.ID, "logout").send_keys(Keys.ENTER)
+    page.see("You are logged out.")
