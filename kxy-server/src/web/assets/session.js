@@ -32,7 +32,7 @@ export function FirstRun({ setupTokenRequired, onDone }) {
       error=${action.error} autocomplete="username" required />
     <${Field} label="Password" name="password" type="password" value=${password} onInput=${setPassword}
       error=${action.error} autocomplete="new-password" required
-      hint="At least 8 characters, with a letter and a digit." />
+      hint="At least 10 characters, with a letter and a digit; not the username." />
     <${Field} label="Repeat the password" name="confirm" type="password" value=${confirm} onInput=${setConfirm}
       error=${action.error} autocomplete="new-password" required />
     ${setupTokenRequired && html`<${Field} label="Setup token" name="setup_token" value=${setupToken}
