@@ -132,6 +132,11 @@ class Page:
         self.wait.until(ec.element_to_be_clickable((By.ID, f"nav-{route}"))).click()
         self.wait.until(lambda d: d.find_element(By.ID, "screen-title").is_displayed())
 
+    def phone(self, width: int = 390, height: int = 844) -> None:
+        """Shows the page as a phone does: `width` CSS pixels wide (a
+        desktop window cannot be made that narrow), touch, mobile viewport."""
+        set_phone(self.driver, width, height)
+
     def find(self, css: str) -> WebElement:
         return self.wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
 
@@ -236,6 +241,14 @@ def console_problems(entries: list[dict], provoked: list[tuple[str, int]] = ()) 
         if not expected:
             problems.append(entry)
     return problems
+
+
+def set_phone(driver: webdriver.Chrome, width: int = 390, height: int = 844) -> None:
+    """Emulates a phone's screen on `driver` (see Page.phone)."""
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True},
+    )
 
 
 def new_driver(width: int = 1280, height: int = 900) -> tuple[webdriver.Chrome, str]:

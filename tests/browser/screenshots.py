@@ -8,7 +8,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from conftest import ADMIN, MASTER_KEY, Api, Page, make_role, new_driver  # noqa: E402
+from conftest import ADMIN, MASTER_KEY, Api, Page, make_role, new_driver, set_phone  # noqa: E402
 from kxy_server import KxyServer  # noqa: E402
 
 SCREENS = ["counters", "databases", "keys", "credentials", "users", "roles", "access", "account"]
@@ -69,7 +69,9 @@ def main(out: pathlib.Path) -> None:
         try:
             api = Api(server.base_url)
             for width, height, suffix in [(1280, 900, ""), (390, 844, "-phone")]:
-                driver, _ = new_driver(width, height)
+                driver, _ = new_driver()
+                if suffix:
+                    set_phone(driver, width, height)
                 try:
                     page = Page(driver, server.base_url)
                     if not suffix:

@@ -204,7 +204,7 @@ def test_the_screen_works_at_phone_width(page: Page, admin_api: Api) -> None:
             "api_key": SECRET,
         },
     )
-    page.driver.set_window_size(390, 844)
+    page.phone()
     page.login("alice", "alice-pass-1")
     page.go("credentials")
     page.see("a rather long credential name")

@@ -23,7 +23,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from conftest import ADMIN, MASTER_KEY, Api, Page, console_problems, make_role, make_user, new_driver
+from conftest import ADMIN, MASTER_KEY, Api, Page, console_problems, make_role, make_user, new_driver, set_phone
 from kxy_server import KxyServer
 
 
@@ -356,7 +356,8 @@ def test_a_reader_sees_the_list_but_no_controls_and_the_server_refuses(
 def test_at_a_phone_width_the_table_scrolls_inside_its_box(admin_api: Api, server: KxyServer, sqlite_dir) -> None:
     make_sqlite(sqlite_dir, "shop.db", "CREATE TABLE items (id INTEGER PRIMARY KEY);")
     guid = register(admin_api, {"system_code": "pos", "db_type": "sqlite", "db_name": "shop.db"})
-    driver, profile = new_driver(390, 844)
+    driver, profile = new_driver()
+    set_phone(driver)
     try:
         page = Page(driver, server.base_url)
         page.login(*ADMIN)

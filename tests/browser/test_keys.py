@@ -249,7 +249,7 @@ def test_the_screen_works_at_phone_width(page: Page, admin_api: Api) -> None:
     alice = make_user(admin_api, "alice", "alice-pass-1", [])
     for n in range(3):
         alice.ok("POST", "/api/keys", {"name": f"service-number-{n}", "permissions": ["keys:read", "credentials:read"]})
-    page.driver.set_window_size(390, 844)
+    page.phone()
     page.login("alice", "alice-pass-1")
     page.go("keys")
     page.see("service-number-2")
