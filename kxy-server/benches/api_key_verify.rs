@@ -70,7 +70,7 @@ fn main() {
         let state = AppState::new(store, settings).await.unwrap();
         let owner = state
             .auth
-            .init_user("root", "root password 1", None)
+            .init_user("root", "root password 1", None, None)
             .await
             .unwrap();
         let permissions = state.auth.roles.permissions_of(&owner.roles).await.unwrap();

@@ -50,10 +50,6 @@ pub fn router_with(state: AppState, limits: &HttpLimits) -> Router {
         .merge(web::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            web::local_first_run,
-        ))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         // Inside the trace-id layer, so a panic's 500 still carries the id.
         .layer(CatchPanicLayer::custom(|_| Error::Internal.into_response()))

@@ -197,17 +197,30 @@ impl AuthService {
 
     /// Creates the first user, as an administrator; refused once any user
     /// exists (or another instance got there first).
+    /// `host` is the request's `Host`: without a setup token (a loopback
+    /// bind), only a request addressed to loopback may initialize
+    /// ([`super::setup::is_loopback_host`]: DNS rebinding).
     pub async fn init_user(
         &self,
         username: &str,
         password: &str,
         setup_token: Option<&str>,
+        host: Option<&str>,
     ) -> Result<UserView, Error> {
         if self.initialized().await? {
             return Err(Error::AlreadyInitialized);
         }
-        if let Some(expected) = self.setup.get() {
-            expected.check(setup_token)?;
+        match self.setup.get() {
+            Some(expected) => expected.check(setup_token)?,
+            None => {
+                if let Some(host) = host.filter(|h| !super::setup::is_loopback_host(h)) {
+                    return Err(Error::CrossSite(format!(
+                        "the first-run setup of a server bound to loopback answers only \
+                         requests to 127.0.0.1, [::1] or localhost, not to {host}: open the \
+                         page at one of those, or start kxy-server with --setup-token"
+                    )));
+                }
+            }
         }
         check_password(username, password)
             .map_err(|e| Error::invalid("password", &e.to_string()))?;

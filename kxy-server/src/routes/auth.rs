@@ -1,7 +1,7 @@
 //! First run, login, refresh and logout: the seed's paths, plus ours.
 
 use axum::extract::State;
-use axum::http::Method;
+use axum::http::{HeaderMap, Method, header};
 use serde::{Deserialize, Serialize};
 
 use super::{Access, RouteSpec, route};
@@ -97,17 +97,24 @@ struct FirstUser {
     request_body = FirstUser,
     responses(
         (status = 200, description = "The first user", body = openapi::Envelope<UserView>),
-        (status = 403, description = "The setup token is needed or wrong (40303)", body = openapi::ErrorEnvelope),
+        (status = 403, description = "The setup token is needed or wrong (40303), or a tokenless init addressed to other than loopback (40304, DNS rebinding)", body = openapi::ErrorEnvelope),
         (status = 409, description = "The system is already initialized (40903)", body = openapi::ErrorEnvelope),
     )
 )]
 async fn init_user(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<FirstUser>,
 ) -> Result<Envelope<UserView>, Error> {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let user = state
         .auth
-        .init_user(&body.username, &body.password, body.setup_token.as_deref())
+        .init_user(
+            &body.username,
+            &body.password,
+            body.setup_token.as_deref(),
+            host,
+        )
         .await?;
     Ok(Envelope::ok(
         "initialized: the first user is an administrator",

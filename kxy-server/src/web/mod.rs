@@ -13,13 +13,10 @@ mod docs;
 pub mod session;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
-use crate::Error;
-use crate::identity::setup::is_loopback_host;
+use axum::response::Response;
 
 use crate::state::AppState;
 
@@ -38,38 +35,6 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'non
 /// they are public, answer with files, not the envelope, and read no state).
 pub fn routes() -> Router<AppState> {
     assets::routes().merge(docs::routes())
-}
-
-/// The first-run init, which makes its caller the administrator.
-const INIT_PATH: &str = "/api/auth/init-user";
-
-/// Middleware: where the first-run init needs no setup token (a loopback
-/// bind: "only local users can reach it"), it answers only requests
-/// addressed to a loopback name. Another site's page can reach a loopback
-/// server by pointing its own name at 127.0.0.1 (DNS rebinding); its
-/// requests then carry that name as `Host`, and would otherwise make the
-/// site's owner the administrator of a fresh server. Programs that send no
-/// `Host` (no browser does that) are let through.
-pub async fn local_first_run(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if request.uri().path() == INIT_PATH && !state.auth.setup_token_required() {
-        let host = request
-            .headers()
-            .get(header::HOST)
-            .map(|h| h.to_str().unwrap_or_default());
-        if let Some(host) = host.filter(|h| !is_loopback_host(h)) {
-            return Error::CrossSite(format!(
-                "the first-run setup of a server bound to loopback answers only requests to \
-                 127.0.0.1, [::1] or localhost, not to {host}: open the page at one of those, \
-                 or start kxy-server with --setup-token"
-            ))
-            .into_response();
-        }
-    }
-    next.run(request).await
 }
 
 /// Middleware: security headers on every answer. A handler that serves a

@@ -148,11 +148,20 @@ fn same_origin(headers: &HeaderMap) -> Result<(), Error> {
     }
     if let Some(origin) = header_str(headers, "origin") {
         let host = header_str(headers, "host").unwrap_or_default();
+        // Behind a proxy that rewrites Host, the name the browser used is
+        // the proxy's X-Forwarded-Host (its first value). Trusting it costs
+        // nothing: a foreign page cannot set it without the preflight the
+        // X-KXY-CSRF header already needs.
+        let forwarded = header_str(headers, "x-forwarded-host")
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
         let origin_host = origin
             .strip_prefix("http://")
             .or_else(|| origin.strip_prefix("https://"))
             .unwrap_or_default();
-        if host.is_empty() || origin_host != host {
+        let ours = |name: &str| !name.is_empty() && origin_host.eq_ignore_ascii_case(name);
+        if !(ours(host) || forwarded.is_some_and(ours)) {
             return Err(Error::CrossSite(format!(
                 "Origin {origin} is not this server ({host})"
             )));
@@ -373,6 +382,21 @@ mod tests {
             ]))
             .is_err()
         );
+        // Behind a proxy that rewrites Host: the forwarded name counts.
+        let proxied = [
+            ("host", "127.0.0.1:5801"),
+            (CSRF_HEADER, "1"),
+            ("origin", "https://ids.example.com"),
+            ("x-forwarded-host", "ids.example.com, 10.0.0.1"),
+        ];
+        assert!(same_origin(&headers(&proxied)).is_ok());
+        let elsewhere = [
+            ("host", "127.0.0.1:5801"),
+            (CSRF_HEADER, "1"),
+            ("origin", "https://evil.example.com"),
+            ("x-forwarded-host", "ids.example.com"),
+        ];
+        assert!(same_origin(&headers(&elsewhere)).is_err());
     }
 
     #[test]
