@@ -100,11 +100,19 @@ impl CounterActivity {
     fn record_at(&self, key: &SegmentKey, ids: u64, at: u64) {
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         let minute = at / 60;
-        let activity = counters.entry(key.clone()).or_insert_with(|| Activity {
-            last_at: at,
-            buckets: [0; MINUTES],
-            newest: minute,
-        });
+        // Look up before inserting: `entry` would clone the key's four
+        // names on every allocation.
+        if !counters.contains_key(key) {
+            let fresh = Activity {
+                last_at: at,
+                buckets: [0; MINUTES],
+                newest: minute,
+            };
+            counters.insert(key.clone(), fresh);
+        }
+        let Some(activity) = counters.get_mut(key) else {
+            return;
+        };
         activity.advance(minute);
         activity.last_at = activity.last_at.max(at);
         if minute + (MINUTES as u64) > activity.newest {
