@@ -817,3 +817,120 @@ async fn a_session_cookie_planted_by_another_page_is_refused() {
     let rotated = fresh.session_cookie().unwrap();
     assert_eq!(refresh_with(&server, &rotated).await.status, 200);
 }
+
+/// Cookies ignore ports for reading too, and `SameSite` ignores them: a
+/// page on another port of this host that the admin opens can have the
+/// browser send it (its own server, a path under `/api/auth/session`) the
+/// admin's refresh cookie. The binding stays in this origin's storage, so
+/// the page's refresh route refuses the stolen cookie; but the programs'
+/// `/api/auth/refresh` took it without any binding and answered the
+/// admin's tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_page_cookie_is_no_refresh_token_for_programs() {
+    let (_dir, server) = initialized().await;
+    let (_, cookie) = browser_login(&server).await;
+    let stolen = raw(
+        &server,
+        Method::POST,
+        "/api/auth/refresh",
+        Some(&json!({"refresh_token": cookie})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (stolen.status, stolen.code()),
+        (401, 40102),
+        "{:?}",
+        stolen.body
+    );
+    assert!(!stolen.body.to_string().contains("rt_"));
+    // Nor with any binding a thief could make up, at the page's route.
+    for guess in ["", "x", &cookie] {
+        assert_eq!(refresh_bound(&server, &cookie, guess).await.status, 401);
+    }
+    // Refusing it ends nothing: the page's own cookie and binding go on.
+    let fresh = refresh_with(&server, &cookie).await;
+    assert_eq!(fresh.status, 200, "{:?}", fresh.body);
+    // A program's own session still refreshes there.
+    let plain = raw(
+        &server,
+        Method::POST,
+        "/api/auth/login",
+        Some(&json!({"username": USER, "password": PASSWORD})),
+        &[],
+    )
+    .await;
+    let token = plain.body["data"]["refresh_token"].as_str().unwrap();
+    let again = raw(
+        &server,
+        Method::POST,
+        "/api/auth/refresh",
+        Some(&json!({"refresh_token": token})),
+        &[],
+    )
+    .await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+}
+
+/// A page on another port may also plant its own cookie on a longer path
+/// (`/api/auth/session/refresh`): the browser then sends it first, beside
+/// the admin's. Taking only the first cookie refused the admin's page at
+/// every reload (and cleared its real cookie), however often the admin
+/// logged in again; and a logout by cookie ended the planted session
+/// instead of the admin's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadowing_cookie_neither_locks_the_page_out_nor_survives_its_logout() {
+    let (_dir, server) = initialized().await;
+    let (_, attackers) = browser_login(&server).await;
+    let (_, admins) = browser_login(&server).await;
+    let jar = format!("kxy_refresh={attackers}; kxy_refresh={admins}");
+    let binding = binding_of(&admins);
+    let resumed = raw(
+        &server,
+        Method::POST,
+        "/api/auth/session/refresh",
+        None,
+        &[CSRF, ("cookie", &jar), ("x-kxy-binding", &binding)],
+    )
+    .await;
+    assert_eq!(resumed.status, 200, "{:?}", resumed.body);
+    let rotated = resumed.session_cookie().unwrap();
+    assert_eq!(
+        session_of(&rotated),
+        session_of(&admins),
+        "resumed as the admin"
+    );
+    // The attacker's binding with the same jar resumes the attacker only.
+    let theirs = raw(
+        &server,
+        Method::POST,
+        "/api/auth/session/refresh",
+        None,
+        &[
+            CSRF,
+            ("cookie", &jar),
+            ("x-kxy-binding", &binding_of(&attackers)),
+        ],
+    )
+    .await;
+    assert_eq!(theirs.status, 200, "{:?}", theirs.body);
+    assert_eq!(
+        session_of(&theirs.session_cookie().unwrap()),
+        session_of(&attackers)
+    );
+
+    // Logging out by cookie alone (the access token ran out) ends the
+    // admin's session, not only the planted one.
+    let attackers_now = theirs.session_cookie().unwrap();
+    let jar = format!("kxy_refresh={attackers_now}; kxy_refresh={rotated}");
+    let out = raw(
+        &server,
+        Method::DELETE,
+        "/api/auth/session",
+        None,
+        &[CSRF, ("cookie", &jar)],
+    )
+    .await;
+    assert_eq!(out.status, 200, "{:?}", out.body);
+    assert_eq!(refresh_with(&server, &rotated).await.status, 401);
+}

@@ -376,29 +376,45 @@ impl AuthService {
         Ok(binding)
     }
 
+    /// Whether `binding` is the page binding of the session of
+    /// `refresh_token` (false for an unknown or unbound session): which of
+    /// the cookies a browser sends is the page's own.
+    pub async fn is_bound(&self, refresh_token: &str, binding: &str) -> Result<bool, Error> {
+        let Some(presented) = RefreshToken::parse(refresh_token) else {
+            return Ok(false);
+        };
+        let expected = typed::load::<Session>(&*self.store, SESSIONS, &presented.session)
+            .await?
+            .and_then(|(session, _)| session.page_binding);
+        let given = hex::encode(Sha256::digest(binding.as_bytes()));
+        Ok(expected.is_some_and(|e| bool::from(e.as_bytes().ct_eq(given.as_bytes()))))
+    }
+
     /// [`Self::refresh`] for the admin page: the refresh token (its cookie)
     /// must come with the binding of its session. A cookie planted by
     /// another page on this host (its own session, so it has no binding
     /// this page holds) is refused, so the page never resumes as someone
     /// else.
     pub async fn refresh_bound(&self, token: &str, binding: &str) -> Result<TokenPair, Error> {
-        let presented = RefreshToken::parse(token)
-            .ok_or_else(|| Error::InvalidToken("not a kxy refresh token".into()))?;
-        let expected = typed::load::<Session>(&*self.store, SESSIONS, &presented.session)
-            .await?
-            .and_then(|(session, _)| session.page_binding);
-        let given = hex::encode(Sha256::digest(binding.as_bytes()));
-        let bound = expected.is_some_and(|e| bool::from(e.as_bytes().ct_eq(given.as_bytes())));
-        if !bound {
+        if !self.is_bound(token, binding).await? {
             return Err(Error::InvalidToken(
                 "this browser's session cookie was not issued to this page; log in again".into(),
             ));
         }
-        self.refresh(token).await
+        self.rotate(token, true).await
     }
 
     /// Exchanges a refresh token for a new pair; reuse revokes the session.
+    /// Not for a session the admin page opened: its cookie is sent to every
+    /// port of the host, so another port's server can read it; only the
+    /// page's route, with the binding, refreshes it ([`Self::refresh_bound`]).
     pub async fn refresh(&self, token: &str) -> Result<TokenPair, Error> {
+        self.rotate(token, false).await
+    }
+
+    /// The rotation behind both refreshes; `page` once the binding was
+    /// checked.
+    async fn rotate(&self, token: &str, page: bool) -> Result<TokenPair, Error> {
         let presented = RefreshToken::parse(token)
             .ok_or_else(|| Error::InvalidToken("not a kxy refresh token".into()))?;
         let Some((mut session, version)) =
@@ -435,6 +451,16 @@ impl AuthService {
             tracing::warn!(user = %session.user_id, "refresh token reused; session revoked");
             return Err(Error::InvalidToken(
                 "this refresh token was already used; the session is revoked, log in again".into(),
+            ));
+        }
+        if !page && session.page_binding.is_some() {
+            // Refused, not revoked: whoever read the cookie cannot use it
+            // here, and ending the admin's session would only serve them.
+            tracing::warn!(user = %session.user_id, "the admin page's refresh cookie offered to /api/auth/refresh; refused");
+            return Err(Error::InvalidToken(
+                "this refresh token belongs to a browser session of the admin page; only the \
+                 page refreshes it"
+                    .into(),
             ));
         }
         let (user, _) =

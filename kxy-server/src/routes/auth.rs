@@ -167,7 +167,7 @@ struct RefreshRequest {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = openapi::Envelope<TokenPair>),
-        (status = 401, description = "The refresh token is invalid, expired, used or revoked (40102)", body = openapi::ErrorEnvelope),
+        (status = 401, description = "The refresh token is invalid, expired, used or revoked, or is the admin page's session cookie, which only the page refreshes (40102)", body = openapi::ErrorEnvelope),
     )
 )]
 async fn refresh(

@@ -20,7 +20,12 @@
 //! keeps in its own origin's `localStorage` (which other origins cannot
 //! touch) and sends as `X-KXY-Binding` to refresh; a cookie without its
 //! binding is refused. The binding alone is worth nothing: it is not a
-//! token, and the refresh token stays out of the script's reach.
+//! token, and the refresh token stays out of the script's reach. Such a
+//! page can also have the browser send it the admin's cookie (cookies and
+//! `SameSite` ignore ports), so a page session's cookie refreshes only here,
+//! with its binding, never at `/api/auth/refresh`; and of several cookies
+//! (one planted on a longer path comes first) the one bound to the page's
+//! binding is used.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
@@ -170,18 +175,25 @@ fn same_origin(headers: &HeaderMap) -> Result<(), Error> {
     Ok(())
 }
 
-/// The refresh token from the cookie.
-fn refresh_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The refresh tokens of the `kxy_refresh` cookies, in the browser's order.
+/// Usually one; but a page on another port of this host (cookies ignore
+/// ports) may plant its own on a longer path, which the browser then sends
+/// first. Only the first few count: each costs a store read.
+fn refresh_cookies(headers: &HeaderMap) -> Vec<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == REFRESH_COOKIE)
+        .filter(|(name, value)| *name == REFRESH_COOKIE && !value.is_empty())
         .map(|(_, value)| value)
-        .filter(|value| !value.is_empty())
+        .take(MAX_COOKIES)
+        .collect()
 }
+
+/// How many `kxy_refresh` cookies of one request are looked at.
+const MAX_COOKIES: usize = 4;
 
 /// Logs in for the admin page.
 ///
@@ -238,12 +250,22 @@ pub(crate) async fn refresh(
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     same_origin(&headers)?;
-    let Some(token) = refresh_cookie(&headers) else {
+    let cookies = refresh_cookies(&headers);
+    let Some(&first) = cookies.first() else {
         return Err(Error::InvalidToken(
             "no session in this browser; log in".into(),
         ));
     };
     let binding = header_str(&headers, BINDING_HEADER).unwrap_or_default();
+    // The page's own cookie is the one its binding belongs to, wherever the
+    // browser put it among planted ones.
+    let mut token = first;
+    for candidate in cookies {
+        if state.auth.is_bound(candidate, binding).await? {
+            token = candidate;
+            break;
+        }
+    }
     match state.auth.refresh_bound(token, binding).await {
         Ok(tokens) => Ok(grant(&headers, &state, "refreshed", tokens, None)),
         // The cookie is dead: drop it, so the page stops offering it.
@@ -320,19 +342,20 @@ pub(crate) async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     same_origin(&headers)?;
-    let session = refresh_cookie(&headers);
+    // Every cookie's session: a planted one may come first.
+    let sessions = refresh_cookies(&headers);
     let access = bearer(&headers)?;
-    if session.is_none() && access.is_none() {
+    if sessions.is_empty() && access.is_none() {
         return Err(Error::AuthRequired);
     }
-    if let Some(token) = session {
+    for token in &sessions {
         state.auth.end_session(token).await?;
     }
     if let Some(token) = access {
         match state.auth.authenticate(token).await {
             Ok(caller) => state.auth.logout(&caller).await?,
             // The cookie's session is ended: a dead access token changes nothing.
-            Err(_) if session.is_some() => {}
+            Err(_) if !sessions.is_empty() => {}
             Err(e) => return Err(e),
         }
     }
@@ -402,12 +425,18 @@ mod tests {
     #[test]
     fn the_cookie_is_found_among_others() {
         let h = headers(&[("cookie", "a=1; kxy_refresh=rt_s.x; b=2")]);
-        assert_eq!(refresh_cookie(&h), Some("rt_s.x"));
+        assert_eq!(refresh_cookies(&h), ["rt_s.x"]);
+        assert!(refresh_cookies(&headers(&[("cookie", "kxy_refresh=")])).is_empty());
+        assert!(refresh_cookies(&HeaderMap::new()).is_empty());
+        // A planted cookie on a longer path comes first; both are seen, a
+        // flood only up to the limit.
+        let h = headers(&[("cookie", "kxy_refresh=rt_p.y; kxy_refresh=rt_s.x")]);
+        assert_eq!(refresh_cookies(&h), ["rt_p.y", "rt_s.x"]);
+        let flood = vec!["kxy_refresh=rt_p.y"; 50].join("; ");
         assert_eq!(
-            refresh_cookie(&headers(&[("cookie", "kxy_refresh=")])),
-            None
+            refresh_cookies(&headers(&[("cookie", &flood)])).len(),
+            MAX_COOKIES
         );
-        assert_eq!(refresh_cookie(&HeaderMap::new()), None);
     }
 
     #[test]
