@@ -96,6 +96,16 @@ struct Session {
     page_binding: Option<String>,
 }
 
+impl Session {
+    /// Whether `binding` is the admin page's binding of this session.
+    fn bound_to(&self, binding: &str) -> bool {
+        let given = hex::encode(Sha256::digest(binding.as_bytes()));
+        self.page_binding
+            .as_ref()
+            .is_some_and(|expected| bool::from(expected.as_bytes().ct_eq(given.as_bytes())))
+    }
+}
+
 /// How many replaced refresh secrets a session remembers.
 const REPLACED_KEPT: usize = 64;
 
@@ -383,11 +393,8 @@ impl AuthService {
         let Some(presented) = RefreshToken::parse(refresh_token) else {
             return Ok(false);
         };
-        let expected = typed::load::<Session>(&*self.store, SESSIONS, &presented.session)
-            .await?
-            .and_then(|(session, _)| session.page_binding);
-        let given = hex::encode(Sha256::digest(binding.as_bytes()));
-        Ok(expected.is_some_and(|e| bool::from(e.as_bytes().ct_eq(given.as_bytes()))))
+        let session = typed::load::<Session>(&*self.store, SESSIONS, &presented.session).await?;
+        Ok(session.is_some_and(|(session, _)| session.bound_to(binding)))
     }
 
     /// [`Self::refresh`] for the admin page: the refresh token (its cookie)
@@ -396,12 +403,7 @@ impl AuthService {
     /// this page holds) is refused, so the page never resumes as someone
     /// else.
     pub async fn refresh_bound(&self, token: &str, binding: &str) -> Result<TokenPair, Error> {
-        if !self.is_bound(token, binding).await? {
-            return Err(Error::InvalidToken(
-                "this browser's session cookie was not issued to this page; log in again".into(),
-            ));
-        }
-        self.rotate(token, true).await
+        self.rotate(token, Some(binding)).await
     }
 
     /// Exchanges a refresh token for a new pair; reuse revokes the session.
@@ -409,17 +411,32 @@ impl AuthService {
     /// port of the host, so another port's server can read it; only the
     /// page's route, with the binding, refreshes it ([`Self::refresh_bound`]).
     pub async fn refresh(&self, token: &str) -> Result<TokenPair, Error> {
-        self.rotate(token, false).await
+        self.rotate(token, None).await
     }
 
-    /// The rotation behind both refreshes; `page` once the binding was
-    /// checked.
-    async fn rotate(&self, token: &str, page: bool) -> Result<TokenPair, Error> {
-        let presented = RefreshToken::parse(token)
-            .ok_or_else(|| Error::InvalidToken("not a kxy refresh token".into()))?;
-        let Some((mut session, version)) =
-            typed::load::<Session>(&*self.store, SESSIONS, &presented.session).await?
-        else {
+    /// The rotation behind both refreshes: the page's, with the binding it
+    /// holds (checked first, and an unknown or malformed token answered the
+    /// same, so a refusal tells nothing about which sessions exist), and
+    /// the programs' (`None`), which refuses the page's sessions.
+    async fn rotate(&self, token: &str, page_binding: Option<&str>) -> Result<TokenPair, Error> {
+        let not_this_page = || {
+            Error::InvalidToken(
+                "this browser's session cookie was not issued to this page; log in again".into(),
+            )
+        };
+        let Some(presented) = RefreshToken::parse(token) else {
+            return Err(match page_binding {
+                Some(_) => not_this_page(),
+                None => Error::InvalidToken("not a kxy refresh token".into()),
+            });
+        };
+        let loaded = typed::load::<Session>(&*self.store, SESSIONS, &presented.session).await?;
+        if let Some(binding) = page_binding
+            && !loaded.as_ref().is_some_and(|(s, _)| s.bound_to(binding))
+        {
+            return Err(not_this_page());
+        }
+        let Some((mut session, version)) = loaded else {
             return Err(Error::InvalidToken("unknown refresh token".into()));
         };
         if session.revoked {
@@ -453,7 +470,7 @@ impl AuthService {
                 "this refresh token was already used; the session is revoked, log in again".into(),
             ));
         }
-        if !page && session.page_binding.is_some() {
+        if page_binding.is_none() && session.page_binding.is_some() {
             // Refused, not revoked: whoever read the cookie cannot use it
             // here, and ending the admin's session would only serve them.
             tracing::warn!(user = %session.user_id, "the admin page's refresh cookie offered to /api/auth/refresh; refused");

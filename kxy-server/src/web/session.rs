@@ -258,12 +258,15 @@ pub(crate) async fn refresh(
     };
     let binding = header_str(&headers, BINDING_HEADER).unwrap_or_default();
     // The page's own cookie is the one its binding belongs to, wherever the
-    // browser put it among planted ones.
+    // browser put it among planted ones (with one cookie, the refresh itself
+    // checks it).
     let mut token = first;
-    for candidate in cookies {
-        if state.auth.is_bound(candidate, binding).await? {
-            token = candidate;
-            break;
+    if cookies.len() > 1 {
+        for candidate in cookies {
+            if state.auth.is_bound(candidate, binding).await? {
+                token = candidate;
+                break;
+            }
         }
     }
     match state.auth.refresh_bound(token, binding).await {
