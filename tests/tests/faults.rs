@@ -994,6 +994,8 @@ async fn an_instance_restarted_after_a_rollback_remembers_through_its_witness() 
     let answer = allocate_past_outage(&http, server.base_url(), "orders", 10).await;
     if answer.status == 200 {
         ledger.record(answer.segment());
+        // Kept for the diagnosis of a rare failure seen under load.
+        eprintln!("the restarted instance's log:\n{}", server.logs());
     }
     assert_went_backwards(&answer, "orders");
     assert_names_floor(&answer, 400);
