@@ -155,7 +155,12 @@ impl Error {
             Error::StoreWentBackwards { .. } | Error::Store(StoreError::Fenced { .. }) => {
                 (S::SERVICE_UNAVAILABLE, 50303)
             }
-            Error::NotDurable(_) => (S::SERVICE_UNAVAILABLE, 50304),
+            Error::NotDurable(_) | Error::Store(StoreError::NotDurable(_)) => {
+                (S::SERVICE_UNAVAILABLE, 50304)
+            }
+            Error::Store(StoreError::ReadOnly(_)) => (S::SERVICE_UNAVAILABLE, 50308),
+            Error::Store(StoreError::OutOfMemory(_)) => (S::SERVICE_UNAVAILABLE, 50309),
+            Error::Store(StoreError::Unsettled(_)) => (S::SERVICE_UNAVAILABLE, 50310),
             Error::Store(StoreError::NotReplicated { .. }) => (S::SERVICE_UNAVAILABLE, 50305),
             Error::Store(StoreError::BelowFence { .. }) => (S::CONFLICT, 40904),
             Error::VaultDisabled => (S::SERVICE_UNAVAILABLE, 50302),

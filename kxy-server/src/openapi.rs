@@ -214,10 +214,13 @@ pub const ERROR_CODES: &str = "\
 | 503 | 50301 | the store is unreachable or failing; retry later or on another instance |
 | 503 | 50302 | storing secrets is disabled: the server has no `--master-key` |
 | 503 | 50303 | the store went backwards for this counter (or it is fenced since) |
-| 503 | 50304 | the store is not durable enough for `--redis-durability` |
+| 503 | 50304 | the store is not durable enough for `--redis-durability`, or is a replica (the message names the setting) |
 | 503 | 50305 | under `replicas:N`, too few replicas acknowledged the allocation in time |
 | 503 | 50306 | too many password checks at once; retry after `Retry-After` |
 | 503 | 50307 | more connections than `--max-connections` |
+| 503 | 50308 | the Redis node refused a write: it is a read-only replica |
+| 503 | 50309 | Redis is out of memory and refused the write |
+| 503 | 50310 | the store changed (restart, failover, rollback): instances are comparing what they handed out; retry in seconds |
 ";
 
 const DESCRIPTION: &str = "\

@@ -114,16 +114,14 @@ impl SegmentService {
             .guard
             .store_id()
             .await
-            .inspect_err(|_| self.guard.store_failed())?;
+            .inspect_err(|e| self.guard.store_failed(e))?;
         // The mark must be taken before asking: answers to concurrent
         // requests of one counter arrive in any order.
         let before = self.high_water.get(key);
         let segment = match self.store.allocate(key, count, self.missing).await {
             Ok(segment) => segment,
             Err(e) => {
-                if matches!(e, StoreError::Unavailable { .. }) {
-                    self.guard.store_failed();
-                }
+                self.guard.store_failed(&e);
                 return Err(e.into());
             }
         };

@@ -1,32 +1,42 @@
 //! The store guard: whether this instance may allocate from its store right
 //! now, re-decided while it runs.
 //!
-//! kxy trusts a store only as far as it is durable, and only while it has not
-//! gone backwards. The guard checks the store at start, every
-//! `--redis-check-interval`, and soon after any store error (a reconnect):
+//! kxy trusts a store only as far as it is durable, and only while its data
+//! history (its *epoch*) has not changed under the instances. The guard
+//! runs this instance's side of the continuity protocol (docs/continuity.md)
+//! at start, every `--redis-check-interval`, and at once after an
+//! allocation was refused for a changed store or a store error:
 //!
 //! - **Durability**: the backend's facts ([`Store::durability`]) against the
-//!   operator's [`DurabilityPolicy`]. Under `strict`, a Redis without
-//!   `appendonly yes` + `appendfsync always` stops the server from starting,
-//!   and at run time closes allocation (503, code 50304) until it is fixed.
-//! - **Restarts**: Redis's `run_id` changes whenever it restarts. A restart may
-//!   have come from an older snapshot, so before serving again the guard
-//!   compares every counter this instance has marks for (and those its
-//!   [`Witness`] remembers, at start) with the store, and fences each one
-//!   that stands below its mark, so that every instance refuses it.
+//!   operator's [`DurabilityPolicy`]. Under `strict`, a Redis that cannot
+//!   keep acknowledged allocations through a crash (or is not a writable
+//!   primary) stops the server from starting, and at run time closes
+//!   allocation (503, code 50304) until it is fixed. Every allocation checks
+//!   the same in its own round trip (see `store::redis`); the guard is what
+//!   reopens.
+//! - **Continuity**: a heartbeat into the store's instance registry; when
+//!   the epoch is not the one this instance trusts (it just started, Redis
+//!   restarted, failed over or was rolled back), the instance compares every
+//!   counter it has marks for (in memory and from its [`Witness`]) with the
+//!   store and fences each one that stands below its mark, then waits until
+//!   the epoch is settled: no instance serves under it before every running
+//!   instance has done the same.
 //!
 //! Allocation asks [`StoreGuard::admit`], one atomic load on the hot path.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 
 use crate::Error;
 use crate::high_water::HighWater;
 use crate::store::durability::{DurabilityReport, Verdict, judge};
-use crate::store::{DurabilityFacts, DurabilityPolicy, Store, StoreError};
+use crate::store::{
+    DurabilityFacts, DurabilityPolicy, Observation, Settlement, Settling, Store, StoreError,
+};
 use crate::witness::Witness;
 
 /// How an instance watches its store.
@@ -45,20 +55,25 @@ const WITNESS_EVERY: Duration = Duration::from_secs(1);
 const OPEN: u8 = 0;
 /// The store is not durable enough for the policy.
 const NOT_DURABLE: u8 = 1;
-/// Not checked yet, or counters are being verified after a restart.
-const UNVERIFIED: u8 = 2;
+/// No check has succeeded yet: the store does not answer.
+const UNREACHABLE: u8 = 2;
+/// The epoch is not trusted yet: marks are being compared, or the others'
+/// are awaited (or the witness cannot be read).
+const SETTLING: u8 = 3;
 
 /// See the module documentation.
 pub struct StoreGuard {
     store: Arc<dyn Store>,
     high_water: Arc<HighWater>,
     settings: Option<GuardSettings>,
+    /// This process's name in the store's instance registry.
+    instance: String,
     gate: AtomicU8,
     /// Why the gate is closed, for the refusal's message.
     reason: RwLock<String>,
     store_id: RwLock<Option<Arc<str>>>,
     state: Mutex<CheckState>,
-    /// Wakes the checker early (after a store error).
+    /// Wakes the checker early (after a refusal or a store error).
     kick: Notify,
 }
 
@@ -70,16 +85,27 @@ struct CheckState {
     check_error: Option<String>,
     /// Whether the witness has been read into the marks.
     witness_loaded: bool,
+    /// The epoch this instance's marks were last applied to the store
+    /// under (loaded with the witness at start).
+    marks_epoch: Option<String>,
+    /// The epoch under which this instance has compared its marks with the
+    /// store, if it did under the store's current one.
+    verified: Option<String>,
+    /// The epoch allocation runs under; set once it is settled and verified.
+    trusted: Option<Arc<str>>,
 }
 
 impl StoreGuard {
     /// A guard that never checks and always admits: for the CLI's
-    /// subcommands and for tests of other parts.
+    /// subcommands and for tests of other parts. It never trusts an epoch,
+    /// so a Redis store refuses its allocations (the CLI registers and
+    /// raises counters, it does not allocate).
     pub fn unchecked(store: Arc<dyn Store>, high_water: Arc<HighWater>) -> Self {
         StoreGuard {
             store,
             high_water,
             settings: None,
+            instance: new_instance_id(),
             gate: AtomicU8::new(OPEN),
             reason: RwLock::new(String::new()),
             store_id: RwLock::new(None),
@@ -88,29 +114,50 @@ impl StoreGuard {
         }
     }
 
-    /// Checks the store once and returns the guard. Refuses (an error the
-    /// CLI reports before exiting non-zero) when the store answers and its
+    /// Checks the store until allocation opens (or for the settle period and
+    /// a little more) and returns the guard. Refuses (an error the CLI
+    /// reports before exiting non-zero) when the store answers and its
     /// durability does not satisfy the policy; a store that does not answer
-    /// yet leaves allocation closed until a check succeeds.
+    /// yet, or an epoch not settled yet, leaves allocation closed until a
+    /// later check opens it.
     pub async fn start(
         store: Arc<dyn Store>,
         high_water: Arc<HighWater>,
         settings: GuardSettings,
     ) -> Result<Arc<Self>, Error> {
+        let deadline = Instant::now() + Settling::for_interval(settings.interval).period * 2;
         let guard = Arc::new(StoreGuard {
             settings: Some(settings),
-            gate: AtomicU8::new(UNVERIFIED),
+            gate: AtomicU8::new(UNREACHABLE),
             reason: RwLock::new("the store has not been checked yet".into()),
             ..StoreGuard::unchecked(store, high_water)
         });
-        match guard.check().await {
-            Ok(Verdict::Refused(msg)) => return Err(Error::Startup(msg)),
-            Ok(Verdict::Trusted { warning }) => tracing::warn!("{warning}"),
-            Ok(Verdict::Durable(detail)) => tracing::info!("store durability: {detail}"),
-            Err(e) => tracing::warn!(
-                "cannot check the store's durability at start ({e}); allocation stays closed \
-                 until a check succeeds"
-            ),
+        let mut first = true;
+        loop {
+            match guard.check().await {
+                Ok(Verdict::Refused(msg)) => return Err(Error::Startup(msg)),
+                Ok(verdict) if first => match verdict {
+                    Verdict::Trusted { warning } => tracing::warn!("{warning}"),
+                    Verdict::Durable(detail) => tracing::info!("store durability: {detail}"),
+                    Verdict::Refused(_) => {}
+                },
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot check the store at start ({e}); allocation stays closed until a \
+                         check succeeds"
+                    );
+                    break;
+                }
+            }
+            first = false;
+            if guard.gate.load(Ordering::Acquire) == OPEN || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if guard.gate.load(Ordering::Acquire) == SETTLING {
+            tracing::warn!("allocation stays closed for now: {}", guard.reason());
         }
         Ok(guard)
     }
@@ -132,7 +179,7 @@ impl StoreGuard {
                 let wait = if guard.gate.load(Ordering::Acquire) == OPEN {
                     interval
                 } else {
-                    retry
+                    retry.min(interval)
                 };
                 let _ = tokio::time::timeout(wait, guard.kick.notified()).await;
                 match guard.check().await {
@@ -170,12 +217,23 @@ impl StoreGuard {
         let Some(store_id) = store_id else {
             return;
         };
+        let epoch = {
+            let state = self.lock_state();
+            // A witness that could not be read is not overwritten: it may
+            // hold the only memory of what was handed out.
+            if !state.witness_loaded {
+                return;
+            }
+            state.marks_epoch.clone()
+        };
         if !self.high_water.take_dirty() {
             return;
         }
         let marks = self.high_water.snapshot();
         let witness = witness.clone();
-        let saved = tokio::task::spawn_blocking(move || witness.save(&store_id, &marks)).await;
+        let saved =
+            tokio::task::spawn_blocking(move || witness.save(&store_id, epoch.as_deref(), &marks))
+                .await;
         match saved {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!("{e}"),
@@ -194,6 +252,7 @@ impl StoreGuard {
         match self.gate.load(Ordering::Acquire) {
             OPEN => Ok(()),
             NOT_DURABLE => Err(Error::NotDurable(self.reason())),
+            SETTLING => Err(Error::Store(StoreError::Unsettled(self.reason()))),
             _ => Err(Error::Store(StoreError::Unavailable {
                 backend: self.store.backend(),
                 reason: self.reason(),
@@ -201,12 +260,25 @@ impl StoreGuard {
         }
     }
 
-    /// Tells the checker that a store call failed: the connection may be
-    /// re-made to a restarted Redis, so check soon.
-    pub fn store_failed(&self) {
-        if self.settings.is_some() {
-            self.kick.notify_one();
+    /// Tells the guard what an allocation met: a store error (the
+    /// connection may be re-made to a restarted Redis) or a refusal because
+    /// the store changed or lost durability. The latter close allocation at
+    /// once; either way the checker runs soon.
+    pub fn store_failed(&self, error: &StoreError) {
+        if self.settings.is_none() {
+            return;
         }
+        match error {
+            StoreError::NotDurable(reason) => self.close(NOT_DURABLE, reason.clone()),
+            StoreError::Unsettled(reason) => self.close(SETTLING, reason.clone()),
+            StoreError::Unavailable { .. }
+            | StoreError::ReadOnly(_)
+            | StoreError::OutOfMemory(_)
+            | StoreError::NotReplicated { .. } => {}
+            // Answers about one counter say nothing about the store.
+            _ => return,
+        }
+        self.kick.notify_one();
     }
 
     /// The store's id, once known (fetched by the first check, or on
@@ -237,12 +309,15 @@ impl StoreGuard {
         self.gate.store(gate, Ordering::Release);
     }
 
-    /// One check: durability, the store id, and after a restart (or at
-    /// start) the counters against their marks.
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, CheckState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One check: durability, the witness, and the continuity protocol.
     async fn check(&self) -> Result<Verdict, StoreError> {
         let settings = self.settings.as_ref().expect("only checked guards check");
         let result = self.check_inner(settings).await;
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.lock_state();
         match &result {
             Ok(verdict) => {
                 let changed = state.verdict.as_ref() != Some(verdict);
@@ -257,7 +332,13 @@ impl StoreGuard {
                 state.checked_at_ms = Some(now_ms());
                 state.check_error = None;
             }
-            Err(e) => state.check_error = Some(e.to_string()),
+            Err(e) => {
+                state.check_error = Some(e.to_string());
+                drop(state);
+                if self.gate.load(Ordering::Acquire) == UNREACHABLE {
+                    self.close(UNREACHABLE, e.to_string());
+                }
+            }
         }
         result
     }
@@ -277,62 +358,161 @@ impl StoreGuard {
                 previous_id.unwrap_or_default()
             );
         }
-        let run_id = match &facts {
-            DurabilityFacts::Redis(redis) => Some(redis.run_id.clone()),
-            DurabilityFacts::FsyncBeforeReply => None,
-        };
-        let (restarted, load_witness) = {
-            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            let restarted = state.run_id.is_some() && state.run_id != run_id;
-            (restarted, !state.witness_loaded)
-        };
-        if load_witness && let Some(witness) = &settings.witness {
-            match witness.load(&store_id) {
-                Ok(marks) => {
-                    for (key, mark) in &marks {
-                        self.high_water.raise(key, *mark);
-                    }
-                    if !marks.is_empty() {
-                        tracing::info!("witness: {} counters' marks loaded", marks.len());
-                    }
-                }
-                Err(e) => tracing::error!("{e}; starting without the witness's marks"),
-            }
-        }
-        if restarted || load_witness {
-            if restarted {
-                tracing::warn!(
-                    "Redis restarted (run_id changed); checking every counter served before \
-                     serving it again"
-                );
-                self.close(
-                    UNVERIFIED,
-                    "Redis restarted; kxy is checking its counters against the IDs it handed out"
-                        .into(),
-                );
-            }
-            self.verify_counters().await?;
-        }
-        {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            state.run_id = run_id;
-            state.witness_loaded = true;
-        }
         let verdict = judge(settings.policy, &facts);
-        match &verdict {
-            Verdict::Refused(msg) => self.close(NOT_DURABLE, msg.clone()),
-            _ => self.gate.store(OPEN, Ordering::Release),
+        if let Err(why) = self.load_witness(settings, &store_id) {
+            tracing::error!("{why}");
+            self.store.trust(None);
+            self.close(SETTLING, why);
+            return Ok(verdict);
         }
+        if let Verdict::Refused(msg) = &verdict {
+            // Whatever happened while it was not durable, compare again
+            // before serving once it is.
+            self.store.trust(None);
+            self.lock_state().verified = None;
+            self.lock_state().trusted = None;
+            self.close(NOT_DURABLE, msg.clone());
+            return Ok(verdict);
+        }
+        if let DurabilityFacts::Redis(redis) = &facts {
+            let mut state = self.lock_state();
+            if state.run_id.as_ref().is_some_and(|id| *id != redis.run_id) {
+                tracing::warn!("Redis restarted (run_id changed)");
+                state.verified = None;
+            }
+            state.run_id = Some(redis.run_id.clone());
+        }
+        self.follow_epoch(settings).await?;
         Ok(verdict)
     }
 
-    /// Fences every counter that stands below this instance's mark.
-    async fn verify_counters(&self) -> Result<(), StoreError> {
+    /// Reads the witness into the marks, once. An unreadable witness keeps
+    /// the instance closed: serving without its memory could repeat IDs.
+    fn load_witness(&self, settings: &GuardSettings, store_id: &str) -> Result<(), String> {
+        if self.lock_state().witness_loaded {
+            return Ok(());
+        }
+        let Some(witness) = &settings.witness else {
+            self.lock_state().witness_loaded = true;
+            return Ok(());
+        };
+        let journal = witness.load(store_id).map_err(|e| {
+            format!(
+                "{e}; allocation stays closed: the witness is this instance's memory of the IDs \
+                 it handed out. Repair it, or move it aside once the counters are known to \
+                 stand above what was handed out (kxy-server counters raise)"
+            )
+        })?;
+        for (key, mark) in &journal.marks {
+            self.high_water.raise(key, *mark);
+        }
+        if !journal.marks.is_empty() {
+            tracing::info!("witness: {} counters' marks loaded", journal.marks.len());
+        }
+        let mut state = self.lock_state();
+        state.marks_epoch = journal.epoch;
+        state.witness_loaded = true;
+        Ok(())
+    }
+
+    /// The continuity protocol's steps for this check (docs/continuity.md).
+    async fn follow_epoch(&self, settings: &GuardSettings) -> Result<(), StoreError> {
+        let verified = self.lock_state().verified.clone();
+        let observed = match self.store.observe(&self.instance, verified.as_deref()).await {
+            Ok(observed) => observed,
+            Err(StoreError::NotDurable(why)) => {
+                self.store.trust(None);
+                self.close(NOT_DURABLE, why);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let trusted = self.lock_state().trusted.clone();
+        if trusted.as_deref() == Some(observed.epoch.as_str())
+            && verified.as_deref() == Some(observed.epoch.as_str())
+            && observed.is_open()
+        {
+            self.gate.store(OPEN, Ordering::Release);
+            return Ok(());
+        }
+        if trusted.is_some() {
+            tracing::warn!(
+                "the store's epoch is now {} (Redis restarted, failed over or was replaced, or \
+                 allocation was closed under it): comparing this instance's marks with it before \
+                 serving again",
+                observed.epoch
+            );
+        }
+        self.store.trust(None);
+        self.lock_state().trusted = None;
+        if verified.as_deref() != Some(observed.epoch.as_str()) {
+            self.close(
+                SETTLING,
+                "this instance is comparing what it handed out with the store".into(),
+            );
+            self.verify_counters(&observed).await?;
+            self.lock_state().verified = Some(observed.epoch.clone());
+            // Heartbeat `verified` at once, so a settle need not wait a check.
+            self.store
+                .observe(&self.instance, Some(&observed.epoch))
+                .await?;
+        }
+        let settlement = if observed.is_open() {
+            Settlement::Open
+        } else {
+            let base = self.store.counters().await?;
+            self.store
+                .settle(
+                    &observed.epoch,
+                    &base,
+                    Settling::for_interval(settings.interval),
+                )
+                .await?
+        };
+        match settlement {
+            Settlement::Open => {
+                let epoch: Arc<str> = observed.epoch.as_str().into();
+                self.store.trust(Some(Arc::clone(&epoch)));
+                {
+                    let mut state = self.lock_state();
+                    state.trusted = Some(epoch);
+                    state.marks_epoch = Some(observed.epoch.clone());
+                }
+                tracing::info!("allocation open under the store's epoch {}", observed.epoch);
+                self.gate.store(OPEN, Ordering::Release);
+            }
+            Settlement::Wait(why) => self.close(
+                SETTLING,
+                format!(
+                    "the store changed or this instance just started; every running instance \
+                     compares what it handed out before any serves ({why})"
+                ),
+            ),
+            Settlement::Moved => self.kick.notify_one(),
+        }
+        Ok(())
+    }
+
+    /// Fences every counter that stands below this instance's mark (or is
+    /// missing). An instance late to an epoch that was settled without it
+    /// also compares with the epoch's base: the IDs between the base and its
+    /// mark may have been handed out again since.
+    async fn verify_counters(&self, observed: &Observation) -> Result<(), StoreError> {
         let marks = self.high_water.snapshot();
         if marks.is_empty() {
             return Ok(());
         }
-        let current: std::collections::HashMap<_, _> = self
+        let marks_epoch = self.lock_state().marks_epoch.clone();
+        let late = observed.is_open()
+            && marks_epoch
+                .as_deref()
+                .is_some_and(|epoch| epoch != observed.epoch);
+        let base: HashMap<_, _> = if late {
+            self.store.base(&observed.epoch).await?.into_iter().collect()
+        } else {
+            HashMap::new()
+        };
+        let current: HashMap<_, _> = self
             .store
             .counters()
             .await?
@@ -340,28 +520,41 @@ impl StoreGuard {
             .map(|c| (c.key, (c.current, c.fenced)))
             .collect();
         for (key, mark) in marks {
-            match current.get(&key) {
-                Some((_, true)) => {}
-                Some((value, false)) if *value >= mark => {}
-                found => {
-                    let stands = found.map_or("missing".to_owned(), |(v, _)| v.to_string());
-                    tracing::error!(
-                        "store went backwards for {key}: IDs up to {mark} were handed out, the \
-                         store stands at {stands}; fencing it until an operator raises it"
-                    );
-                    match self.store.fence(&key, mark).await {
-                        Ok(_) | Err(StoreError::NotRegistered { .. }) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
+            if let Some((_, true)) = current.get(&key) {
+                continue;
             }
+            let stands = current.get(&key).map(|(value, _)| *value);
+            if stands.is_some_and(|value| value >= mark) {
+                match base.get(&key) {
+                    Some(base) if *base < mark => tracing::error!(
+                        "store went backwards for {key} while this instance could not reach it: \
+                         it handed out IDs up to {mark}, the store was settled at {base} without \
+                         it, and IDs {}..={mark} may have been handed out twice since; fencing \
+                         the counter until an operator raises it",
+                        base + 1
+                    ),
+                    None if late => tracing::error!(
+                        "store went backwards for {key} while this instance could not reach it: \
+                         the counter is not in the epoch's base; fencing it until an operator \
+                         raises it"
+                    ),
+                    _ => continue,
+                }
+            } else {
+                tracing::error!(
+                    "store went backwards for {key}: IDs up to {mark} were handed out, the store \
+                     stands at {}; fencing it until an operator raises it",
+                    stands.map_or("missing (evicted or lost)".to_owned(), |v| v.to_string())
+                );
+            }
+            self.store.fence(&key, mark).await?;
         }
         Ok(())
     }
 
     /// The `/health` view.
     pub fn report(&self) -> DurabilityReport {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.lock_state();
         let Some(settings) = &self.settings else {
             return DurabilityReport {
                 mode: "unchecked".into(),
@@ -372,12 +565,16 @@ impl StoreGuard {
                 check_error: None,
             };
         };
-        let (durable, detail) = match &state.verdict {
+        let (durable, mut detail) = match &state.verdict {
             Some(Verdict::Durable(detail)) => (true, detail.clone()),
             Some(Verdict::Trusted { warning }) => (false, warning.clone()),
             Some(Verdict::Refused(msg)) => (false, msg.clone()),
             None => (false, "not checked yet".into()),
         };
+        let allocating = self.gate.load(Ordering::Acquire) == OPEN;
+        if self.gate.load(Ordering::Acquire) == SETTLING {
+            detail = format!("{detail}; not allocating: {}", self.reason());
+        }
         let mode = match self.store.backend() {
             "embedded" => "fsync".to_owned(),
             _ => settings.policy.to_string(),
@@ -385,7 +582,7 @@ impl StoreGuard {
         DurabilityReport {
             mode,
             durable,
-            allocating: self.gate.load(Ordering::Acquire) == OPEN,
+            allocating,
             detail,
             checked_at_ms: state.checked_at_ms,
             check_error: state.check_error.clone(),
@@ -395,9 +592,14 @@ impl StoreGuard {
     /// Whether the store is trusted without being durable (the `unsafe`
     /// policy on a Redis that can lose writes).
     pub fn trusted_unsafely(&self) -> bool {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.lock_state();
         matches!(state.verdict, Some(Verdict::Trusted { .. }))
     }
+}
+
+/// A name for this process in the store's instance registry.
+fn new_instance_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 fn now_ms() -> u64 {

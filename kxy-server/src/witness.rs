@@ -30,8 +30,21 @@ pub struct Witness {
 #[derive(Serialize, Deserialize, Default)]
 struct Journal {
     store_id: String,
+    /// The store's epoch the marks were last compared with it under
+    /// (docs/continuity.md); absent in journals of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    epoch: Option<String>,
     /// Counter storage name → highest ID handed out.
     counters: BTreeMap<String, i64>,
+}
+
+/// What a witness remembers of one store.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Remembered {
+    /// Per counter, the highest ID handed out.
+    pub marks: Vec<(SegmentKey, i64)>,
+    /// The epoch the marks were applied to the store under, if known.
+    pub epoch: Option<String>,
 }
 
 impl Witness {
@@ -45,17 +58,24 @@ impl Witness {
         self.dir.join(format!("witness-{store_id}.json"))
     }
 
-    /// The marks recorded for `store_id`; none if there is no file yet.
-    pub fn load(&self, store_id: &str) -> Result<Vec<(SegmentKey, i64)>, String> {
+    /// What is recorded for `store_id`; nothing if there is no file yet. A
+    /// file that cannot be read or parsed is an error, never "nothing".
+    pub fn load(&self, store_id: &str) -> Result<Remembered, String> {
         let journal = self.read(store_id)?;
         let mut marks = Vec::with_capacity(journal.counters.len());
         for (name, mark) in journal.counters {
-            match SegmentKey::from_storage_name(&name) {
-                Ok(key) => marks.push((key, mark)),
-                Err(e) => tracing::warn!("witness: skipping unreadable counter {name:?}: {e}"),
-            }
+            let key = SegmentKey::from_storage_name(&name).map_err(|e| {
+                format!(
+                    "witness {} names a counter kxy cannot read ({name:?}: {e})",
+                    self.path(store_id).display()
+                )
+            })?;
+            marks.push((key, mark));
         }
-        Ok(marks)
+        Ok(Remembered {
+            marks,
+            epoch: journal.epoch,
+        })
     }
 
     fn read(&self, store_id: &str) -> Result<Journal, String> {
@@ -70,7 +90,12 @@ impl Witness {
 
     /// Merges `marks` into the file of `store_id` (highest mark wins),
     /// durably: a temporary file, fsync, rename, fsync of the directory.
-    pub fn save(&self, store_id: &str, marks: &[(SegmentKey, i64)]) -> Result<(), String> {
+    pub fn save(
+        &self,
+        store_id: &str,
+        epoch: Option<&str>,
+        marks: &[(SegmentKey, i64)],
+    ) -> Result<(), String> {
         let io = |what: &str, e: std::io::Error| format!("witness: cannot {what}: {e}");
         fs::create_dir_all(&self.dir).map_err(|e| io("create the data directory", e))?;
         // A separate lock file: the journal itself is replaced by rename.
@@ -83,6 +108,9 @@ impl Witness {
         lock.lock().map_err(|e| io("lock witness.lock", e))?;
         let mut journal = self.read(store_id)?;
         journal.store_id = store_id.to_owned();
+        if epoch.is_some() {
+            journal.epoch = epoch.map(str::to_owned);
+        }
         for (key, mark) in marks {
             let slot = journal.counters.entry(key.storage_name()).or_insert(*mark);
             *slot = (*slot).max(*mark);
@@ -111,23 +139,40 @@ mod tests {
         let witness = Witness::new(dir.path());
         let a = SegmentKey::new("s", "d", "a", "id").unwrap();
         let b = SegmentKey::new("s", "d", "b", "id").unwrap();
-        assert_eq!(witness.load("store1").unwrap(), vec![]);
-        witness.save("store1", &[(a.clone(), 100)]).unwrap();
+        assert_eq!(witness.load("store1").unwrap(), Remembered::default());
+        witness
+            .save("store1", Some("e1"), &[(a.clone(), 100)])
+            .unwrap();
         // Another instance sharing the directory saves a lower mark of a
         // and a mark of b: a keeps the higher one.
         witness
-            .save("store1", &[(a.clone(), 50), (b.clone(), 7)])
+            .save("store1", None, &[(a.clone(), 50), (b.clone(), 7)])
             .unwrap();
         assert_eq!(
             witness.load("store1").unwrap(),
-            vec![(a.clone(), 100), (b, 7)]
+            Remembered {
+                marks: vec![(a.clone(), 100), (b, 7)],
+                epoch: Some("e1".into()),
+            }
         );
         assert_eq!(
             witness.load("store2").unwrap(),
-            vec![],
+            Remembered::default(),
             "marks are per store"
         );
+    }
+
+    #[test]
+    fn an_unreadable_witness_is_an_error_not_an_empty_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let witness = Witness::new(dir.path());
         fs::write(dir.path().join("witness-store1.json"), "{not json").unwrap();
         assert!(witness.load("store1").unwrap_err().contains("unreadable"));
+        fs::write(
+            dir.path().join("witness-store1.json"),
+            r#"{"store_id":"store1","counters":{"a:b":5}}"#,
+        )
+        .unwrap();
+        assert!(witness.load("store1").unwrap_err().contains("cannot read"));
     }
 }

@@ -11,8 +11,28 @@ use kxy_e2e::require_redis;
 use kxy_server::store::coalesce::Coalescing;
 use kxy_server::store::redis as redis_store;
 use kxy_server::store::{
-    self, Expect, Mark, MissingCounter, Record, Registration, Store, StoreConfig, StoreError,
+    self, DurabilityPolicy, Expect, Mark, MissingCounter, Observation, Record, Registration,
+    Settlement, Settling, Store, StoreConfig, StoreError,
 };
+
+/// Opens allocation on a store that this test alone uses (its own key
+/// prefix), as a lone instance with nothing to compare would: heartbeat,
+/// settle at once, trust the epoch. The protocol itself is tested with
+/// running servers (tests/tests/never_twice.rs).
+async fn open_alone(store: &dyn Store) {
+    let seen = store.observe("contract-test", None).await.unwrap();
+    store
+        .observe("contract-test", Some(&seen.epoch))
+        .await
+        .unwrap();
+    let immediately = Settling {
+        period: Duration::ZERO,
+        lease: Duration::from_secs(60),
+    };
+    let settled = store.settle(&seen.epoch, &[], immediately).await.unwrap();
+    assert_eq!(settled, Settlement::Open);
+    store.trust(Some(seen.epoch.into()));
+}
 
 fn key(table: &str) -> SegmentKey {
     SegmentKey::new("sys", "db", table, "id").unwrap()
@@ -318,11 +338,26 @@ async fn fences_and_identity(store: &dyn Store) {
     assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
     assert_eq!(store.store_id().await.unwrap(), id, "created once");
 
-    let fenced = key("fenced");
+    // A counter the store lost is fenced at the floor, so that nobody
+    // re-registers it at 0 (or auto-creates it) and repeats its IDs.
+    let lost = key("lost");
+    assert_eq!(store.fence(&lost, 10).await.unwrap(), 10);
+    let listed = store.counters().await.unwrap();
+    let state = listed.iter().find(|c| c.key == lost).unwrap();
+    assert_eq!((state.current, state.fenced), (10, true));
+    for missing in [MissingCounter::Refuse, MissingCounter::Create] {
+        let refused = store.allocate(&lost, count(1), missing).await;
+        assert!(
+            matches!(refused, Err(StoreError::Fenced { floor: 10, .. })),
+            "{refused:?}"
+        );
+    }
     assert!(matches!(
-        store.fence(&fenced, 10).await,
-        Err(StoreError::NotRegistered { .. })
+        store.register(&lost, 0).await,
+        Err(StoreError::BelowFence { floor: 10, .. })
     ));
+
+    let fenced = key("fenced");
     store.register(&fenced, 100).await.unwrap();
     store
         .allocate(&fenced, count(10), MissingCounter::Refuse)
@@ -428,9 +463,13 @@ async fn redis_store_keeps_the_contract() {
     let config = StoreConfig::Redis {
         url: url.clone(),
         prefix: prefix.as_str().to_owned(),
+        // The shared Redis keeps nothing on disk; these tests check the
+        // contract, not durability (tests/tests/faults.rs does).
+        policy: DurabilityPolicy::Unsafe,
         wait_replicas: None,
     };
     let store = store::open(&config).await.unwrap();
+    open_alone(store.as_ref()).await;
     registration_and_allocation(store.as_ref()).await;
     exact_near_the_top_and_exhaustion(store.as_ref()).await;
     concurrent_allocations_are_disjoint_and_gapless(Arc::clone(&store)).await;
@@ -446,9 +485,13 @@ async fn redis_uses_the_seed_key_layout() {
     let config = StoreConfig::Redis {
         url: url.clone(),
         prefix: prefix.as_str().to_owned(),
+        // The shared Redis keeps nothing on disk; these tests check the
+        // contract, not durability (tests/tests/faults.rs does).
+        policy: DurabilityPolicy::Unsafe,
         wait_replicas: None,
     };
     let store = store::open(&config).await.unwrap();
+    open_alone(store.as_ref()).await;
     store
         .register(&SegmentKey::new("crm", "main", "orders", "id").unwrap(), 41)
         .await
@@ -575,6 +618,23 @@ impl Store for CountingCalls {
     async fn clear_mark(&self, key: &str) -> Result<(), StoreError> {
         self.inner.clear_mark(key).await
     }
+    async fn observe(&self, instance: &str, v: Option<&str>) -> Result<Observation, StoreError> {
+        self.inner.observe(instance, v).await
+    }
+    async fn settle(
+        &self,
+        epoch: &str,
+        base: &[store::CounterState],
+        timing: Settling,
+    ) -> Result<Settlement, StoreError> {
+        self.inner.settle(epoch, base, timing).await
+    }
+    async fn base(&self, epoch: &str) -> Result<Vec<(SegmentKey, i64)>, StoreError> {
+        self.inner.base(epoch).await
+    }
+    fn trust(&self, epoch: Option<Arc<str>>) {
+        self.inner.trust(epoch)
+    }
 }
 
 /// A store call that panics fails the requests it served, and the next
@@ -585,9 +645,11 @@ async fn a_panic_in_the_coalescer_does_not_wedge_its_counter() {
     let url = require_redis!();
     let prefix = KeyPrefix::new(&url, "coalesce_panic");
     let store = Coalescing::new(CountingCalls {
-        inner: redis_store::RedisStore::open(&url, prefix.as_str(), None).unwrap(),
+        inner: redis_store::RedisStore::open(&url, prefix.as_str(), DurabilityPolicy::Unsafe, None)
+            .unwrap(),
         calls: Default::default(),
     });
+    open_alone(&store).await;
     store.register(&key("panics"), 0).await.unwrap();
     let first = tokio::time::timeout(
         Duration::from_secs(5),
@@ -613,10 +675,12 @@ async fn redis_allocations_of_one_counter_are_coalesced() {
     let url = require_redis!();
     let prefix = KeyPrefix::new(&url, "coalesce");
     let counting = CountingCalls {
-        inner: redis_store::RedisStore::open(&url, prefix.as_str(), None).unwrap(),
+        inner: redis_store::RedisStore::open(&url, prefix.as_str(), DurabilityPolicy::Unsafe, None)
+            .unwrap(),
         calls: Default::default(),
     };
     let store = Arc::new(Coalescing::new(counting));
+    open_alone(store.as_ref()).await;
     store.register(&key("busy"), 0).await.unwrap();
 
     let mut tasks = Vec::new();
@@ -693,4 +757,79 @@ fn store_calls(store: &Coalescing<CountingCalls>) -> usize {
         .inner()
         .calls
         .load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// The store's half of the continuity protocol (docs/continuity.md), on
+/// the real Redis: an allocation runs only under the epoch the instance
+/// trusts, and only once that epoch is open; the settle step waits for the
+/// settle period and for every recent heartbeat to be `verified`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_allocates_only_under_a_settled_trusted_epoch() {
+    let url = require_redis!();
+    let prefix = KeyPrefix::new(&url, "continuity");
+    let config = StoreConfig::Redis {
+        url: url.clone(),
+        prefix: prefix.as_str().to_owned(),
+        policy: DurabilityPolicy::Unsafe,
+        wait_replicas: None,
+    };
+    let store = store::open(&config).await.unwrap();
+    store.register(&key("orders"), 0).await.unwrap();
+    let unsettled = |r: Result<Segment, StoreError>| {
+        assert!(matches!(r, Err(StoreError::Unsettled(_))), "{r:?}");
+    };
+    let orders = key("orders");
+    let take = || store.allocate(&orders, count(1), MissingCounter::Refuse);
+    unsettled(take().await);
+
+    // Two instances heartbeat; the epoch is pending from the first sight.
+    let a = store.observe("a", None).await.unwrap();
+    assert!(!a.is_open());
+    assert!(a.first_seen_ms.is_some());
+    store.observe("b", None).await.unwrap();
+    let epoch = a.epoch.clone();
+
+    // Trusting the epoch is not enough while it is not open.
+    store.trust(Some(epoch.as_str().into()));
+    unsettled(take().await);
+
+    let timing = Settling {
+        period: Duration::from_millis(300),
+        lease: Duration::from_secs(60),
+    };
+    store.observe("a", Some(&epoch)).await.unwrap();
+    let early = store.settle(&epoch, &[], timing).await.unwrap();
+    assert!(
+        matches!(&early, Settlement::Wait(why) if why.contains("settle period")),
+        "{early:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let waiting = store.settle(&epoch, &[], timing).await.unwrap();
+    assert!(
+        matches!(&waiting, Settlement::Wait(why) if why.contains("instance b")),
+        "b heartbeated and has not verified: {waiting:?}"
+    );
+    unsettled(take().await);
+    store.observe("b", Some(&epoch)).await.unwrap();
+    let base = store.counters().await.unwrap();
+    assert_eq!(
+        store.settle(&epoch, &base, timing).await.unwrap(),
+        Settlement::Open
+    );
+    assert_eq!(take().await.unwrap(), Segment { start: 1, end: 1 });
+    assert_eq!(
+        store.base(&epoch).await.unwrap(),
+        vec![(key("orders"), 0)],
+        "the base holds the values at the settle"
+    );
+    assert!(store.base("another").await.unwrap().is_empty());
+
+    // An instance that trusts another epoch (the node's changed under it)
+    // is refused without incrementing.
+    store.trust(Some("0000".into()));
+    unsettled(take().await);
+    store.trust(None);
+    unsettled(take().await);
+    store.trust(Some(epoch.as_str().into()));
+    assert_eq!(take().await.unwrap(), Segment { start: 2, end: 2 });
 }

@@ -197,15 +197,22 @@ pub struct StoreArgs {
         global = true
     )]
     pub redis_wait_timeout_ms: u64,
-    /// Seconds between checks of the Redis store's durability and restarts
-    /// (a check also follows every store error).
+    /// Seconds between checks of the Redis store's durability and epoch,
+    /// and heartbeats of this instance (a check also follows every refusal
+    /// and store error). After a restart, failover or rollback of Redis no
+    /// instance serves for the settle period, 3 intervals (at least 3 s).
     #[arg(
         long,
         env = "KXY_REDIS_CHECK_INTERVAL",
-        default_value_t = 10,
+        default_value_t = 1,
         global = true
     )]
     pub redis_check_interval: u64,
+    /// Directory of the witness files (this instance's memory of the IDs it
+    /// handed out); defaults to --data-dir. Put it outside what backups
+    /// restore, so that a restored store is caught.
+    #[arg(long, env = "KXY_WITNESS_DIR", global = true)]
+    pub witness_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -217,8 +224,8 @@ pub enum StoreKind {
 }
 
 impl StoreArgs {
-    /// How a serving instance watches its store. The Redis store keeps its
-    /// witness under --data-dir.
+    /// How a serving instance watches its store, and where its witness is
+    /// kept (--witness-dir, else --data-dir).
     pub fn guard_settings(&self) -> Result<GuardSettings, Error> {
         if self.redis_check_interval == 0 {
             return Err(Error::Startup(
@@ -231,7 +238,9 @@ impl StoreArgs {
                 StoreKind::Redis => self.redis_durability,
             },
             interval: Duration::from_secs(self.redis_check_interval),
-            witness: (self.store == StoreKind::Redis).then(|| Witness::new(&self.data_dir)),
+            witness: Some(Witness::new(
+                self.witness_dir.as_deref().unwrap_or(&self.data_dir),
+            )),
         })
     }
 
@@ -243,6 +252,7 @@ impl StoreArgs {
             StoreKind::Redis => StoreConfig::Redis {
                 url: self.redis_url.clone(),
                 prefix: self.redis_prefix.clone(),
+                policy: self.redis_durability,
                 wait_replicas: match self.redis_durability {
                     DurabilityPolicy::Replicas(replicas) => Some(WaitReplicas {
                         replicas,

@@ -26,8 +26,8 @@ use tokio::sync::oneshot;
 use std::time::Duration;
 
 use super::{
-    CounterState, DurabilityFacts, Expect, Mark, MissingCounter, Record, Registration, Store,
-    StoreError,
+    CounterState, DurabilityFacts, Expect, Mark, MissingCounter, Observation, Record,
+    Registration, Settlement, Settling, Store, StoreError,
 };
 
 /// A [`Store`] that merges concurrent allocations per counter; every other
@@ -180,6 +180,31 @@ impl<S: Store> Store for Coalescing<S> {
 
     async fn clear_mark(&self, key: &str) -> Result<(), StoreError> {
         self.shared.inner.clear_mark(key).await
+    }
+
+    async fn observe(
+        &self,
+        instance: &str,
+        verified: Option<&str>,
+    ) -> Result<Observation, StoreError> {
+        self.shared.inner.observe(instance, verified).await
+    }
+
+    async fn settle(
+        &self,
+        epoch: &str,
+        base: &[CounterState],
+        timing: Settling,
+    ) -> Result<Settlement, StoreError> {
+        self.shared.inner.settle(epoch, base, timing).await
+    }
+
+    async fn base(&self, epoch: &str) -> Result<Vec<(SegmentKey, i64)>, StoreError> {
+        self.shared.inner.base(epoch).await
+    }
+
+    fn trust(&self, epoch: Option<Arc<str>>) {
+        self.shared.inner.trust(epoch)
     }
 }
 

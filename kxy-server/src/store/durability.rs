@@ -83,9 +83,6 @@ pub struct WaitReplicas {
 pub struct RedisFacts {
     /// `aof_enabled` of `INFO persistence`.
     pub aof_enabled: bool,
-    /// `CONFIG GET appendfsync`, or why it could not be read (CONFIG renamed
-    /// or denied by an ACL).
-    pub appendfsync: Result<String, String>,
     /// `aof_last_write_status` is `ok`.
     pub aof_write_ok: bool,
     /// `role` of `INFO replication`: `master` or `slave`.
@@ -95,6 +92,62 @@ pub struct RedisFacts {
     pub connected_replicas: u32,
     /// `run_id` of `INFO server`: changes whenever Redis restarts.
     pub run_id: String,
+    /// `master_replid` of `INFO replication`: the history of the node's
+    /// data. It changes with every restart of a primary, a promotion and a
+    /// full resync, so it is the store's epoch (docs/continuity.md).
+    pub master_replid: String,
+    /// The settings read with `CONFIG GET`, or why they could not be read
+    /// (CONFIG renamed or denied by an ACL).
+    pub settings: Result<RedisSettings, String>,
+}
+
+/// The `CONFIG GET` settings durability depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RedisSettings {
+    /// `appendfsync`: `always`, `everysec` or `no`.
+    pub appendfsync: String,
+    /// `no-appendfsync-on-rewrite`: while a rewrite or snapshot runs, Redis
+    /// skips its fsyncs and acknowledges writes that are not on disk.
+    pub no_appendfsync_on_rewrite: bool,
+    /// `maxmemory-policy`.
+    pub maxmemory_policy: String,
+    /// `maxmemory` in bytes; 0 means no limit, so nothing is evicted.
+    pub maxmemory: u64,
+}
+
+impl RedisSettings {
+    /// The parameters to ask `CONFIG GET` for, in the order
+    /// [`RedisSettings::from_pairs`] reads them.
+    pub const PARAMETERS: [&'static str; 4] = [
+        "appendfsync",
+        "no-appendfsync-on-rewrite",
+        "maxmemory-policy",
+        "maxmemory",
+    ];
+
+    /// Reads the settings out of `CONFIG GET`'s name/value pairs.
+    pub fn from_pairs(pairs: &[String]) -> Result<Self, String> {
+        let value = |name: &str| {
+            pairs
+                .chunks(2)
+                .find(|pair| pair.len() == 2 && pair[0].eq_ignore_ascii_case(name))
+                .map(|pair| pair[1].clone())
+                .ok_or_else(|| format!("CONFIG GET returned no {name}"))
+        };
+        Ok(RedisSettings {
+            appendfsync: value("appendfsync")?,
+            no_appendfsync_on_rewrite: value("no-appendfsync-on-rewrite")? == "yes",
+            maxmemory_policy: value("maxmemory-policy")?,
+            maxmemory: value("maxmemory")?
+                .parse()
+                .map_err(|_| "CONFIG GET maxmemory is not a number".to_owned())?,
+        })
+    }
+
+    /// Whether Redis may evict keys (kxy's counters among them) when full.
+    pub fn evicts(&self) -> bool {
+        self.maxmemory > 0 && self.maxmemory_policy != "noeviction"
+    }
 }
 
 /// What a backend says about its own durability.
@@ -138,22 +191,23 @@ pub fn judge(policy: DurabilityPolicy, facts: &DurabilityFacts) -> Verdict {
         }
         DurabilityFacts::Redis(redis) => redis,
     };
-    let weakness = redis_weakness(redis);
+    if let Some(refusal) = role_refusal(&redis.role) {
+        return Verdict::Refused(refusal);
+    }
     match policy {
-        DurabilityPolicy::Strict => match weakness {
-            None => Verdict::Durable("appendonly yes, appendfsync always".into()),
-            Some(weakness) => Verdict::Refused(format!(
-                "Redis does not keep acknowledged allocations through a crash: {weakness}; \
-                 set `appendonly yes` and `appendfsync always` (CONFIG SET, and in redis.conf), \
-                 use --redis-durability replicas:N with replicas, {OVERRIDE}"
-            )),
-        },
+        DurabilityPolicy::Strict => {
+            match strict_gap(redis.aof_enabled, redis.aof_write_ok, &redis.settings) {
+                None => Verdict::Durable(
+                    "appendonly yes, appendfsync always, no-appendfsync-on-rewrite no, no \
+                     eviction"
+                        .into(),
+                ),
+                Some(refusal) => Verdict::Refused(refusal),
+            }
+        }
         DurabilityPolicy::Replicas(n) => {
-            if redis.role != "master" {
-                Verdict::Refused(format!(
-                    "Redis is a {} (read-only replica); point --redis-url at the primary",
-                    redis.role
-                ))
+            if let Some(refusal) = eviction_gap(&redis.settings) {
+                Verdict::Refused(refusal)
             } else if redis.connected_replicas < n {
                 Verdict::Refused(format!(
                     "--redis-durability replicas:{n} needs {n} connected replicas; Redis reports \
@@ -167,37 +221,86 @@ pub fn judge(policy: DurabilityPolicy, facts: &DurabilityFacts) -> Verdict {
                 ))
             }
         }
-        DurabilityPolicy::Unsafe => match weakness {
-            None => Verdict::Durable(
-                "appendonly yes, appendfsync always (durability policy: unsafe, not needed)".into(),
-            ),
-            Some(weakness) => Verdict::Trusted {
-                warning: format!(
-                    "--redis-durability unsafe: {weakness}; a Redis crash can lose acknowledged \
-                     allocations and kxy relies on its fences (per instance, per client) to \
-                     refuse rather than repeat IDs"
+        DurabilityPolicy::Unsafe => {
+            match strict_gap(redis.aof_enabled, redis.aof_write_ok, &redis.settings) {
+                None => Verdict::Durable(
+                    "appendonly yes, appendfsync always (durability policy: unsafe, not needed)"
+                        .into(),
                 ),
-            },
-        },
+                Some(weakness) => Verdict::Trusted {
+                    warning: format!(
+                        "--redis-durability unsafe: {weakness}; a Redis crash can lose \
+                         acknowledged allocations and kxy relies on its fences (per instance, \
+                         per client) to refuse rather than repeat IDs"
+                    ),
+                },
+            }
+        }
     }
 }
 
-/// Why Redis would lose acknowledged increments in a crash, if it would.
-fn redis_weakness(redis: &RedisFacts) -> Option<String> {
-    if !redis.aof_enabled {
-        return Some("appendonly is no (RDB snapshots at most: a crash loses every write since the last one)".into());
-    }
-    if !redis.aof_write_ok {
-        return Some("the last AOF write failed (aof_last_write_status is not ok)".into());
-    }
-    match &redis.appendfsync {
-        Ok(policy) if policy == "always" => None,
-        Ok(policy) => Some(format!(
-            "appendfsync is {policy} (a crash loses up to a second of acknowledged writes)"
-        )),
+/// Why a node of `role` must not allocate, if it must not: a replica's
+/// writes (with `replica-read-only no`) are its own, overwritten by the next
+/// sync, and another instance on the primary hands the same IDs out.
+pub fn role_refusal(role: &str) -> Option<String> {
+    (role != "master").then(|| {
+        format!(
+            "Redis is a replica (role {role}), not a writable primary: its writes are lost at \
+             the next sync and the primary hands out the same IDs; point --redis-url at the \
+             primary (refused under every --redis-durability)"
+        )
+    })
+}
+
+/// What keeps Redis from holding every acknowledged allocation through a
+/// crash (and the fix), under `strict`; `None` when nothing does. Used by
+/// the periodic check and by every allocation.
+pub fn strict_gap(
+    aof_enabled: bool,
+    aof_write_ok: bool,
+    settings: &Result<RedisSettings, String>,
+) -> Option<String> {
+    let gap = if !aof_enabled {
+        "appendonly is no (RDB snapshots at most: a crash loses every write since the last one)"
+            .to_owned()
+    } else if !aof_write_ok {
+        "the last AOF write failed (aof_last_write_status is not ok)".to_owned()
+    } else {
+        match settings {
+            Err(why) => format!(
+                "the settings cannot be read ({why}); allow `CONFIG GET` for kxy's Redis user"
+            ),
+            Ok(s) if s.appendfsync != "always" => format!(
+                "appendfsync is {} (a crash loses up to a second of acknowledged writes)",
+                s.appendfsync
+            ),
+            Ok(s) if s.no_appendfsync_on_rewrite => "no-appendfsync-on-rewrite is yes (while a \
+                rewrite or snapshot runs, Redis acknowledges writes it has not fsynced); set \
+                `no-appendfsync-on-rewrite no`"
+                .to_owned(),
+            Ok(_) => return eviction_gap(settings),
+        }
+    };
+    Some(format!(
+        "Redis does not keep acknowledged allocations through a crash: {gap}; set `appendonly \
+         yes` and `appendfsync always` (CONFIG SET, and in redis.conf), use \
+         --redis-durability replicas:N with replicas, {OVERRIDE}"
+    ))
+}
+
+/// Why Redis may drop kxy's keys, if it may.
+fn eviction_gap(settings: &Result<RedisSettings, String>) -> Option<String> {
+    match settings {
         Err(why) => Some(format!(
-            "appendfsync cannot be read ({why}); allow `CONFIG GET appendfsync` for kxy's Redis user"
+            "the eviction settings cannot be read ({why}); allow `CONFIG GET` for kxy's Redis user"
         )),
+        Ok(s) if s.evicts() => Some(format!(
+            "maxmemory-policy is {} with maxmemory {} bytes: when full, Redis evicts keys, and an \
+             evicted counter restarts or refuses as unregistered; set `maxmemory-policy \
+             noeviction` (or maxmemory 0)",
+            s.maxmemory_policy, s.maxmemory
+        )),
+        Ok(_) => None,
     }
 }
 
@@ -224,15 +327,29 @@ pub struct DurabilityReport {
 mod tests {
     use super::*;
 
-    fn redis(aof: bool, fsync: Result<&str, &str>) -> DurabilityFacts {
-        DurabilityFacts::Redis(RedisFacts {
+    fn settings(fsync: &str) -> RedisSettings {
+        RedisSettings {
+            appendfsync: fsync.into(),
+            no_appendfsync_on_rewrite: false,
+            maxmemory_policy: "noeviction".into(),
+            maxmemory: 0,
+        }
+    }
+
+    fn facts(aof: bool, settings: Result<RedisSettings, &str>) -> RedisFacts {
+        RedisFacts {
             aof_enabled: aof,
-            appendfsync: fsync.map(str::to_owned).map_err(str::to_owned),
             aof_write_ok: true,
             role: "master".into(),
             connected_replicas: 0,
             run_id: "r".into(),
-        })
+            master_replid: "e".into(),
+            settings: settings.map_err(str::to_owned),
+        }
+    }
+
+    fn redis(aof: bool, fsync: Result<&str, &str>) -> DurabilityFacts {
+        DurabilityFacts::Redis(facts(aof, fsync.map(settings)))
     }
 
     #[test]
@@ -255,23 +372,76 @@ mod tests {
     }
 
     #[test]
-    fn strict_needs_aof_always() {
+    fn settings_are_read_from_config_get_pairs() {
+        let pairs: Vec<String> = [
+            "maxmemory",
+            "0",
+            "appendfsync",
+            "always",
+            "maxmemory-policy",
+            "allkeys-lru",
+            "no-appendfsync-on-rewrite",
+            "yes",
+        ]
+        .map(String::from)
+        .into();
+        let read = RedisSettings::from_pairs(&pairs).unwrap();
+        assert!(read.no_appendfsync_on_rewrite);
+        assert!(!read.evicts(), "maxmemory 0 never evicts");
+        assert!(
+            RedisSettings::from_pairs(&pairs[..4])
+                .unwrap_err()
+                .contains("maxmemory-policy")
+        );
+    }
+
+    #[test]
+    fn strict_needs_aof_always_no_skipped_fsync_and_no_eviction() {
         let durable = judge(DurabilityPolicy::Strict, &redis(true, Ok("always")));
         assert!(matches!(durable, Verdict::Durable(_)));
+        let mut rewrite = settings("always");
+        rewrite.no_appendfsync_on_rewrite = true;
+        let mut evicting = settings("always");
+        evicting.maxmemory_policy = "allkeys-lru".into();
+        evicting.maxmemory = 100 << 20;
         for (facts, names) in [
             (redis(false, Ok("everysec")), "appendonly is no"),
             (redis(true, Ok("everysec")), "appendfsync is everysec"),
             (
                 redis(true, Err("NOPERM")),
-                "appendfsync cannot be read (NOPERM)",
+                "settings cannot be read (NOPERM)",
+            ),
+            (
+                DurabilityFacts::Redis(facts(true, Ok(rewrite))),
+                "no-appendfsync-on-rewrite is yes",
+            ),
+            (
+                DurabilityFacts::Redis(facts(true, Ok(evicting))),
+                "maxmemory-policy is allkeys-lru",
             ),
         ] {
             let Verdict::Refused(msg) = judge(DurabilityPolicy::Strict, &facts) else {
                 panic!("{facts:?} must be refused");
             };
             assert!(msg.contains(names), "{msg}");
-            assert!(msg.contains("--redis-durability unsafe"), "{msg}");
-            assert!(msg.contains("appendfsync always"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_replica_is_refused_under_every_policy() {
+        let mut replica = facts(true, Ok(settings("always")));
+        replica.role = "slave".into();
+        replica.connected_replicas = 3;
+        for policy in [
+            DurabilityPolicy::Strict,
+            DurabilityPolicy::Replicas(1),
+            DurabilityPolicy::Unsafe,
+        ] {
+            let verdict = judge(policy, &DurabilityFacts::Redis(replica.clone()));
+            assert!(
+                matches!(&verdict, Verdict::Refused(m) if m.contains("role slave")),
+                "{policy}: {verdict:?}"
+            );
         }
     }
 
@@ -285,15 +455,9 @@ mod tests {
     }
 
     #[test]
-    fn replicas_need_enough_replicas_on_a_primary() {
-        let mut facts = RedisFacts {
-            aof_enabled: false,
-            appendfsync: Ok("everysec".into()),
-            aof_write_ok: true,
-            role: "master".into(),
-            connected_replicas: 1,
-            run_id: "r".into(),
-        };
+    fn replicas_need_enough_replicas_and_no_eviction() {
+        let mut facts = facts(false, Ok(settings("everysec")));
+        facts.connected_replicas = 1;
         let refused = judge(
             DurabilityPolicy::Replicas(2),
             &DurabilityFacts::Redis(facts.clone()),
@@ -305,12 +469,15 @@ mod tests {
             &DurabilityFacts::Redis(facts.clone()),
         );
         assert!(ok.allows_allocation());
-        facts.role = "slave".into();
-        let replica = judge(
+        if let Ok(s) = &mut facts.settings {
+            s.maxmemory = 1;
+            s.maxmemory_policy = "volatile-lru".into();
+        }
+        let evicting = judge(
             DurabilityPolicy::Replicas(2),
             &DurabilityFacts::Redis(facts),
         );
-        assert!(!replica.allows_allocation());
+        assert!(matches!(evicting, Verdict::Refused(m) if m.contains("volatile-lru")));
     }
 
     #[test]

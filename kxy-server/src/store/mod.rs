@@ -18,6 +18,7 @@
 //! segment is returned.
 
 pub mod coalesce;
+pub mod continuity;
 pub mod durability;
 pub mod embedded;
 pub mod fresh;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kxy_core::{Exhausted, Segment, SegmentCount, SegmentKey};
 
+pub use continuity::{Observation, Settlement, Settling};
 pub use durability::{DurabilityFacts, DurabilityPolicy, RedisFacts};
 pub use records::{Expect, Mark, Record};
 
@@ -109,6 +111,30 @@ pub enum StoreError {
          {floor}, plus a margin for IDs clients hold"
     )]
     BelowFence { key: SegmentKey, floor: i64 },
+    /// The store is not durable enough for the policy right now (seen by
+    /// an allocation, which handed nothing out).
+    #[error("{0}")]
+    NotDurable(String),
+    /// The node's data history changed (restart, failover, rollback) or
+    /// allocation is not open under it yet: nothing was handed out, and the
+    /// instances compare what they handed out before any serves again.
+    #[error(
+        "the store changed under kxy ({0}); the instances are comparing what they handed out \
+         with it before serving again: retry in a few seconds"
+    )]
+    Unsettled(String),
+    /// Redis refused a write because the node is a read-only replica.
+    #[error(
+        "Redis refused the write because it is a read-only replica ({0}); point --redis-url \
+         at the primary"
+    )]
+    ReadOnly(String),
+    /// Redis refused a write because it reached `maxmemory`.
+    #[error(
+        "Redis is out of memory and refused the write ({0}); raise maxmemory or free memory \
+         (kxy requires maxmemory-policy noeviction, so nothing of it is evicted)"
+    )]
+    OutOfMemory(String),
     /// `WAIT` saw fewer replicas acknowledge the allocation than required.
     #[error(
         "only {acked} of the {wanted} Redis replicas required acknowledged the allocation \
@@ -204,6 +230,31 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes the mark `key`.
     async fn clear_mark(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Continuity (docs/continuity.md): reads the store's epoch and writes
+    /// this instance's heartbeat, `verified` if `verified` is that epoch.
+    async fn observe(
+        &self,
+        instance: &str,
+        verified: Option<&str>,
+    ) -> Result<Observation, StoreError>;
+
+    /// Opens allocation under `epoch` if the settle rule allows it,
+    /// recording `base` (the counters' values) with it.
+    async fn settle(
+        &self,
+        epoch: &str,
+        base: &[CounterState],
+        timing: Settling,
+    ) -> Result<Settlement, StoreError>;
+
+    /// The counters' values recorded when `epoch` was opened (empty when
+    /// the recorded base is of another epoch, or there is none).
+    async fn base(&self, epoch: &str) -> Result<Vec<(SegmentKey, i64)>, StoreError>;
+
+    /// The epoch this instance's allocations run under: the store refuses
+    /// an allocation under another (or under none).
+    fn trust(&self, epoch: Option<Arc<str>>);
 }
 
 /// Which backend to open, with its settings.
@@ -217,6 +268,8 @@ pub enum StoreConfig {
         /// Prepended to every key, `kxy:id` by default (the seed's layout);
         /// lets several deployments or test runs share one Redis.
         prefix: String,
+        /// What every allocation verifies in its own round trip.
+        policy: DurabilityPolicy,
         /// With `Some`, every allocation is followed by `WAIT` for that many
         /// replicas (see [`DurabilityPolicy::Replicas`]).
         wait_replicas: Option<durability::WaitReplicas>,
@@ -231,10 +284,12 @@ pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
         StoreConfig::Redis {
             url,
             prefix,
+            policy,
             wait_replicas,
         } => Arc::new(coalesce::Coalescing::new(redis::RedisStore::open(
             url,
             prefix,
+            *policy,
             *wait_replicas,
         )?)),
     })

@@ -21,6 +21,7 @@
 //! its store went backwards holds `fenced:<floor>` instead of a number, which
 //! `INCRBY` refuses: every instance (and the seed's service) stops there.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,10 +29,15 @@ use kxy_core::{Segment, SegmentCount, SegmentKey};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError, Script};
 
-use super::durability::{DurabilityFacts, RedisFacts, WaitReplicas};
+use super::durability::{DurabilityFacts, DurabilityPolicy, RedisFacts, RedisSettings, WaitReplicas};
 use super::records::check_name;
 use super::redis_url;
-use super::{CounterState, Expect, Mark, MissingCounter, Record, Registration, Store, StoreError};
+use super::{
+    CounterState, Expect, Mark, MissingCounter, Observation, Record, Registration, Settlement,
+    Settling, Store, StoreError,
+};
+
+mod continuity;
 
 const BACKEND: &str = "redis";
 
@@ -40,29 +46,8 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one connection attempt may take.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// KEYS[1]: counter. ARGV[1]: count. ARGV[2]: "1" to create a missing counter.
-/// Replies `{"ok", new_value}`, `{"missing"}`, `{"exhausted", value}`,
-/// `{"fenced", floor}` or `{"corrupt", value}`. A fenced counter holds
-/// `fenced:<floor>`, which INCRBY refuses, so the check costs nothing on the
-/// usual path (and the seed's Python service refuses it too).
-const ALLOCATE: &str = r#"
-if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[1]) == 0 then
-  return {'missing'}
-end
-local r = redis.pcall('INCRBY', KEYS[1], ARGV[1])
-if type(r) == 'table' and r.err then
-  local value = redis.call('GET', KEYS[1]) or ''
-  local floor = string.match(value, '^fenced:(%d+)$')
-  if floor then
-    return {'fenced', floor}
-  end
-  if string.find(r.err, 'overflow') then
-    return {'exhausted', value}
-  end
-  return {'corrupt', value}
-end
-return {'ok', redis.call('GET', KEYS[1])}
-"#;
+/// See the script's header.
+const ALLOCATE: &str = include_str!("redis/allocate.lua");
 
 /// Lua helper: whether canonical non-negative decimal `a` < `b`. Compares
 /// by length, then lexically: exact where Lua's doubles would not be.
@@ -106,11 +91,14 @@ return {'unchanged', cur}
 
 /// KEYS[1]: counter. ARGV[1]: floor, a canonical non-negative decimal.
 /// Fences the counter at the greatest of ARGV[1], its value and an earlier
-/// fence. Replies `{"fenced", floor}`, `{"missing"}` or `{"corrupt", value}`.
+/// fence. A missing counter (the store lost it) is fenced at ARGV[1], so
+/// that nobody re-registers it at 0. Replies `{"fenced", floor}` or
+/// `{"corrupt", value}`.
 const FENCE: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 if not cur then
-  return {'missing'}
+  redis.call('SET', KEYS[1], 'fenced:' .. ARGV[1])
+  return {'fenced', ARGV[1]}
 end
 local floor = string.match(cur, '^fenced:(%d+)$') or cur
 if not canonical(floor) then
@@ -181,9 +169,16 @@ pub struct RedisStore {
     store_id: Script,
     /// `WAIT` after each allocation (the replicas durability policy).
     wait_replicas: Option<WaitReplicas>,
+    /// What every allocation verifies in its own round trip.
+    policy: DurabilityPolicy,
+    /// The epoch this instance verified its marks under; allocations run
+    /// only under it (docs/continuity.md).
+    trusted: RwLock<Option<Arc<str>>>,
     put_record: Script,
     delete_record: Script,
     hit_mark: Script,
+    observe: Script,
+    settle: Script,
 }
 
 impl RedisStore {
@@ -193,6 +188,7 @@ impl RedisStore {
     pub fn open(
         url: &str,
         prefix: &str,
+        policy: DurabilityPolicy,
         wait_replicas: Option<WaitReplicas>,
     ) -> Result<Self, StoreError> {
         validate_prefix(prefix)?;
@@ -223,9 +219,13 @@ impl RedisStore {
             fence: Script::new(&format!("{LESS}{FENCE}")),
             store_id: Script::new(STORE_ID),
             wait_replicas,
+            policy,
+            trusted: RwLock::new(None),
             put_record: Script::new(PUT_RECORD),
             delete_record: Script::new(DELETE_RECORD),
             hit_mark: Script::new(HIT_MARK),
+            observe: Script::new(continuity::OBSERVE),
+            settle: Script::new(continuity::SETTLE),
         })
     }
 
@@ -244,7 +244,12 @@ impl RedisStore {
     }
 
     fn failure(&self, e: RedisError) -> StoreError {
-        unavailable(format!("Redis at {}: {e}", self.display_url))
+        let detail = format!("Redis at {}: {e}", self.display_url);
+        match e.code() {
+            Some("READONLY") => StoreError::ReadOnly(detail),
+            Some("OOM") => StoreError::OutOfMemory(detail),
+            _ => unavailable(detail),
+        }
     }
 
     fn unexpected(&self, reply: &[String]) -> StoreError {
@@ -293,16 +298,11 @@ impl Store for RedisStore {
             .query_async(&mut connection)
             .await
             .map_err(|e| self.failure(e))?;
-        let appendfsync = match redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("appendfsync")
+        let settings = match settings_command()
             .query_async::<Vec<String>>(&mut connection)
             .await
         {
-            Ok(pair) => match pair.as_slice() {
-                [_, value] => Ok(value.clone()),
-                _ => Err("CONFIG GET appendfsync returned nothing".to_owned()),
-            },
+            Ok(pairs) => RedisSettings::from_pairs(&pairs),
             // A renamed or denied CONFIG answers with a server error; a
             // broken connection is an outage, not a fact about Redis.
             Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
@@ -310,7 +310,7 @@ impl Store for RedisStore {
             }
             Err(e) => Err(format!("CONFIG GET refused: {e}")),
         };
-        Ok(DurabilityFacts::Redis(parse_info(&info, appendfsync)))
+        Ok(DurabilityFacts::Redis(parse_info(&info, settings)))
     }
 
     async fn fence(&self, key: &SegmentKey, floor: i64) -> Result<i64, StoreError> {
@@ -340,24 +340,31 @@ impl Store for RedisStore {
         count: SegmentCount,
         missing: MissingCounter,
     ) -> Result<Segment, StoreError> {
-        let mut connection = self.connection.clone();
+        let trusted = self
+            .trusted
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(trusted) = trusted else {
+            return Err(StoreError::Unsettled(
+                "this instance has not compared its marks with the store yet".into(),
+            ));
+        };
         let create = if missing == MissingCounter::Create {
             "1"
         } else {
             "0"
         };
+        let strict = self.policy == DurabilityPolicy::Strict;
         let mut invocation = self.allocate.prepare_invoke();
         invocation
             .key(self.redis_key(key))
+            .key(self.epoch_key())
             .arg(count.get())
-            .arg(create);
-        let reply = match self.wait_replicas {
-            None => invocation
-                .invoke_async::<Vec<String>>(&mut connection)
-                .await
-                .map_err(|e| self.failure(e))?,
-            Some(wait) => self.allocate_and_wait(&invocation, wait).await?,
-        };
+            .arg(create)
+            .arg(&*trusted)
+            .arg(if strict { "1" } else { "0" });
+        let reply = self.allocate_checked(&invocation).await?;
         let corrupt = |value: &str| StoreError::Corrupt {
             key: key.clone(),
             value: value.to_owned(),
@@ -381,6 +388,21 @@ impl Store for RedisStore {
                 floor: floor.parse().map_err(|_| corrupt(floor))?,
             }),
             [status, value] if status == "corrupt" => Err(corrupt(value)),
+            [status, role] if status == "role" => Err(StoreError::NotDurable(
+                super::durability::role_refusal(role).unwrap_or_default(),
+            )),
+            [status, why] if status == "aof" => Err(StoreError::NotDurable(
+                super::durability::strict_gap(false, true, &Err(String::new()))
+                    .unwrap_or_default()
+                    .replace("appendonly is no", why),
+            )),
+            [status, epoch] if status == "moved" => Err(StoreError::Unsettled(format!(
+                "its epoch (master_replid) is now {epoch}: Redis restarted, failed over or was \
+                 replaced"
+            ))),
+            [status, _] if status == "unsettled" => Err(StoreError::Unsettled(
+                "allocation is not open under its current epoch yet".into(),
+            )),
             other => Err(self.unexpected(other)),
         }
     }
@@ -579,50 +601,133 @@ impl Store for RedisStore {
             .await
             .map_err(|e| self.failure(e))
     }
+
+    async fn observe(
+        &self,
+        instance: &str,
+        verified: Option<&str>,
+    ) -> Result<Observation, StoreError> {
+        self.observe_epoch(instance, verified).await
+    }
+
+    async fn settle(
+        &self,
+        epoch: &str,
+        base: &[CounterState],
+        timing: Settling,
+    ) -> Result<Settlement, StoreError> {
+        self.settle_epoch(epoch, base, timing).await
+    }
+
+    async fn base(&self, epoch: &str) -> Result<Vec<(SegmentKey, i64)>, StoreError> {
+        self.base_of(epoch).await
+    }
+
+    fn trust(&self, epoch: Option<Arc<str>>) {
+        *self.trusted.write().unwrap_or_else(|p| p.into_inner()) = epoch;
+    }
 }
 
 impl RedisStore {
-    /// The allocation script and `WAIT` in one pipeline, so both run on the
-    /// same connection: `WAIT` counts replicas that acknowledged every write
-    /// this connection sent before it, the allocation included.
-    async fn allocate_and_wait(
+    /// Runs the allocation script with what the policy checks in the same
+    /// round trip: under `strict` the settings follow it on the same
+    /// connection (`CONFIG GET`), under `replicas:N` a `WAIT`. A segment
+    /// whose checks fail is not handed out (its IDs are burnt, never
+    /// repeated).
+    async fn allocate_checked(
         &self,
         invocation: &redis::ScriptInvocation<'_>,
-        wait: WaitReplicas,
     ) -> Result<Vec<String>, StoreError> {
-        let timeout_ms = wait.timeout.as_millis().max(1) as u64;
         let mut connection = self.connection.clone();
+        let strict = self.policy == DurabilityPolicy::Strict;
+        if !strict && self.wait_replicas.is_none() {
+            return invocation
+                .invoke_async::<Vec<String>>(&mut connection)
+                .await
+                .map_err(|e| self.failure(e));
+        }
         let mut pipe = redis::pipe();
-        pipe.invoke_script(invocation)
-            .cmd("WAIT")
-            .arg(wait.replicas)
-            .arg(timeout_ms);
-        let result: Result<(Vec<String>, u64), RedisError> =
-            pipe.query_async(&mut connection).await;
-        let (reply, acked) = match result {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                // Not loaded yet (first use, or Redis restarted): load it and
-                // run the pipeline again; the failed EVALSHA changed nothing.
-                invocation
-                    .load_async(&mut connection)
-                    .await
-                    .map_err(|e| self.failure(e))?;
-                pipe.query_async(&mut connection)
-                    .await
-                    .map_err(|e| self.failure(e))?
-            }
-            other => other.map_err(|e| self.failure(e))?,
+        pipe.ignore_errors().invoke_script(invocation);
+        if strict {
+            pipe.add_command(settings_command());
+        }
+        if let Some(wait) = self.wait_replicas {
+            pipe.cmd("WAIT")
+                .arg(wait.replicas)
+                .arg(wait.timeout.as_millis().max(1) as u64);
+        }
+        let mut replies: Vec<redis::RedisResult<redis::Value>> = pipe
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| self.failure(e))?;
+        if matches!(replies.first(), Some(Err(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
+        {
+            // Not loaded yet (first use, or Redis restarted): load it and run
+            // the pipeline again; the failed EVALSHA changed nothing.
+            invocation
+                .load_async(&mut connection)
+                .await
+                .map_err(|e| self.failure(e))?;
+            replies = pipe
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| self.failure(e))?;
+        }
+        let mut replies = replies.into_iter();
+        let reply: Vec<String> = match replies.next() {
+            Some(Ok(value)) => redis::from_redis_value(value)
+                .map_err(|e| unavailable(format!("Redis at {}: {e}", self.display_url)))?,
+            Some(Err(e)) => return Err(self.failure(e)),
+            None => return Err(self.unexpected(&[])),
         };
         let allocated = reply.first().is_some_and(|status| status == "ok");
-        if allocated && acked < u64::from(wait.replicas) {
-            return Err(StoreError::NotReplicated {
-                acked,
-                wanted: u64::from(wait.replicas),
-                timeout_ms,
-            });
+        if strict {
+            let settings = match replies.next() {
+                Some(Ok(value)) => redis::from_redis_value::<Vec<String>>(value)
+                    .map_err(|e| e.to_string())
+                    .and_then(|pairs| RedisSettings::from_pairs(&pairs)),
+                Some(Err(e)) => Err(format!("CONFIG GET refused: {e}")),
+                None => Err("CONFIG GET did not answer".to_owned()),
+            };
+            // AOF itself was checked by the script; these are the settings
+            // a script cannot read.
+            if allocated && let Some(gap) = super::durability::strict_gap(true, true, &settings) {
+                return Err(StoreError::NotDurable(gap));
+            }
+        }
+        if let Some(wait) = self.wait_replicas {
+            let acked: u64 = match replies.next() {
+                Some(Ok(value)) => redis::from_redis_value(value)
+                    .map_err(|e| unavailable(format!("Redis at {}: {e}", self.display_url)))?,
+                Some(Err(e)) => return Err(self.failure(e)),
+                None => return Err(self.unexpected(&reply)),
+            };
+            if allocated && acked < u64::from(wait.replicas) {
+                return Err(StoreError::NotReplicated {
+                    acked,
+                    wanted: u64::from(wait.replicas),
+                    timeout_ms: wait.timeout.as_millis().max(1) as u64,
+                });
+            }
         }
         Ok(reply)
     }
+
+    /// `{prefix}:epoch`: the epoch allocation is open under.
+    fn epoch_key(&self) -> String {
+        format!("{}:epoch", self.prefix)
+    }
+}
+
+/// `CONFIG GET` of every setting durability depends on (one command:
+/// Redis 7 takes several parameters).
+fn settings_command() -> redis::Cmd {
+    let mut command = redis::cmd("CONFIG");
+    command.arg("GET");
+    for parameter in RedisSettings::PARAMETERS {
+        command.arg(parameter);
+    }
+    command
 }
 
 /// A counter's value: `(current, false)`, or `(floor, true)` when fenced.
@@ -634,7 +739,7 @@ fn parse_counter_value(value: &str) -> Option<(i64, bool)> {
 }
 
 /// Reads the facts durability depends on out of `INFO` text.
-fn parse_info(info: &str, appendfsync: Result<String, String>) -> RedisFacts {
+fn parse_info(info: &str, settings: Result<RedisSettings, String>) -> RedisFacts {
     let field = |name: &str| {
         info.lines()
             .find_map(|line| line.trim_end().strip_prefix(name)?.strip_prefix(':'))
@@ -643,7 +748,6 @@ fn parse_info(info: &str, appendfsync: Result<String, String>) -> RedisFacts {
     };
     RedisFacts {
         aof_enabled: field("aof_enabled") == "1",
-        appendfsync,
         aof_write_ok: field("aof_last_write_status") == "ok",
         role: field("role"),
         // Replicas still in their first sync do not acknowledge yet, so only
@@ -653,6 +757,8 @@ fn parse_info(info: &str, appendfsync: Result<String, String>) -> RedisFacts {
             .filter(|line| line.starts_with("slave") && line.contains("state=online"))
             .count() as u32,
         run_id: field("run_id"),
+        master_replid: field("master_replid"),
+        settings,
     }
 }
 
@@ -688,8 +794,18 @@ fn parse_record(raw: &str) -> Result<Record, StoreError> {
 }
 
 /// The names kxy puts right after the prefix: `{prefix}:segment:...`,
-/// `{prefix}:rec:...`, `{prefix}:mark:...`, `{prefix}:store_id`.
-const NAMESPACES: [&str; 4] = ["segment", "rec", "mark", "store_id"];
+/// `{prefix}:rec:...`, `{prefix}:mark:...`, `{prefix}:store_id`, and the
+/// continuity keys `{prefix}:epoch`, `:instances`, `:pending`, `:base`.
+const NAMESPACES: [&str; 8] = [
+    "segment",
+    "rec",
+    "mark",
+    "store_id",
+    "epoch",
+    "instances",
+    "pending",
+    "base",
+];
 
 /// The key prefix may hold only characters that are neither glob patterns
 /// (it is used in `SCAN MATCH`) nor whitespace, and no `:`-separated part of
@@ -744,17 +860,20 @@ mod tests {
                     role:master\r\nconnected_slaves:3\r\n\
                     slave0:ip=10.0.0.2,port=6379,state=online,offset=1,lag=0\r\n\
                     slave1:ip=10.0.0.3,port=6379,state=online,offset=1,lag=0\r\n\
-                    slave2:ip=10.0.0.4,port=6379,state=wait_bgsave,offset=0,lag=0\r\n";
-        let facts = parse_info(info, Ok("always".into()));
+                    slave2:ip=10.0.0.4,port=6379,state=wait_bgsave,offset=0,lag=0\r\n\
+                    master_failover_state:no-failover\r\n\
+                    master_replid:24d75812bf06e5f6567ad27560ca3fe9e65819e4\r\n";
+        let facts = parse_info(info, Err("denied".into()));
         assert_eq!(
             facts,
             RedisFacts {
                 aof_enabled: true,
-                appendfsync: Ok("always".into()),
                 aof_write_ok: true,
                 role: "master".into(),
                 connected_replicas: 2,
                 run_id: "abc123".into(),
+                master_replid: "24d75812bf06e5f6567ad27560ca3fe9e65819e4".into(),
+                settings: Err("denied".into()),
             }
         );
         assert_eq!(parse_counter_value("42"), Some((42, false)));
@@ -770,7 +889,14 @@ mod tests {
             assert!(validate_prefix(bad).is_err(), "{bad}");
         }
         // `kxy:id:segment:x` would put its keys among `kxy:id`'s counters.
-        for colliding in ["kxy:id:segment:x", "kxy:id:rec", "a:mark:b", "a:store_id"] {
+        for colliding in [
+            "kxy:id:segment:x",
+            "kxy:id:rec",
+            "a:mark:b",
+            "a:store_id",
+            "a:epoch",
+            "a:base:b",
+        ] {
             let e = validate_prefix(colliding).unwrap_err().to_string();
             assert!(e.contains("collide"), "{e}");
         }

@@ -27,8 +27,8 @@ use kxy_core::{Segment, SegmentCount, SegmentKey};
 use redb::{Database, ReadableDatabase};
 
 use super::{
-    CounterState, DurabilityFacts, Expect, Mark, MissingCounter, Record, Registration, Store,
-    StoreError,
+    CounterState, DurabilityFacts, Expect, Mark, MissingCounter, Observation, Record,
+    Registration, Settlement, Settling, Store, StoreError,
 };
 use jobs::{Job, Pending};
 
@@ -233,6 +233,38 @@ impl Store for EmbeddedStore {
         self.write(move |txn| tables::clear_mark(txn, &key).map(Ok))
             .await
     }
+
+    /// One process owns the file, so its history cannot change while it
+    /// runs: the epoch is the store's id, always open. (A restored older
+    /// file is a change between runs, which the witness catches at start.)
+    async fn observe(
+        &self,
+        _instance: &str,
+        _verified: Option<&str>,
+    ) -> Result<Observation, StoreError> {
+        let epoch = self.store_id().await?;
+        Ok(Observation {
+            open: Some(epoch.clone()),
+            epoch,
+            first_seen_ms: None,
+            now_ms: 0,
+        })
+    }
+
+    async fn settle(
+        &self,
+        _epoch: &str,
+        _base: &[CounterState],
+        _timing: Settling,
+    ) -> Result<Settlement, StoreError> {
+        Ok(Settlement::Open)
+    }
+
+    async fn base(&self, _epoch: &str) -> Result<Vec<(SegmentKey, i64)>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn trust(&self, _epoch: Option<Arc<str>>) {}
 }
 
 /// The writer thread: drains the queue in batches, one commit per batch.

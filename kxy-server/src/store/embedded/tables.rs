@@ -53,13 +53,18 @@ pub fn fence(
     floor: i64,
 ) -> Result<Result<i64, StoreError>, redb::Error> {
     let name = key.storage_name();
-    let Some(current) = txn
-        .open_table(COUNTERS)?
-        .get(name.as_str())?
-        .map(|v| v.value())
-    else {
-        return Ok(Err(StoreError::NotRegistered { key: key.clone() }));
+    let mut counters = txn.open_table(COUNTERS)?;
+    let found = counters.get(name.as_str())?.map(|v| v.value());
+    // A counter the store lost is fenced too, at the floor: re-registering
+    // it at 0 (or auto-creating it) would hand out its IDs again.
+    let current = match found {
+        Some(current) => current,
+        None => {
+            counters.insert(name.as_str(), floor.max(0))?;
+            floor.max(0)
+        }
     };
+    drop(counters);
     let mut fences = txn.open_table(FENCES)?;
     let earlier = fences.get(name.as_str())?.map(|v| v.value());
     let floor = floor.max(current).max(earlier.unwrap_or(0));

@@ -1,0 +1,53 @@
+-- Takes IDs from a counter, in one atomic step with the checks that make
+-- the answer safe to hand out (docs/continuity.md, "Every allocation").
+--
+-- KEYS[1]: the counter. KEYS[2]: the open epoch.
+-- ARGV[1]: count. ARGV[2]: "1" to create a missing counter.
+-- ARGV[3]: the epoch the instance trusts. ARGV[4]: "1" to require AOF on.
+--
+-- Replies, without incrementing: {"role", role}, {"moved", epoch},
+-- {"unsettled", epoch}, {"aof", why}, {"missing"}; after trying:
+-- {"ok", new_value}, {"exhausted", value}, {"fenced", floor},
+-- {"corrupt", value}.
+--
+-- Lua numbers are doubles, exact only up to 2^53: INCRBY adds in Redis's
+-- own 64-bit integers and the values travel back as strings. A fenced
+-- counter holds `fenced:<floor>`, which INCRBY refuses, so the fence costs
+-- nothing on the usual path (and the seed's Python service refuses it too).
+local replication = redis.call('INFO', 'replication')
+local role = string.match(replication, 'role:(%a+)') or '?'
+if role ~= 'master' then
+  return {'role', role}
+end
+local epoch = string.match(replication, 'master_replid:(%x+)') or ''
+if epoch ~= ARGV[3] then
+  return {'moved', epoch}
+end
+if redis.call('GET', KEYS[2]) ~= epoch then
+  return {'unsettled', epoch}
+end
+if ARGV[4] == '1' then
+  local persistence = redis.call('INFO', 'persistence')
+  if string.match(persistence, 'aof_enabled:(%d)') ~= '1' then
+    return {'aof', 'appendonly is no'}
+  end
+  if string.match(persistence, 'aof_last_write_status:(%a+)') ~= 'ok' then
+    return {'aof', 'the last AOF write failed (aof_last_write_status is not ok)'}
+  end
+end
+if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'missing'}
+end
+local r = redis.pcall('INCRBY', KEYS[1], ARGV[1])
+if type(r) == 'table' and r.err then
+  local value = redis.call('GET', KEYS[1]) or ''
+  local floor = string.match(value, '^fenced:(%d+)$')
+  if floor then
+    return {'fenced', floor}
+  end
+  if string.find(r.err, 'overflow') then
+    return {'exhausted', value}
+  end
+  return {'corrupt', value}
+end
+return {'ok', redis.call('GET', KEYS[1])}
