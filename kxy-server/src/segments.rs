@@ -38,6 +38,12 @@ pub struct ClientMark {
     pub store_id: String,
     /// The highest segment end the client received.
     pub high_water: i64,
+    /// Whether the mark comes from a caller the server vouches for (an API
+    /// key holding `segments:allocate`, under `--allocation-requires-key`):
+    /// such a mark that shows the store behind fences the counter for every
+    /// instance, as an instance's own mark would. An anonymous caller's mark
+    /// only refuses that caller: anyone could claim any mark.
+    pub vouched: bool,
 }
 
 /// A segment and the store it came from.
@@ -131,8 +137,15 @@ impl SegmentService {
         if let Some(mark) = client.filter(|m| *m.store_id == *store_id)
             && segment.start <= mark.high_water
         {
-            // One client's word fences nothing for the others (a client
-            // could claim any mark); the client is refused, the log says why.
+            if mark.vouched {
+                let backwards = WentBackwards {
+                    expected_above: mark.high_water,
+                    got: segment,
+                };
+                return Err(self.went_backwards(key, backwards).await);
+            }
+            // An anonymous client's word fences nothing for the others (it
+            // could claim any mark); it is refused, the log says why.
             tracing::error!(
                 "store went backwards for {key}: the client already received IDs up to {}, the \
                  store handed out {}..={}; refused",

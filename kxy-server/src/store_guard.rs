@@ -418,7 +418,11 @@ impl StoreGuard {
     /// The continuity protocol's steps for this check (docs/continuity.md).
     async fn follow_epoch(&self, settings: &GuardSettings) -> Result<(), StoreError> {
         let verified = self.lock_state().verified.clone();
-        let observed = match self.store.observe(&self.instance, verified.as_deref()).await {
+        let observed = match self
+            .store
+            .observe(&self.instance, verified.as_deref())
+            .await
+        {
             Ok(observed) => observed,
             Err(StoreError::NotDurable(why)) => {
                 self.store.trust(None);
@@ -481,13 +485,7 @@ impl StoreGuard {
                 tracing::info!("allocation open under the store's epoch {}", observed.epoch);
                 self.gate.store(OPEN, Ordering::Release);
             }
-            Settlement::Wait(why) => self.close(
-                SETTLING,
-                format!(
-                    "the store changed or this instance just started; every running instance \
-                     compares what it handed out before any serves ({why})"
-                ),
-            ),
+            Settlement::Wait(why) => self.close(SETTLING, why),
             Settlement::Moved => self.kick.notify_one(),
         }
         Ok(())
@@ -508,7 +506,11 @@ impl StoreGuard {
                 .as_deref()
                 .is_some_and(|epoch| epoch != observed.epoch);
         let base: HashMap<_, _> = if late {
-            self.store.base(&observed.epoch).await?.into_iter().collect()
+            self.store
+                .base(&observed.epoch)
+                .await?
+                .into_iter()
+                .collect()
         } else {
             HashMap::new()
         };

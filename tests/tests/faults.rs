@@ -39,6 +39,7 @@ const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 const UNAVAILABLE: i64 = 50301;
 const WENT_BACKWARDS: i64 = 50303;
 const NOT_DURABLE: i64 = 50304;
+const UNSETTLED: i64 = 50310;
 
 fn str_args(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
@@ -52,7 +53,8 @@ fn args<'a>(redis: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
 }
 
 /// Allocates, retrying for up to 20 s while the store is unreachable
-/// (503/50301, e.g. while Redis restarts); returns the first other answer.
+/// (503/50301, e.g. while Redis restarts) or its new epoch is settling
+/// (503/50310); returns the first other answer.
 async fn allocate_past_outage(
     http: &reqwest::Client,
     base: &str,
@@ -62,7 +64,8 @@ async fn allocate_past_outage(
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let answer = allocate(http, base, table, "id", count).await.unwrap();
-        if answer.status != 503 || answer.code() != UNAVAILABLE || Instant::now() > deadline {
+        let waiting = answer.status == 503 && [UNAVAILABLE, UNSETTLED].contains(&answer.code());
+        if !waiting || Instant::now() > deadline {
             return answer;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -86,7 +89,7 @@ fn assert_went_backwards(answer: &Answer, table: &str) {
 
 /// Asserts that a refusal names the highest ID handed out: "expected > N,
 /// got M" when an allocation came back too low, or "IDs up to N" when the
-/// instance noticed the Redis restart (a new `run_id`) and fenced the
+/// instance noticed the Redis restart (a new epoch) and fenced the
 /// counter before asking.
 fn assert_names_floor(answer: &Answer, floor: i64) {
     let msg = answer.msg();

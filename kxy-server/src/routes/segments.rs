@@ -97,8 +97,12 @@ struct Allocation {
         (
             status = 503,
             description = "The store is unreachable (50301), went backwards for this counter or \
-                           is behind the client's `high_water` (50303), is not durable enough \
-                           (50304), or too few replicas acknowledged (50305)",
+                           is behind the client's `high_water` (50303; under \
+                           `--allocation-requires-key` that client's mark also fences the \
+                           counter), is not durable enough or not a primary (50304), too few \
+                           replicas acknowledged (50305), a read-only replica or out of memory \
+                           (50308, 50309), or the store changed and the instances are comparing \
+                           what they handed out (50310)",
             body = openapi::ErrorEnvelope
         ),
     )
@@ -117,6 +121,8 @@ async fn allocate(
         (Some(store_id), Some(high_water)) => Some(ClientMark {
             store_id,
             high_water,
+            // The access guard let only a key with segments:allocate in.
+            vouched: state.settings.allocation_requires_key,
         }),
         (None, None) => None,
         _ => {

@@ -26,8 +26,8 @@ use tokio::sync::oneshot;
 use std::time::Duration;
 
 use super::{
-    CounterState, DurabilityFacts, Expect, Mark, MissingCounter, Observation, Record,
-    Registration, Settlement, Settling, Store, StoreError,
+    CounterState, DurabilityFacts, Expect, Mark, MissingCounter, Observation, Record, Registration,
+    Settlement, Settling, Store, StoreError,
 };
 
 /// A [`Store`] that merges concurrent allocations per counter; every other

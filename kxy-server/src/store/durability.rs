@@ -268,7 +268,8 @@ pub fn strict_gap(
     } else {
         match settings {
             Err(why) => format!(
-                "the settings cannot be read ({why}); allow `CONFIG GET` for kxy's Redis user"
+                "appendfsync, no-appendfsync-on-rewrite and maxmemory-policy cannot be read \
+                 ({why}); allow `CONFIG GET` for kxy's Redis user"
             ),
             Ok(s) if s.appendfsync != "always" => format!(
                 "appendfsync is {} (a crash loses up to a second of acknowledged writes)",
@@ -409,7 +410,7 @@ mod tests {
             (redis(true, Ok("everysec")), "appendfsync is everysec"),
             (
                 redis(true, Err("NOPERM")),
-                "settings cannot be read (NOPERM)",
+                "maxmemory-policy cannot be read (NOPERM)",
             ),
             (
                 DurabilityFacts::Redis(facts(true, Ok(rewrite))),

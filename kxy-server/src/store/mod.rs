@@ -119,8 +119,9 @@ pub enum StoreError {
     /// allocation is not open under it yet: nothing was handed out, and the
     /// instances compare what they handed out before any serves again.
     #[error(
-        "the store changed under kxy ({0}); the instances are comparing what they handed out \
-         with it before serving again: retry in a few seconds"
+        "the store changed under kxy, or this instance has just started ({0}): every running \
+         instance compares what it handed out with the store before any serves; retry in a few \
+         seconds"
     )]
     Unsettled(String),
     /// Redis refused a write because the node is a read-only replica.

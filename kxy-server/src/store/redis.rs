@@ -29,7 +29,9 @@ use kxy_core::{Segment, SegmentCount, SegmentKey};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError, Script};
 
-use super::durability::{DurabilityFacts, DurabilityPolicy, RedisFacts, RedisSettings, WaitReplicas};
+use super::durability::{
+    DurabilityFacts, DurabilityPolicy, RedisFacts, RedisSettings, WaitReplicas,
+};
 use super::records::check_name;
 use super::redis_url;
 use super::{

@@ -27,8 +27,8 @@ use kxy_core::{Segment, SegmentCount, SegmentKey};
 use redb::{Database, ReadableDatabase};
 
 use super::{
-    CounterState, DurabilityFacts, Expect, Mark, MissingCounter, Observation, Record,
-    Registration, Settlement, Settling, Store, StoreError,
+    CounterState, DurabilityFacts, Expect, Mark, MissingCounter, Observation, Record, Registration,
+    Settlement, Settling, Store, StoreError,
 };
 use jobs::{Job, Pending};
 

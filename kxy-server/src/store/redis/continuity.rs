@@ -107,7 +107,10 @@ impl RedisStore {
             .query_async(&mut connection)
             .await
             .map_err(|e| self.failure(e))?;
-        if !all.iter().any(|(name, value)| name == BASE_EPOCH && value == epoch) {
+        if !all
+            .iter()
+            .any(|(name, value)| name == BASE_EPOCH && value == epoch)
+        {
             return Ok(Vec::new());
         }
         Ok(all
