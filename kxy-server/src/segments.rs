@@ -115,7 +115,7 @@ impl SegmentService {
         client: Option<&ClientMark>,
     ) -> Result<Allocated, Error> {
         let count = self.limits.segment_count(segment_count)?;
-        self.guard.admit()?;
+        let ticket = self.guard.admit()?;
         let store_id = self
             .guard
             .store_id()
@@ -126,6 +126,12 @@ impl SegmentService {
         let before = self.high_water.get(key);
         let segment = match self.store.allocate(key, count, self.missing).await {
             Ok(segment) => segment,
+            Err(StoreError::NotRegistered { .. }) if let Some(mark) = before => {
+                // This instance handed out IDs of it up to `mark`: the store
+                // lost the counter (evicted, deleted, restored), and
+                // registering it again at 0 would repeat them.
+                return Err(self.lost(key, mark).await);
+            }
             Err(e) => {
                 self.guard.store_failed(&e);
                 return Err(e.into());
@@ -133,6 +139,17 @@ impl SegmentService {
         };
         if let Err(backwards) = self.high_water.admit(key, before, segment) {
             return Err(self.went_backwards(key, backwards).await);
+        }
+        if !self.guard.still_open(ticket) {
+            // The store changed while this answer was in flight, and this
+            // instance may already have compared its marks without it: burn
+            // the segment (a gap, never a repeat).
+            return Err(StoreError::Unsettled(
+                "the store changed while this allocation was in flight; its IDs are not handed \
+                 out"
+                .into(),
+            )
+            .into());
         }
         if let Some(mark) = client.filter(|m| *m.store_id == *store_id)
             && segment.start <= mark.high_water
@@ -184,6 +201,26 @@ impl SegmentService {
             key: key.clone(),
             expected_above,
             got,
+        }
+    }
+
+    /// Fences a counter the store no longer has, at the highest ID this
+    /// instance handed out, and returns the refusal.
+    async fn lost(&self, key: &SegmentKey, mark: i64) -> Error {
+        tracing::error!(
+            "counter {key} is missing from the store, but this instance handed out IDs of it up \
+             to {mark}: the store lost it (evicted, deleted or restored); fencing it so that it \
+             cannot be registered again below {mark}"
+        );
+        match self.store.fence(key, mark).await {
+            Ok(floor) => Error::Store(StoreError::Fenced {
+                key: key.clone(),
+                floor,
+            }),
+            Err(e) => {
+                tracing::error!("cannot fence {key} in the store: {e}");
+                e.into()
+            }
         }
     }
 

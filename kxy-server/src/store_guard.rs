@@ -25,7 +25,7 @@
 //! Allocation asks [`StoreGuard::admit`], one atomic load on the hot path.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -61,6 +61,10 @@ const UNREACHABLE: u8 = 2;
 /// are awaited (or the witness cannot be read).
 const SETTLING: u8 = 3;
 
+/// The gate's state when an allocation was admitted.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
+
 /// See the module documentation.
 pub struct StoreGuard {
     store: Arc<dyn Store>,
@@ -69,6 +73,10 @@ pub struct StoreGuard {
     /// This process's name in the store's instance registry.
     instance: String,
     gate: AtomicU8,
+    /// Counts the gate's closings: an allocation whose answer arrives after
+    /// a closing may have been handed out by a store the instance has since
+    /// compared its marks with, without it; such an answer is burnt.
+    closings: AtomicU64,
     /// Why the gate is closed, for the refusal's message.
     reason: RwLock<String>,
     store_id: RwLock<Option<Arc<str>>>,
@@ -107,6 +115,7 @@ impl StoreGuard {
             settings: None,
             instance: new_instance_id(),
             gate: AtomicU8::new(OPEN),
+            closings: AtomicU64::new(0),
             reason: RwLock::new(String::new()),
             store_id: RwLock::new(None),
             state: Mutex::new(CheckState::default()),
@@ -246,11 +255,14 @@ impl StoreGuard {
         self.settings.as_ref()?.witness.as_ref()
     }
 
-    /// Whether allocation may proceed: one atomic load unless closed.
+    /// Whether allocation may proceed: two atomic loads unless closed. The
+    /// ticket is checked again with [`StoreGuard::still_open`] once the
+    /// store answered.
     #[inline]
-    pub fn admit(&self) -> Result<(), Error> {
+    pub fn admit(&self) -> Result<Ticket, Error> {
+        let ticket = Ticket(self.closings.load(Ordering::SeqCst));
         match self.gate.load(Ordering::Acquire) {
-            OPEN => Ok(()),
+            OPEN => Ok(ticket),
             NOT_DURABLE => Err(Error::NotDurable(self.reason())),
             SETTLING => Err(Error::Store(StoreError::Unsettled(self.reason()))),
             _ => Err(Error::Store(StoreError::Unavailable {
@@ -258,6 +270,15 @@ impl StoreGuard {
                 reason: self.reason(),
             })),
         }
+    }
+
+    /// Whether the gate stayed open since `ticket` was taken. Called after
+    /// the answer's IDs were added to the marks: if the gate closed in
+    /// between, a verification may have missed them, so they must not be
+    /// handed out; if not, any later verification sees them.
+    #[inline]
+    pub fn still_open(&self, ticket: Ticket) -> bool {
+        self.closings.load(Ordering::SeqCst) == ticket.0
     }
 
     /// Tells the guard what an allocation met: a store error (the
@@ -307,6 +328,7 @@ impl StoreGuard {
     fn close(&self, gate: u8, reason: String) {
         *self.reason.write().unwrap_or_else(|p| p.into_inner()) = reason;
         self.gate.store(gate, Ordering::Release);
+        self.closings.fetch_add(1, Ordering::SeqCst);
     }
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, CheckState> {
@@ -345,6 +367,20 @@ impl StoreGuard {
 
     async fn check_inner(&self, settings: &GuardSettings) -> Result<Verdict, StoreError> {
         let facts = self.store.durability().await?;
+        let verdict = judge(settings.policy, &facts);
+        if let Verdict::Refused(msg) = &verdict {
+            // Whatever happened while it was not durable (or not a primary,
+            // which takes no writes: judged before the store id's write),
+            // compare again before serving once it is.
+            self.store.trust(None);
+            {
+                let mut state = self.lock_state();
+                state.verified = None;
+                state.trusted = None;
+            }
+            self.close(NOT_DURABLE, msg.clone());
+            return Ok(verdict);
+        }
         let store_id: Arc<str> = self.store.store_id().await?.into();
         let previous_id = self
             .store_id
@@ -358,20 +394,10 @@ impl StoreGuard {
                 previous_id.unwrap_or_default()
             );
         }
-        let verdict = judge(settings.policy, &facts);
         if let Err(why) = self.load_witness(settings, &store_id) {
             tracing::error!("{why}");
             self.store.trust(None);
             self.close(SETTLING, why);
-            return Ok(verdict);
-        }
-        if let Verdict::Refused(msg) = &verdict {
-            // Whatever happened while it was not durable, compare again
-            // before serving once it is.
-            self.store.trust(None);
-            self.lock_state().verified = None;
-            self.lock_state().trusted = None;
-            self.close(NOT_DURABLE, msg.clone());
             return Ok(verdict);
         }
         if let DurabilityFacts::Redis(redis) = &facts {

@@ -775,6 +775,157 @@ pub fn pid_listening_on(address: &str) -> Option<u32> {
     None
 }
 
+// Helpers of the continuity tests (tests/tests/never_twice.rs): replication
+// changed at run time, settings changed at run time, an instance that may
+// refuse to start, and waiting for an instance to open allocation.
+
+impl RedisProcess {
+    /// As [`Self::start_replica`], with more `redis-server` flags (say,
+    /// `--replica-read-only no`: a writable replica).
+    pub fn start_replica_with(
+        persistence: Persistence,
+        primary_port: u16,
+        extra_args: &[&str],
+    ) -> RedisProcess {
+        let replica = Self::launch(persistence, Some(primary_port), extra_args);
+        replica.wait_until_synced_with(primary_port);
+        replica
+    }
+
+    /// `REPLICAOF 127.0.0.1 <primary_port>` at run time (this node drops
+    /// its data and takes the other's, by a full resync unless it can
+    /// continue its stream), then waits until the link is up and the
+    /// primary lists this node as online.
+    pub fn replicate_from(&self, primary_port: u16) {
+        let port = primary_port.to_string();
+        assert_eq!(self.command(&["REPLICAOF", "127.0.0.1", &port]), "OK");
+        self.wait_until_synced_with(primary_port);
+    }
+
+    /// `REPLICAOF NO ONE`: a replica becomes a primary with what it holds
+    /// (a new `master_replid`; `run_id` stays).
+    pub fn promote(&self) {
+        assert_eq!(self.command(&["REPLICAOF", "NO", "ONE"]), "OK");
+    }
+
+    /// `CONFIG SET <name> <value>`, asserting that Redis accepted it.
+    pub fn config_set(&self, name: &str, value: &str) {
+        assert_eq!(
+            self.command(&["CONFIG", "SET", name, value]),
+            "OK",
+            "CONFIG SET {name} {value}"
+        );
+    }
+
+    /// The value of `field` in `INFO <section>` (`run_id`, `master_replid`,
+    /// `role`...), if present.
+    pub fn info_field(&self, section: &str, field: &str) -> Option<String> {
+        let prefix = format!("{field}:");
+        self.info(section)
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix).map(|v| v.trim().to_owned()))
+    }
+
+    fn wait_until_synced_with(&self, primary_port: u16) {
+        let online = format!("port={},state=online", self.port);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !(self.info("replication").contains("master_link_status:up")
+            && info_at(primary_port, "replication").contains(&online))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "replica did not sync: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Coverage {
+    /// IDs handed out more than once (an ID in three segments counts
+    /// twice): every ID in all segments together, less the distinct ones.
+    pub fn repeated_ids(&self) -> u128 {
+        match (self.lowest, self.highest) {
+            (Some(lowest), Some(highest)) => {
+                let span = (highest as i128 - lowest as i128 + 1) as u128;
+                self.ids - (span - self.gap_ids)
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Runs `kxy-server` with `args` (plus `--bind 127.0.0.1:0`) until it
+/// either listens (then it is killed at once: `Ok`) or exits (`Err` with its
+/// log), for a case where refusing to start is one of the right answers.
+/// Panics if it does neither within 30 s.
+pub fn server_starts(args: &[&str]) -> Result<(), String> {
+    let mut child = Command::new(crate::server::binary())
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kxy-server");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut log = Vec::new();
+    loop {
+        while let Ok(line) = lines.try_recv() {
+            let listening = line.contains("listening on");
+            log.push(line);
+            if listening {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(());
+            }
+        }
+        if child.try_wait().expect("poll kxy-server").is_some() {
+            while let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
+                log.push(line);
+            }
+            return Err(log.join("\n"));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kxy-server neither started nor exited:\n{}", log.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `GET /health` of the instance at `base_url` until it reports
+/// `data.store.durability.allocating == true` (an instance opens allocation
+/// only once it has checked its store and the store's epoch is settled);
+/// returns how long that took. Panics with the last answer after `timeout`.
+pub async fn wait_until_allocating(base_url: &str, timeout: Duration) -> Duration {
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let answer = crate::api::get(&http, base_url, "/health").await;
+        if let Ok(answer) = &answer
+            && answer.body["data"]["store"]["durability"]["allocating"] == true
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{base_url} did not open allocation within {timeout:?}: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,12 +6,14 @@ use kxy_e2e::api::{Answer, allocate, get};
 use kxy_e2e::redis_env::PrivateRedis;
 use kxy_e2e::server::{ServerProcess, register_counter};
 
-/// Polls until the allocation answers something other than 503.
+/// Polls until the allocation answers something other than "unreachable"
+/// (50301) or "settling a new epoch" (50310).
 async fn allocate_until_reachable(http: &reqwest::Client, base: &str) -> Answer {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let answer = allocate(http, base, "orders", "id", 10).await.unwrap();
-        if answer.status != 503 || Instant::now() > deadline {
+        let waiting = answer.status == 503 && [50301, 50310].contains(&answer.code());
+        if !waiting || Instant::now() > deadline {
             return answer;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -55,17 +57,31 @@ async fn outage_gives_503_and_a_redis_that_lost_its_data_refuses() {
     assert_eq!(health.body["data"]["store"]["reachable"], false);
 
     // Redis comes back without its data (no persistence): the counter is
-    // gone, and kxy refuses instead of restarting it at 1.
+    // gone, and kxy refuses instead of restarting it at 1. The instance
+    // handed out IDs of it, so it fences the counter at its mark: nobody
+    // can register it again below 510.
     redis.restart();
     let answer = allocate_until_reachable(&http, base).await;
     assert_eq!(
         (answer.status, answer.code()),
-        (404, 40401),
+        (503, 50303),
         "{:?}",
         answer.body
     );
-    assert!(answer.msg().contains("not registered"), "{}", answer.msg());
+    assert!(answer.msg().contains("IDs up to 510"), "{}", answer.msg());
     assert_eq!(get(&http, base, "/health").await.unwrap().status, 200);
+    let below = kxy_e2e::server::run_cli(
+        &[
+            &store[..],
+            &[
+                "counters", "add", "--system", "sys", "--db", "db", "--table", "orders", "--field",
+                "id", "--start", "0",
+            ],
+        ]
+        .concat(),
+        &[],
+    );
+    assert!(!below.status.success(), "re-registered below the fence");
 
     // The operator re-registers above the last ID handed out; allocation goes on.
     register_counter(&store, "orders", 510);

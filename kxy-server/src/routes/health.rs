@@ -91,7 +91,7 @@ async fn health(State(state): State<AppState>) -> Response {
     let failure = match (&ping, guard.admit()) {
         (Err(e), _) => Some((50301, e.to_string())),
         (Ok(()), Err(e)) => Some((e.status_and_code().1, e.to_string())),
-        (Ok(()), Ok(())) => None,
+        (Ok(()), Ok(_)) => None,
     };
     let health = Health {
         status: if failure.is_some() {
