@@ -392,7 +392,7 @@ mod tests {
         assert!(
             RedisSettings::from_pairs(&pairs[..4])
                 .unwrap_err()
-                .contains("maxmemory-policy")
+                .contains("CONFIG GET returned no no-appendfsync-on-rewrite")
         );
     }
 
