@@ -104,6 +104,9 @@ pub struct RedisFacts {
 /// The `CONFIG GET` settings durability depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RedisSettings {
+    /// `appendonly`: whether AOF is on (`CONFIG SET appendonly no` turns it
+    /// off at once).
+    pub appendonly: bool,
     /// `appendfsync`: `always`, `everysec` or `no`.
     pub appendfsync: String,
     /// `no-appendfsync-on-rewrite`: while a rewrite or snapshot runs, Redis
@@ -118,7 +121,8 @@ pub struct RedisSettings {
 impl RedisSettings {
     /// The parameters to ask `CONFIG GET` for, in the order
     /// [`RedisSettings::from_pairs`] reads them.
-    pub const PARAMETERS: [&'static str; 4] = [
+    pub const PARAMETERS: [&'static str; 5] = [
+        "appendonly",
         "appendfsync",
         "no-appendfsync-on-rewrite",
         "maxmemory-policy",
@@ -135,6 +139,7 @@ impl RedisSettings {
                 .ok_or_else(|| format!("CONFIG GET returned no {name}"))
         };
         Ok(RedisSettings {
+            appendonly: value("appendonly")? == "yes",
             appendfsync: value("appendfsync")?,
             no_appendfsync_on_rewrite: value("no-appendfsync-on-rewrite")? == "yes",
             maxmemory_policy: value("maxmemory-policy")?,
@@ -330,6 +335,7 @@ mod tests {
 
     fn settings(fsync: &str) -> RedisSettings {
         RedisSettings {
+            appendonly: true,
             appendfsync: fsync.into(),
             no_appendfsync_on_rewrite: false,
             maxmemory_policy: "noeviction".into(),
@@ -375,6 +381,8 @@ mod tests {
     #[test]
     fn settings_are_read_from_config_get_pairs() {
         let pairs: Vec<String> = [
+            "appendonly",
+            "yes",
             "maxmemory",
             "0",
             "appendfsync",
@@ -390,7 +398,7 @@ mod tests {
         assert!(read.no_appendfsync_on_rewrite);
         assert!(!read.evicts(), "maxmemory 0 never evicts");
         assert!(
-            RedisSettings::from_pairs(&pairs[..4])
+            RedisSettings::from_pairs(&pairs[..6])
                 .unwrap_err()
                 .contains("CONFIG GET returned no no-appendfsync-on-rewrite")
         );

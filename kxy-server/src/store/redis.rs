@@ -357,15 +357,13 @@ impl Store for RedisStore {
         } else {
             "0"
         };
-        let strict = self.policy == DurabilityPolicy::Strict;
         let mut invocation = self.allocate.prepare_invoke();
         invocation
             .key(self.redis_key(key))
             .key(self.epoch_key())
             .arg(count.get())
             .arg(create)
-            .arg(&*trusted)
-            .arg(if strict { "1" } else { "0" });
+            .arg(&*trusted);
         let reply = self.allocate_checked(&invocation).await?;
         let corrupt = |value: &str| StoreError::Corrupt {
             key: key.clone(),
@@ -392,11 +390,6 @@ impl Store for RedisStore {
             [status, value] if status == "corrupt" => Err(corrupt(value)),
             [status, role] if status == "role" => Err(StoreError::NotDurable(
                 super::durability::role_refusal(role).unwrap_or_default(),
-            )),
-            [status, why] if status == "aof" => Err(StoreError::NotDurable(
-                super::durability::strict_gap(false, true, &Err(String::new()))
-                    .unwrap_or_default()
-                    .replace("appendonly is no", why),
             )),
             [status, epoch] if status == "moved" => Err(StoreError::Unsettled(format!(
                 "its epoch (master_replid) is now {epoch}: Redis restarted, failed over or was \
@@ -691,9 +684,10 @@ impl RedisStore {
                 Some(Err(e)) => Err(format!("CONFIG GET refused: {e}")),
                 None => Err("CONFIG GET did not answer".to_owned()),
             };
-            // AOF itself was checked by the script; these are the settings
-            // a script cannot read.
-            if allocated && let Some(gap) = super::durability::strict_gap(true, true, &settings) {
+            // A failed AOF write needs no check here: Redis refuses every
+            // write while its last AOF write failed.
+            let aof = settings.as_ref().is_ok_and(|s| s.appendonly);
+            if allocated && let Some(gap) = super::durability::strict_gap(aof, true, &settings) {
                 return Err(StoreError::NotDurable(gap));
             }
         }

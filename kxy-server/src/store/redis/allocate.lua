@@ -1,12 +1,14 @@
 -- Takes IDs from a counter, in one atomic step with the checks that make
 -- the answer safe to hand out (docs/continuity.md, "Every allocation").
+-- The durability settings a script cannot read (CONFIG is not allowed in
+-- scripts) follow it on the same connection.
 --
 -- KEYS[1]: the counter. KEYS[2]: the open epoch.
 -- ARGV[1]: count. ARGV[2]: "1" to create a missing counter.
--- ARGV[3]: the epoch the instance trusts. ARGV[4]: "1" to require AOF on.
+-- ARGV[3]: the epoch the instance trusts.
 --
 -- Replies, without incrementing: {"role", role}, {"moved", epoch},
--- {"unsettled", epoch}, {"aof", why}, {"missing"}; after trying:
+-- {"unsettled", epoch}, {"missing"}; after trying:
 -- {"ok", new_value}, {"exhausted", value}, {"fenced", floor},
 -- {"corrupt", value}.
 --
@@ -25,15 +27,6 @@ if epoch ~= ARGV[3] then
 end
 if redis.call('GET', KEYS[2]) ~= epoch then
   return {'unsettled', epoch}
-end
-if ARGV[4] == '1' then
-  local persistence = redis.call('INFO', 'persistence')
-  if string.match(persistence, 'aof_enabled:(%d)') ~= '1' then
-    return {'aof', 'appendonly is no'}
-  end
-  if string.match(persistence, 'aof_last_write_status:(%a+)') ~= 'ok' then
-    return {'aof', 'the last AOF write failed (aof_last_write_status is not ok)'}
-  end
 end
 if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[1]) == 0 then
   return {'missing'}
