@@ -418,3 +418,77 @@ async fn the_rust_client_sends_its_api_key() {
     .join()
     .unwrap();
 }
+
+/// A client's mark (`store_id` + `high_water`) that shows the store behind:
+/// from a key holder with `segments:allocate` (under
+/// `--allocation-requires-key`) it fences the counter for every caller, as
+/// an instance's own mark would; from an anonymous caller (allocation open)
+/// it refuses only that caller, since anyone could claim any mark.
+/// (On c5f4999 neither fenced: the vouched mark refused only its caller.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_holders_mark_fences_the_counter_an_anonymous_one_only_refuses() {
+    for vouched in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().to_str().unwrap();
+        let mut args = vec!["--data-dir", data_dir];
+        if vouched {
+            args.push("--allocation-requires-key");
+        }
+        let d = Deployment::new(
+            "embedded",
+            vec![ServerProcess::start(&args, &[])],
+            None,
+            None,
+        );
+        let admin = admin(&d).await;
+        let counter = json!({"system_code": "sys", "db_name": "db", "table_name": "orders", "field_name": "id", "start": 0});
+        assert_eq!(
+            d.post("/api/counters", counter, Some(&admin)).await.status,
+            200
+        );
+        let (_, key) = d.create_key(&admin, json!({"name": "allocator"})).await;
+        let bearer = format!("Bearer {key}");
+        let headers: &[(&str, &str)] = if vouched {
+            &[("authorization", &bearer)]
+        } else {
+            &[]
+        };
+        let first = allocate(&d.url(), headers).await;
+        assert_eq!(first.status, 200, "{:?}", first.body);
+        let store_id = first.body["data"]["store_id"].as_str().unwrap().to_owned();
+
+        // The client says it already received IDs up to 500 from this store.
+        let marked = json!({
+            "system_code": "sys", "db_name": "db", "table_name": "orders", "field_name": "id",
+            "segment_count": 10, "store_id": store_id, "high_water": 500
+        });
+        let url = format!("{}/api/segment/allocate", d.url());
+        let http = reqwest::Client::new();
+        let refused = send(&http, Method::POST, &url, Some(&marked), headers)
+            .await
+            .unwrap();
+        assert_eq!(
+            (refused.status, refused.code()),
+            (503, 50303),
+            "{:?}",
+            refused.body
+        );
+
+        let next = allocate(&d.url(), headers).await;
+        if vouched {
+            assert_eq!(
+                (next.status, next.code()),
+                (503, 50303),
+                "the key holder's mark fenced the counter: {:?}",
+                next.body
+            );
+            assert!(next.msg().contains("500"), "{}", next.msg());
+        } else {
+            assert_eq!(
+                next.status, 200,
+                "an anonymous mark fences nothing: {:?}",
+                next.body
+            );
+        }
+    }
+}
