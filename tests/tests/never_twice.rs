@@ -986,3 +986,43 @@ async fn after_a_redis_restart_no_instance_serves_before_every_instance_has_chec
         );
     }
 }
+
+/// **Attack** (issue 20, "OOM and similar store answers get their own
+/// codes"): a Redis with `maxmemory` and `noeviction` (what strict
+/// requires) fills up with another application's data while an instance
+/// serves.
+///
+/// **Expected**: 503 with its own code, 50309, naming the memory, not a 500
+/// or the generic 50301; service resumes once memory is freed.
+///
+/// **Result on c5f4999**: 500/50001 "counter ... holds \"20\", which is not a
+/// valid counter value" (the script read the OOM refusal as a corrupt value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_gets_its_own_refusal_and_service_resumes_when_memory_is_freed() {
+    require_redis_server!();
+    let redis = RedisProcess::start(Persistence::AofAlways);
+    register_counter(&str_args(&redis.store_args()), "orders", 0);
+    let server = instance(&redis, "a", &[]).await;
+    let http = reqwest::Client::new();
+    let ledger = Ledger::new();
+    serve(&ledger, &http, server.base_url(), "orders", 2).await;
+
+    // Another application fills Redis past its limit.
+    redis.command(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    redis.command(&["SETRANGE", "ballast", "4194304", "x"]);
+    let used: u64 = redis
+        .info_field("memory", "used_memory")
+        .and_then(|used| used.parse().ok())
+        .expect("used_memory");
+    redis.command(&["CONFIG", "SET", "maxmemory", &(used / 2).to_string()]);
+    let full = allocate(&http, server.base_url(), "orders", "id", 10)
+        .await
+        .unwrap();
+    assert_eq!((full.status, full.code()), (503, 50309), "{:?}", full.body);
+    assert!(full.msg().contains("out of memory"), "{}", full.msg());
+
+    redis.command(&["DEL", "ballast"]);
+    serve(&ledger, &http, server.base_url(), "orders", 2).await;
+    redis.command(&["CONFIG", "SET", "maxmemory", "0"]);
+    ledger.assert_no_overlap();
+}

@@ -254,6 +254,16 @@ impl RedisStore {
         }
     }
 
+    /// A Redis error a script caught (`redis.pcall`), by its code.
+    fn refusal(&self, error: &str) -> StoreError {
+        let detail = format!("Redis at {}: {error}", self.display_url);
+        match error.split_whitespace().next() {
+            Some("OOM") => StoreError::OutOfMemory(detail),
+            Some("READONLY") => StoreError::ReadOnly(detail),
+            _ => unavailable(detail),
+        }
+    }
+
     fn unexpected(&self, reply: &[String]) -> StoreError {
         unavailable(format!(
             "Redis at {} sent an unexpected reply {reply:?}",
@@ -388,6 +398,7 @@ impl Store for RedisStore {
                 floor: floor.parse().map_err(|_| corrupt(floor))?,
             }),
             [status, value] if status == "corrupt" => Err(corrupt(value)),
+            [status, error] if status == "refused" => Err(self.refusal(error)),
             [status, role] if status == "role" => Err(StoreError::NotDurable(
                 super::durability::role_refusal(role).unwrap_or_default(),
             )),

@@ -10,7 +10,7 @@
 -- Replies, without incrementing: {"role", role}, {"moved", epoch},
 -- {"unsettled", epoch}, {"missing"}; after trying:
 -- {"ok", new_value}, {"exhausted", value}, {"fenced", floor},
--- {"corrupt", value}.
+-- {"refused", redis_error} (OOM, say) or {"corrupt", value}.
 --
 -- Lua numbers are doubles, exact only up to 2^53: INCRBY adds in Redis's
 -- own 64-bit integers and the values travel back as strings. A fenced
@@ -40,6 +40,10 @@ if type(r) == 'table' and r.err then
   end
   if string.find(r.err, 'overflow') then
     return {'exhausted', value}
+  end
+  if string.match(value, '^-?%d+$') then
+    -- A number INCRBY refused: Redis said no (OOM, say), not the value.
+    return {'refused', r.err}
   end
   return {'corrupt', value}
 end
