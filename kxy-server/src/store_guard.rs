@@ -552,28 +552,29 @@ impl StoreGuard {
                 continue;
             }
             let stands = current.get(&key).map(|(value, _)| *value);
-            if stands.is_some_and(|value| value >= mark) {
-                match base.get(&key) {
-                    Some(base) if *base < mark => tracing::error!(
-                        "store went backwards for {key} while this instance could not reach it: \
-                         it handed out IDs up to {mark}, the store was settled at {base} without \
-                         it, and IDs {}..={mark} may have been handed out twice since; fencing \
-                         the counter until an operator raises it",
-                        base + 1
-                    ),
-                    None if late => tracing::error!(
-                        "store went backwards for {key} while this instance could not reach it: \
-                         the counter is not in the epoch's base; fencing it until an operator \
-                         raises it"
-                    ),
-                    _ => continue,
+            // Late: the epoch opened without this instance, at `base`; what
+            // was handed out since, up to this instance's mark, it may have
+            // handed out already.
+            let base = late.then(|| base.get(&key).copied().unwrap_or(0));
+            let repeated_to = stands.unwrap_or(0).min(mark);
+            match base {
+                Some(base) if base < repeated_to => tracing::error!(
+                    "store went backwards for {key} while this instance could not reach it: it \
+                     handed out IDs up to {mark}, the others reopened the store at {base} \
+                     without it, and IDs {}..={repeated_to} may have been handed out twice \
+                     since; fencing the counter until an operator raises it",
+                    base + 1
+                ),
+                _ if stands.is_some_and(|value| value >= mark)
+                    && base.is_none_or(|b| b >= mark) =>
+                {
+                    continue;
                 }
-            } else {
-                tracing::error!(
+                _ => tracing::error!(
                     "store went backwards for {key}: IDs up to {mark} were handed out, the store \
                      stands at {}; fencing it until an operator raises it",
                     stands.map_or("missing (evicted or lost)".to_owned(), |v| v.to_string())
-                );
+                ),
             }
             self.store.fence(&key, mark).await?;
         }
