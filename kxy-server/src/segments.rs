@@ -38,11 +38,13 @@ pub struct ClientMark {
     pub store_id: String,
     /// The highest segment end the client received.
     pub high_water: i64,
-    /// Whether the mark comes from a caller the server vouches for (an API
-    /// key holding `segments:allocate`, under `--allocation-requires-key`):
-    /// such a mark that shows the store behind fences the counter for every
-    /// instance, as an instance's own mark would. An anonymous caller's mark
-    /// only refuses that caller: anyone could claim any mark.
+    /// Whether the mark comes from a caller the server vouches for: an API
+    /// key (under `--allocation-requires-key`) whose rights include
+    /// `counters:write`, the right to move counters. Such a mark that shows
+    /// the store behind fences the counter for every instance, as an
+    /// instance's own mark would. Any other caller's mark only refuses that
+    /// caller: it could claim any mark, and a fence at 2^63 would end the
+    /// counter.
     pub vouched: bool,
 }
 
@@ -126,6 +128,14 @@ impl SegmentService {
         let before = self.high_water.get(key);
         let segment = match self.store.allocate(key, count, self.missing).await {
             Ok(segment) => segment,
+            Err(StoreError::Fenced { floor, .. })
+                if let Some(mark) = before
+                    && mark > floor =>
+            {
+                // Fenced by another instance that handed out less: the floor
+                // must cover what this one handed out too.
+                return Err(self.lost(key, mark).await);
+            }
             Err(StoreError::NotRegistered { .. }) if let Some(mark) = before => {
                 // This instance handed out IDs of it up to `mark`: the store
                 // lost the counter (evicted, deleted, restored), and
@@ -204,13 +214,13 @@ impl SegmentService {
         }
     }
 
-    /// Fences a counter the store no longer has, at the highest ID this
-    /// instance handed out, and returns the refusal.
+    /// Fences a counter the store no longer has, or has fenced lower, at the
+    /// highest ID this instance handed out, and returns the refusal.
     async fn lost(&self, key: &SegmentKey, mark: i64) -> Error {
         tracing::error!(
-            "counter {key} is missing from the store, but this instance handed out IDs of it up \
-             to {mark}: the store lost it (evicted, deleted or restored); fencing it so that it \
-             cannot be registered again below {mark}"
+            "counter {key} is missing from the store or fenced below {mark}, the highest ID this \
+             instance handed out of it: fencing it at {mark} so that it cannot be registered or \
+             raised again below"
         );
         match self.store.fence(key, mark).await {
             Ok(floor) => Error::Store(StoreError::Fenced {

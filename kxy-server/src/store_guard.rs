@@ -38,6 +38,7 @@ use crate::store::{
     DurabilityFacts, DurabilityPolicy, Observation, Settlement, Settling, Store, StoreError,
 };
 use crate::witness::Witness;
+use kxy_core::SegmentKey;
 
 /// How an instance watches its store.
 #[derive(Debug, Clone)]
@@ -48,6 +49,9 @@ pub struct GuardSettings {
     /// Where the high-water journal lives; `None` keeps no journal.
     pub witness: Option<Witness>,
 }
+
+/// How long a heartbeat may take; the settle period counts it.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How often the witness is written when marks moved.
 const WITNESS_EVERY: Duration = Duration::from_secs(1);
@@ -180,6 +184,7 @@ impl StoreGuard {
         if let Some(witness) = settings.witness.clone() {
             self.keep_witness(witness);
         }
+        self.keep_heartbeat(settings.interval);
         let interval = settings.interval;
         let guard = Arc::clone(self);
         tokio::spawn(async move {
@@ -193,10 +198,36 @@ impl StoreGuard {
                 let _ = tokio::time::timeout(wait, guard.kick.notified()).await;
                 match guard.check().await {
                     Ok(_) => retry = Duration::from_millis(200),
-                    Err(e) => {
-                        tracing::debug!("store check failed: {e}");
-                        retry = (retry * 2).min(Duration::from_secs(2));
-                    }
+                    Err(_) => retry = (retry * 2).min(Duration::from_secs(2)),
+                }
+            }
+        });
+    }
+
+    /// Heartbeats every interval, on its own: however long a check takes
+    /// (a slow link, many counters to compare), the registry hears from
+    /// this instance at least every interval plus one round trip, which the
+    /// settle period is sized for. A heartbeat that finds the epoch changed
+    /// wakes the checker.
+    fn keep_heartbeat(self: &Arc<Self>, interval: Duration) {
+        let guard = Arc::clone(self);
+        let timing = Settling::for_interval(interval);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(interval);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let (verified, trusted) = {
+                    let state = guard.lock_state();
+                    (state.verified.clone(), state.trusted.clone())
+                };
+                let beat = guard
+                    .store
+                    .observe(&guard.instance, verified.as_deref(), timing);
+                if let Ok(Ok(observed)) = tokio::time::timeout(HEARTBEAT_TIMEOUT, beat).await
+                    && (trusted.as_deref() != Some(observed.epoch.as_str()) || !observed.is_open())
+                {
+                    guard.kick.notify_one();
                 }
             }
         });
@@ -355,7 +386,11 @@ impl StoreGuard {
                 state.check_error = None;
             }
             Err(e) => {
-                state.check_error = Some(e.to_string());
+                let message = e.to_string();
+                if state.check_error.as_ref() != Some(&message) {
+                    tracing::warn!("store check failed: {message}");
+                }
+                state.check_error = Some(message);
                 drop(state);
                 if self.gate.load(Ordering::Acquire) == UNREACHABLE {
                     self.close(UNREACHABLE, e.to_string());
@@ -367,18 +402,35 @@ impl StoreGuard {
 
     async fn check_inner(&self, settings: &GuardSettings) -> Result<Verdict, StoreError> {
         let facts = self.store.durability().await?;
-        let verdict = judge(settings.policy, &facts);
+        let mut verdict = judge(settings.policy, &facts);
+        if let DurabilityFacts::Redis(redis) = &facts
+            && redis.aof_rewriting
+            && settings.policy == DurabilityPolicy::Strict
+            && matches!(self.lock_state().verdict, Some(Verdict::Refused(_)))
+        {
+            // AOF just turned back on: until its first rewrite completes,
+            // the file on disk does not hold the data, and a crash would
+            // come back without what is acknowledged meanwhile.
+            verdict = Verdict::Refused(
+                "AOF is being rebuilt after it was turned on (aof_rewrite_in_progress or \
+                 aof_rewrite_scheduled); allocation resumes when the rewrite has completed"
+                    .into(),
+            );
+        }
         if let Verdict::Refused(msg) = &verdict {
             // Whatever happened while it was not durable (or not a primary,
             // which takes no writes: judged before the store id's write),
             // compare again before serving once it is.
             self.store.trust(None);
-            {
-                let mut state = self.lock_state();
-                state.verified = None;
-                state.trusted = None;
-            }
+            self.lock_state().trusted = None;
             self.close(NOT_DURABLE, msg.clone());
+            let primary = matches!(&facts, DurabilityFacts::Redis(r) if r.role == "master");
+            if primary && self.lock_state().witness_loaded {
+                // Still compare the marks with the store, so that the other
+                // instances (under other policies) can settle a new epoch
+                // without waiting for this one, and never without its marks.
+                self.verify_under_current_epoch(settings).await?;
+            }
             return Ok(verdict);
         }
         let store_id: Arc<str> = self.store.store_id().await?.into();
@@ -443,10 +495,11 @@ impl StoreGuard {
 
     /// The continuity protocol's steps for this check (docs/continuity.md).
     async fn follow_epoch(&self, settings: &GuardSettings) -> Result<(), StoreError> {
-        let verified = self.lock_state().verified.clone();
+        let timing = Settling::for_interval(settings.interval);
+        let mut verified = self.lock_state().verified.clone();
         let observed = match self
             .store
-            .observe(&self.instance, verified.as_deref())
+            .observe(&self.instance, verified.as_deref(), timing)
             .await
         {
             Ok(observed) => observed,
@@ -472,6 +525,11 @@ impl StoreGuard {
                  serving again",
                 observed.epoch
             );
+            // Also when the epoch is the same (a `DEBUG RELOAD`, a restore
+            // that kept the replid, a deleted epoch key): the data may have
+            // changed, so the marks are compared again.
+            verified = None;
+            self.lock_state().verified = None;
         }
         self.store.trust(None);
         self.lock_state().trusted = None;
@@ -484,20 +542,14 @@ impl StoreGuard {
             self.lock_state().verified = Some(observed.epoch.clone());
             // Heartbeat `verified` at once, so a settle need not wait a check.
             self.store
-                .observe(&self.instance, Some(&observed.epoch))
+                .observe(&self.instance, Some(&observed.epoch), timing)
                 .await?;
         }
         let settlement = if observed.is_open() {
             Settlement::Open
         } else {
             let base = self.store.counters().await?;
-            self.store
-                .settle(
-                    &observed.epoch,
-                    &base,
-                    Settling::for_interval(settings.interval),
-                )
-                .await?
+            self.store.settle(&observed.epoch, &base, timing).await?
         };
         match settlement {
             Settlement::Open => {
@@ -517,8 +569,28 @@ impl StoreGuard {
         Ok(())
     }
 
+    /// Compares the marks with the store under its current epoch, if not
+    /// done yet, and says so in a heartbeat; opens nothing.
+    async fn verify_under_current_epoch(&self, settings: &GuardSettings) -> Result<(), StoreError> {
+        let timing = Settling::for_interval(settings.interval);
+        let verified = self.lock_state().verified.clone();
+        let observed = self
+            .store
+            .observe(&self.instance, verified.as_deref(), timing)
+            .await?;
+        if verified.as_deref() == Some(observed.epoch.as_str()) {
+            return Ok(());
+        }
+        self.verify_counters(&observed).await?;
+        self.lock_state().verified = Some(observed.epoch.clone());
+        self.store
+            .observe(&self.instance, Some(&observed.epoch), timing)
+            .await?;
+        Ok(())
+    }
+
     /// Fences every counter that stands below this instance's mark (or is
-    /// missing). An instance late to an epoch that was settled without it
+    /// missing, or fenced lower). An instance late to an epoch that was settled without it
     /// also compares with the epoch's base: the IDs between the base and its
     /// mark may have been handed out again since.
     async fn verify_counters(&self, observed: &Observation) -> Result<(), StoreError> {
@@ -548,7 +620,16 @@ impl StoreGuard {
             .map(|c| (c.key, (c.current, c.fenced)))
             .collect();
         for (key, mark) in marks {
-            if let Some((_, true)) = current.get(&key) {
+            if let Some((floor, true)) = current.get(&key) {
+                if *floor < mark {
+                    // Another instance fenced it at what it had handed out;
+                    // this one handed out more.
+                    tracing::error!(
+                        "counter {key} is fenced at {floor}, but this instance handed out IDs up \
+                         to {mark}: raising the fence"
+                    );
+                    self.fence_or_log(&key, mark).await?;
+                }
                 continue;
             }
             let stands = current.get(&key).map(|(value, _)| *value);
@@ -576,9 +657,26 @@ impl StoreGuard {
                     stands.map_or("missing (evicted or lost)".to_owned(), |v| v.to_string())
                 ),
             }
-            self.store.fence(&key, mark).await?;
+            self.fence_or_log(&key, mark).await?;
         }
         Ok(())
+    }
+
+    /// Fences `key` at `mark`. A counter whose value kxy cannot read refuses
+    /// every allocation already: it is logged and the others are still
+    /// compared (one bad key must not keep every instance closed).
+    async fn fence_or_log(&self, key: &SegmentKey, mark: i64) -> Result<(), StoreError> {
+        match self.store.fence(key, mark).await {
+            Ok(_) => Ok(()),
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::error!(
+                    "cannot fence {key} at {mark}: {e}; it refuses allocation until an operator \
+                     sets it to a number of at least {mark}"
+                );
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The `/health` view.

@@ -20,9 +20,9 @@ use kxy_server::store::{
 /// settle at once, trust the epoch. The protocol itself is tested with
 /// running servers (tests/tests/never_twice.rs).
 async fn open_alone(store: &dyn Store) {
-    let seen = store.observe("contract-test", None).await.unwrap();
+    let seen = store.observe("contract-test", None, TIMING).await.unwrap();
     store
-        .observe("contract-test", Some(&seen.epoch))
+        .observe("contract-test", Some(&seen.epoch), TIMING)
         .await
         .unwrap();
     let immediately = Settling {
@@ -33,6 +33,13 @@ async fn open_alone(store: &dyn Store) {
     assert_eq!(settled, Settlement::Open);
     store.trust(Some(seen.epoch.into()));
 }
+
+/// The heartbeats' own settle period in these tests: short, so that the
+/// settle steps below are decided by the times they pass.
+const TIMING: Settling = Settling {
+    period: Duration::from_millis(1),
+    lease: Duration::from_millis(1),
+};
 
 fn key(table: &str) -> SegmentKey {
     SegmentKey::new("sys", "db", table, "id").unwrap()
@@ -618,8 +625,13 @@ impl Store for CountingCalls {
     async fn clear_mark(&self, key: &str) -> Result<(), StoreError> {
         self.inner.clear_mark(key).await
     }
-    async fn observe(&self, instance: &str, v: Option<&str>) -> Result<Observation, StoreError> {
-        self.inner.observe(instance, v).await
+    async fn observe(
+        &self,
+        instance: &str,
+        v: Option<&str>,
+        t: Settling,
+    ) -> Result<Observation, StoreError> {
+        self.inner.observe(instance, v, t).await
     }
     async fn settle(
         &self,
@@ -783,10 +795,10 @@ async fn redis_allocates_only_under_a_settled_trusted_epoch() {
     unsettled(take().await);
 
     // Two instances heartbeat; the epoch is pending from the first sight.
-    let a = store.observe("a", None).await.unwrap();
+    let a = store.observe("a", None, TIMING).await.unwrap();
     assert!(!a.is_open());
     assert!(a.first_seen_ms.is_some());
-    store.observe("b", None).await.unwrap();
+    store.observe("b", None, TIMING).await.unwrap();
     let epoch = a.epoch.clone();
 
     // Trusting the epoch is not enough while it is not open.
@@ -797,12 +809,15 @@ async fn redis_allocates_only_under_a_settled_trusted_epoch() {
         period: Duration::from_millis(300),
         lease: Duration::from_secs(60),
     };
-    store.observe("a", Some(&epoch)).await.unwrap();
+    store.observe("a", Some(&epoch), TIMING).await.unwrap();
+    store.observe("b", Some(&epoch), TIMING).await.unwrap();
     let early = store.settle(&epoch, &[], timing).await.unwrap();
     assert!(
         matches!(&early, Settlement::Wait(why) if why.contains("settle period")),
-        "{early:?}"
+        "both verified, but the settle period has not passed: {early:?}"
     );
+    // b heartbeats again without having compared (it restarted, say).
+    store.observe("b", None, TIMING).await.unwrap();
     tokio::time::sleep(Duration::from_millis(350)).await;
     let waiting = store.settle(&epoch, &[], timing).await.unwrap();
     assert!(
@@ -810,7 +825,7 @@ async fn redis_allocates_only_under_a_settled_trusted_epoch() {
         "b heartbeated and has not verified: {waiting:?}"
     );
     unsettled(take().await);
-    store.observe("b", Some(&epoch)).await.unwrap();
+    store.observe("b", Some(&epoch), TIMING).await.unwrap();
     let base = store.counters().await.unwrap();
     assert_eq!(
         store.settle(&epoch, &base, timing).await.unwrap(),
@@ -832,4 +847,60 @@ async fn redis_allocates_only_under_a_settled_trusted_epoch() {
     unsettled(take().await);
     store.trust(Some(epoch.as_str().into()));
     assert_eq!(take().await.unwrap(), Segment { start: 2, end: 2 });
+}
+
+/// Instances may run with different check intervals (a rolling change of
+/// `--redis-check-interval`): a settle waits the longest settle period any
+/// live instance heartbeated with, and a heartbeat stamped far ahead (a
+/// clock that stepped) does not hold every settle closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settle_waits_for_the_slowest_instances_period() {
+    let url = require_redis!();
+    let prefix = KeyPrefix::new(&url, "continuity_periods");
+    let config = StoreConfig::Redis {
+        url: url.clone(),
+        prefix: prefix.as_str().to_owned(),
+        policy: DurabilityPolicy::Unsafe,
+        wait_replicas: None,
+    };
+    let store = store::open(&config).await.unwrap();
+    let quick = Settling {
+        period: Duration::from_millis(200),
+        lease: Duration::from_millis(200),
+    };
+    let slow = Settling {
+        period: Duration::from_secs(30),
+        lease: Duration::from_secs(30),
+    };
+    let epoch = store.observe("quick", None, quick).await.unwrap().epoch;
+    store.observe("slow", None, slow).await.unwrap();
+    store.observe("slow", Some(&epoch), slow).await.unwrap();
+    store.observe("quick", Some(&epoch), quick).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = store.settle(&epoch, &[], quick).await.unwrap();
+    assert!(
+        matches!(&waiting, Settlement::Wait(why) if why.contains("settle period")),
+        "the slow instance's 30 s period applies: {waiting:?}"
+    );
+
+    // An entry stamped an hour and more ahead is forgotten, not waited for.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("HDEL")
+        .arg(format!("{}:instances", prefix.as_str()))
+        .arg("slow")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{}:instances", prefix.as_str()))
+        .arg("ahead")
+        .arg(format!("{epoch}:seen:99999999999999:1000"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.settle(&epoch, &[], quick).await.unwrap(),
+        Settlement::Open
+    );
 }

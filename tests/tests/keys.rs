@@ -419,19 +419,25 @@ async fn the_rust_client_sends_its_api_key() {
     .unwrap();
 }
 
-/// A client's mark (`store_id` + `high_water`) that shows the store behind:
-/// from a key holder with `segments:allocate` (under
-/// `--allocation-requires-key`) it fences the counter for every caller, as
-/// an instance's own mark would; from an anonymous caller (allocation open)
-/// it refuses only that caller, since anyone could claim any mark.
-/// (On c5f4999 neither fenced: the vouched mark refused only its caller.)
+/// A client's mark (`store_id` + `high_water`) that shows the store behind
+/// fences the counter for every caller only when it comes with an API key
+/// whose rights include `counters:write` (a fence moves a counter); from a
+/// key that holds only `segments:allocate`, or from an anonymous caller, it
+/// refuses only that caller (it could claim any mark, and a fence at 2^63
+/// would end the counter). (On c5f4999 no mark fenced.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_holders_mark_fences_the_counter_an_anonymous_one_only_refuses() {
-    for vouched in [true, false] {
+async fn a_mark_fences_only_from_a_key_that_may_move_counters() {
+    // (requires a key, the key's scope, whether the mark fences)
+    let cases: [(bool, Option<&[&str]>, bool); 3] = [
+        (true, None, true),
+        (true, Some(&["segments:allocate"]), false),
+        (false, None, false),
+    ];
+    for (requires_key, scope, fences) in cases {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_str().unwrap();
         let mut args = vec!["--data-dir", data_dir];
-        if vouched {
+        if requires_key {
             args.push("--allocation-requires-key");
         }
         let d = Deployment::new(
@@ -446,9 +452,13 @@ async fn a_key_holders_mark_fences_the_counter_an_anonymous_one_only_refuses() {
             d.post("/api/counters", counter, Some(&admin)).await.status,
             200
         );
-        let (_, key) = d.create_key(&admin, json!({"name": "allocator"})).await;
+        let key_body = match scope {
+            Some(scope) => json!({"name": "allocator", "permissions": scope}),
+            None => json!({"name": "allocator"}),
+        };
+        let (_, key) = d.create_key(&admin, key_body).await;
         let bearer = format!("Bearer {key}");
-        let headers: &[(&str, &str)] = if vouched {
+        let headers: &[(&str, &str)] = if requires_key {
             &[("authorization", &bearer)]
         } else {
             &[]
@@ -475,18 +485,18 @@ async fn a_key_holders_mark_fences_the_counter_an_anonymous_one_only_refuses() {
         );
 
         let next = allocate(&d.url(), headers).await;
-        if vouched {
+        if fences {
             assert_eq!(
                 (next.status, next.code()),
                 (503, 50303),
-                "the key holder's mark fenced the counter: {:?}",
+                "the mark fenced the counter: {:?}",
                 next.body
             );
             assert!(next.msg().contains("500"), "{}", next.msg());
         } else {
             assert_eq!(
                 next.status, 200,
-                "an anonymous mark fences nothing: {:?}",
+                "scope {scope:?}, key required {requires_key}: the mark fences nothing: {:?}",
                 next.body
             );
         }

@@ -1114,3 +1114,128 @@ async fn an_instance_frozen_through_a_rollback_fences_and_names_the_repeated_ids
         repeated.len()
     );
 }
+
+/// **Attack** (hostile review of issue 20, finding 1): A hands out 1..100,
+/// Redis's directory is copied, B hands out 101..500 and A 501..1000; Redis
+/// is restored from the copy (100). B is asked first and fences the counter
+/// at 500, its own mark; the operator raises it to 600 "as told".
+///
+/// **Expected**: A, which handed out up to 1000, raises the fence to 1000
+/// (its check, or its next allocation); a raise to 600 is refused; after a
+/// raise above 1000 no ID of 1..1000 is handed out again.
+///
+/// **Result before the fix** (20644e3, as the hostile review reproduced it):
+/// A skipped a counter already fenced, the raise to 600 passed, and B handed
+/// out 601..900, A's IDs, again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fence_is_raised_to_the_highest_mark_of_any_instance() {
+    require_redis_server!();
+    let mut redis = RedisProcess::start(Persistence::AofAlways);
+    let store = redis.store_args();
+    register_counter(&str_args(&store), "orders", 0);
+    let a = instance(&redis, "a", &[]).await;
+    let b = instance(&redis, "b", &[]).await;
+    let http = reqwest::Client::new();
+    let ledger = Ledger::new();
+    serve(&ledger, &http, a.base_url(), "orders", 10).await;
+    let copy = redis.copy_dir();
+    serve(&ledger, &http, b.base_url(), "orders", 40).await;
+    serve(&ledger, &http, a.base_url(), "orders", 50).await;
+    assert_eq!(ledger.highest(), Some(1000));
+    // Both witnesses and marks are in memory; roll Redis back.
+    redis.kill9();
+    redis.restore(&copy);
+    redis.restart();
+
+    // Ask B first, until the counter is fenced; then wait for A's check.
+    let deadline = Instant::now() + OPENS_WITHIN;
+    loop {
+        let answer = allocate(&http, b.base_url(), "orders", "id", 10)
+            .await
+            .unwrap();
+        assert_ne!(
+            answer.status, 200,
+            "B served after the rollback: {:?}",
+            answer.body
+        );
+        if is_code(&answer, WENT_BACKWARDS) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never fenced: {:?}", answer.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + OPENS_WITHIN;
+    while redis.get(&counter_key("orders")).as_deref() != Some("fenced:1000") {
+        assert!(
+            Instant::now() < deadline,
+            "the fence stays at {:?}",
+            redis.get(&counter_key("orders"))
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let raise = |to: &str| {
+        let mut args = str_args(&store);
+        args.extend([
+            "counters", "raise", "--system", "sys", "--db", "db", "--table", "orders", "--field",
+            "id", "--to", to,
+        ]);
+        kxy_e2e::server::run_cli(&args, &[])
+    };
+    assert!(!raise("600").status.success(), "a raise below A's mark");
+    assert!(raise("2000").status.success());
+    serve(&ledger, &http, b.base_url(), "orders", 5).await;
+    serve(&ledger, &http, a.base_url(), "orders", 5).await;
+    ledger.assert_no_overlap();
+}
+
+/// **Attack** (hostile review of issue 20, finding 2): an operator runs
+/// `FLUSHALL` on the running Redis (the replid stays). Nobody allocates.
+///
+/// **Expected**: the open epoch is gone, so every instance compares its
+/// marks again on its own and fences the counters it handed out, at the
+/// highest mark of all; `counters add --start 0` is refused.
+///
+/// **Result before the fix** (20644e3, as the hostile review reproduced
+/// it): the instances logged that they compared, but did not (they had
+/// verified under that replid already); the counter was re-registered at 0
+/// and handed out from 1 again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushall_makes_every_instance_fence_what_it_handed_out() {
+    require_redis_server!();
+    let redis = RedisProcess::start(Persistence::AofAlways);
+    let store = redis.store_args();
+    register_counter(&str_args(&store), "orders", 0);
+    let a = instance(&redis, "a", &[]).await;
+    let b = instance(&redis, "b", &[]).await;
+    let http = reqwest::Client::new();
+    let ledger = Ledger::new();
+    serve(&ledger, &http, b.base_url(), "orders", 50).await;
+    serve(&ledger, &http, a.base_url(), "orders", 50).await;
+    redis.command(&["FLUSHALL"]);
+
+    let deadline = Instant::now() + OPENS_WITHIN;
+    while redis.get(&counter_key("orders")).as_deref() != Some("fenced:1000") {
+        assert!(
+            Instant::now() < deadline,
+            "not fenced at A's mark: {:?}",
+            redis.get(&counter_key("orders"))
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut args = str_args(&store);
+    args.extend([
+        "counters", "add", "--system", "sys", "--db", "db", "--table", "orders", "--field", "id",
+        "--start", "0",
+    ]);
+    assert!(
+        !kxy_e2e::server::run_cli(&args, &[]).status.success(),
+        "re-registered at 0"
+    );
+    for server in [&a, &b] {
+        let answer = allocate(&http, server.base_url(), "orders", "id", 10)
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 503, "{:?}", answer.body);
+    }
+    ledger.assert_no_overlap();
+}

@@ -1,6 +1,7 @@
 //! `POST /api/segment/allocate`: the seed's allocation endpoint, unchanged in
 //! shape so the Python client `kxy-open-id-client` works against it.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::Method;
 use kxy_core::SegmentKey;
@@ -10,6 +11,7 @@ use super::{Access, RouteSpec, route};
 use crate::Error;
 use crate::envelope::Envelope;
 use crate::extract::ApiJson;
+use crate::identity::auth::Caller;
 use crate::openapi;
 use crate::segments::ClientMark;
 use crate::state::AppState;
@@ -98,8 +100,8 @@ struct Allocation {
             status = 503,
             description = "The store is unreachable (50301), went backwards for this counter or \
                            is behind the client's `high_water` (50303; under \
-                           `--allocation-requires-key` that client's mark also fences the \
-                           counter), is not durable enough or not a primary (50304), too few \
+                           `--allocation-requires-key`, from a key that also holds \
+                           `counters:write`, that client's mark fences the counter), is not durable enough or not a primary (50304), too few \
                            replicas acknowledged (50305), a read-only replica or out of memory \
                            (50308, 50309), or the store changed and the instances are comparing \
                            what they handed out (50310)",
@@ -109,8 +111,16 @@ struct Allocation {
 )]
 async fn allocate(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     ApiJson(request): ApiJson<AllocateRequest>,
 ) -> Result<Envelope<Allocation>, Error> {
+    // A fence moves a counter, which is counters:write's to do: a client's
+    // mark fences for everyone only when an authenticated caller holds it.
+    let vouched = caller.is_some_and(|Extension(caller)| {
+        caller
+            .permissions
+            .allows(&"counters:write".parse().expect("a valid permission"))
+    });
     let key = SegmentKey::new(
         &request.system_code,
         &request.db_name,
@@ -121,8 +131,7 @@ async fn allocate(
         (Some(store_id), Some(high_water)) => Some(ClientMark {
             store_id,
             high_water,
-            // The access guard let only a key with segments:allocate in.
-            vouched: state.settings.allocation_requires_key,
+            vouched,
         }),
         (None, None) => None,
         _ => {

@@ -186,8 +186,9 @@ impl<S: Store> Store for Coalescing<S> {
         &self,
         instance: &str,
         verified: Option<&str>,
+        timing: Settling,
     ) -> Result<Observation, StoreError> {
-        self.shared.inner.observe(instance, verified).await
+        self.shared.inner.observe(instance, verified, timing).await
     }
 
     async fn settle(

@@ -85,6 +85,9 @@ pub struct RedisFacts {
     pub aof_enabled: bool,
     /// `aof_last_write_status` is `ok`.
     pub aof_write_ok: bool,
+    /// `aof_rewrite_in_progress` or `aof_rewrite_scheduled` of `INFO
+    /// persistence`.
+    pub aof_rewriting: bool,
     /// `role` of `INFO replication`: `master` or `slave`.
     pub role: String,
     /// Replicas of `INFO replication` whose state is `online` (those still
@@ -347,6 +350,7 @@ mod tests {
         RedisFacts {
             aof_enabled: aof,
             aof_write_ok: true,
+            aof_rewriting: false,
             role: "master".into(),
             connected_replicas: 0,
             run_id: "r".into(),

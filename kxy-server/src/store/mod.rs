@@ -233,11 +233,13 @@ pub trait Store: Send + Sync + 'static {
     async fn clear_mark(&self, key: &str) -> Result<(), StoreError>;
 
     /// Continuity (docs/continuity.md): reads the store's epoch and writes
-    /// this instance's heartbeat, `verified` if `verified` is that epoch.
+    /// this instance's heartbeat, `verified` if `verified` is that epoch,
+    /// with its settle period (a settle waits for the longest of them).
     async fn observe(
         &self,
         instance: &str,
         verified: Option<&str>,
+        timing: Settling,
     ) -> Result<Observation, StoreError>;
 
     /// Opens allocation under `epoch` if the settle rule allows it,

@@ -612,8 +612,9 @@ impl Store for RedisStore {
         &self,
         instance: &str,
         verified: Option<&str>,
+        timing: Settling,
     ) -> Result<Observation, StoreError> {
-        self.observe_epoch(instance, verified).await
+        self.observe_epoch(instance, verified, timing).await
     }
 
     async fn settle(
@@ -756,6 +757,8 @@ fn parse_info(info: &str, settings: Result<RedisSettings, String>) -> RedisFacts
     RedisFacts {
         aof_enabled: field("aof_enabled") == "1",
         aof_write_ok: field("aof_last_write_status") == "ok",
+        aof_rewriting: field("aof_rewrite_in_progress") == "1"
+            || field("aof_rewrite_scheduled") == "1",
         role: field("role"),
         // Replicas still in their first sync do not acknowledge yet, so only
         // `slaveN:...,state=online,...` lines count.
@@ -876,6 +879,7 @@ mod tests {
             RedisFacts {
                 aof_enabled: true,
                 aof_write_ok: true,
+                aof_rewriting: false,
                 role: "master".into(),
                 connected_replicas: 2,
                 run_id: "abc123".into(),

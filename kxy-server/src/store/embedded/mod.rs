@@ -241,6 +241,7 @@ impl Store for EmbeddedStore {
         &self,
         _instance: &str,
         _verified: Option<&str>,
+        _timing: Settling,
     ) -> Result<Observation, StoreError> {
         let epoch = self.store_id().await?;
         Ok(Observation {

@@ -34,6 +34,7 @@ impl RedisStore {
         &self,
         instance: &str,
         verified: Option<&str>,
+        timing: Settling,
     ) -> Result<Observation, StoreError> {
         let [registry, open, pending, _] = self.continuity_keys();
         let mut connection = self.connection.clone();
@@ -44,6 +45,7 @@ impl RedisStore {
             .key(pending)
             .arg(instance)
             .arg(verified.unwrap_or(""))
+            .arg(timing.period.as_millis() as u64)
             .invoke_async(&mut connection)
             .await
             .map_err(|e| self.failure(e))?;

@@ -4,6 +4,7 @@
 --
 -- KEYS[1]: the registry hash. KEYS[2]: the open epoch. KEYS[3]: pending.
 -- ARGV[1]: the instance's id. ARGV[2]: the epoch it has verified under.
+-- ARGV[3]: its settle period in ms (a settle waits for the longest).
 --
 -- Replies {"role", role, epoch} on a replica (which takes no writes), else
 -- {"ok", epoch, open, first_seen_ms, now_ms} (open and first_seen may be "").
@@ -19,7 +20,7 @@ local state = 'seen'
 if ARGV[2] == epoch then
   state = 'verified'
 end
-redis.call('HSET', KEYS[1], ARGV[1], epoch .. ':' .. state .. ':' .. now)
+redis.call('HSET', KEYS[1], ARGV[1], epoch .. ':' .. state .. ':' .. now .. ':' .. ARGV[3])
 local open = redis.call('GET', KEYS[2]) or ''
 local first = ''
 if open ~= epoch then

@@ -22,22 +22,28 @@ local first = tonumber(redis.call('HGET', KEYS[3], epoch) or '')
 if not first then
   return {'wait', 'no instance has announced this epoch yet'}
 end
-local left = tonumber(ARGV[2]) - (now - first)
-if left > 0 then
-  return {'wait', string.format('settle period: %.0f ms left', left)}
-end
+local period = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
-  local seen, state, at = string.match(entries[i + 1], '^(%x*):(%a+):(%d+)$')
+  local seen, state, at, own = string.match(entries[i + 1], '^(%x*):(%a+):(%d+):?(%d*)$')
+  -- Each instance's own period: instances may run with other intervals.
+  local its_period = tonumber(own) or 0
+  local its_lease = math.max(lease, its_period)
   local age = now - (tonumber(at) or 0)
-  if age <= lease then
+  if age <= its_lease and age >= -its_lease then
+    period = math.max(period, its_period)
     if seen ~= epoch or state ~= 'verified' then
       return {'wait', 'instance ' .. entries[i] .. ' has not compared its marks yet'}
     end
-  elseif age > 3600000 then
+  elseif age > 3600000 or age < -3600000 then
+    -- Gone for an hour, or stamped by a clock far ahead: forgotten.
     redis.call('HDEL', KEYS[1], entries[i])
   end
+end
+local left = period - (now - first)
+if left > 0 then
+  return {'wait', string.format('settle period: %.0f ms left', left)}
 end
 redis.call('DEL', KEYS[4])
 redis.call('HSET', KEYS[4], '@epoch', epoch)
