@@ -227,6 +227,11 @@ impl StoreGuard {
                 if let Ok(Ok(observed)) = tokio::time::timeout(HEARTBEAT_TIMEOUT, beat).await
                     && (trusted.as_deref() != Some(observed.epoch.as_str()) || !observed.is_open())
                 {
+                    if trusted.is_some() {
+                        // A change under a trusted epoch: until the checker
+                        // has compared the marks again, beat `seen`.
+                        guard.lock_state().verified = None;
+                    }
                     guard.kick.notify_one();
                 }
             }
