@@ -35,7 +35,7 @@ use crate::Error;
 use crate::high_water::HighWater;
 use crate::store::durability::{DurabilityReport, Verdict, judge};
 use crate::store::{
-    DurabilityFacts, DurabilityPolicy, Observation, Settlement, Settling, Store, StoreError,
+    Beat, DurabilityFacts, DurabilityPolicy, Observation, Settlement, Settling, Store, StoreError,
 };
 use crate::witness::Witness;
 use kxy_core::SegmentKey;
@@ -87,6 +87,18 @@ pub struct StoreGuard {
     state: Mutex<CheckState>,
     /// Wakes the checker early (after a refusal or a store error).
     kick: Notify,
+    /// This instance's heartbeats, numbered: one at a time, so that each
+    /// knows which number the store must still hold from the one before.
+    beats: tokio::sync::Mutex<Beats>,
+}
+
+#[derive(Default)]
+struct Beats {
+    next: u64,
+    /// The numbers the last heartbeat in the store may carry: one after a
+    /// heartbeat that was answered, more after ones that were not; empty
+    /// when unknown (at start, or after a long outage).
+    previous: Vec<u64>,
 }
 
 #[derive(Default)]
@@ -124,6 +136,7 @@ impl StoreGuard {
             store_id: RwLock::new(None),
             state: Mutex::new(CheckState::default()),
             kick: Notify::new(),
+            beats: tokio::sync::Mutex::new(Beats::default()),
         }
     }
 
@@ -204,6 +217,58 @@ impl StoreGuard {
         });
     }
 
+    /// One heartbeat (the observe step): numbered, so that a store which no
+    /// longer holds this instance's previous heartbeat is caught, whatever
+    /// its epoch says.
+    async fn beat(
+        &self,
+        verified: Option<&str>,
+        timing: Settling,
+    ) -> Result<Observation, StoreError> {
+        let mut beats = self.beats.lock().await;
+        let this = beats.next;
+        beats.next += 1;
+        let previous = beats.previous.clone();
+        // Until this one is answered, its write may or may not have landed
+        // (a timeout drops this future here).
+        if !beats.previous.is_empty() {
+            beats.previous.push(this);
+            if beats.previous.len() > 64 {
+                beats.previous.clear();
+            }
+        }
+        let beat = Beat {
+            previous: &previous,
+            this,
+        };
+        let observed = self
+            .store
+            .observe(&self.instance, verified, timing, Some(beat))
+            .await?;
+        beats.previous = vec![this];
+        drop(beats);
+        if observed.lost_heartbeat {
+            tracing::error!(
+                "the store no longer holds this instance's last heartbeat: it went back in time \
+                 (a backup restored into it, a reload, a crash that lost writes) although its \
+                 epoch is {}; every instance compares its marks with it before any serves",
+                observed.epoch
+            );
+            self.store.trust(None);
+            {
+                let mut state = self.lock_state();
+                state.verified = None;
+                state.trusted = None;
+            }
+            self.close(
+                SETTLING,
+                "the store went back in time (it lost this instance's last heartbeat)".into(),
+            );
+            self.kick.notify_one();
+        }
+        Ok(observed)
+    }
+
     /// Heartbeats every interval, on its own: however long a check takes
     /// (a slow link, many counters to compare), the registry hears from
     /// this instance at least every interval plus one round trip, which the
@@ -221,9 +286,7 @@ impl StoreGuard {
                     let state = guard.lock_state();
                     (state.verified.clone(), state.trusted.clone())
                 };
-                let beat = guard
-                    .store
-                    .observe(&guard.instance, verified.as_deref(), timing);
+                let beat = guard.beat(verified.as_deref(), timing);
                 if let Ok(Ok(observed)) = tokio::time::timeout(HEARTBEAT_TIMEOUT, beat).await
                     && (trusted.as_deref() != Some(observed.epoch.as_str()) || !observed.is_open())
                 {
@@ -502,11 +565,7 @@ impl StoreGuard {
     async fn follow_epoch(&self, settings: &GuardSettings) -> Result<(), StoreError> {
         let timing = Settling::for_interval(settings.interval);
         let mut verified = self.lock_state().verified.clone();
-        let observed = match self
-            .store
-            .observe(&self.instance, verified.as_deref(), timing)
-            .await
-        {
+        let observed = match self.beat(verified.as_deref(), timing).await {
             Ok(observed) => observed,
             Err(StoreError::NotDurable(why)) => {
                 self.store.trust(None);
@@ -546,9 +605,7 @@ impl StoreGuard {
             self.verify_counters(&observed).await?;
             self.lock_state().verified = Some(observed.epoch.clone());
             // Heartbeat `verified` at once, so a settle need not wait a check.
-            self.store
-                .observe(&self.instance, Some(&observed.epoch), timing)
-                .await?;
+            self.beat(Some(&observed.epoch), timing).await?;
         }
         let settlement = if observed.is_open() {
             Settlement::Open
@@ -579,18 +636,13 @@ impl StoreGuard {
     async fn verify_under_current_epoch(&self, settings: &GuardSettings) -> Result<(), StoreError> {
         let timing = Settling::for_interval(settings.interval);
         let verified = self.lock_state().verified.clone();
-        let observed = self
-            .store
-            .observe(&self.instance, verified.as_deref(), timing)
-            .await?;
+        let observed = self.beat(verified.as_deref(), timing).await?;
         if verified.as_deref() == Some(observed.epoch.as_str()) {
             return Ok(());
         }
         self.verify_counters(&observed).await?;
         self.lock_state().verified = Some(observed.epoch.clone());
-        self.store
-            .observe(&self.instance, Some(&observed.epoch), timing)
-            .await?;
+        self.beat(Some(&observed.epoch), timing).await?;
         Ok(())
     }
 
@@ -604,11 +656,14 @@ impl StoreGuard {
             return Ok(());
         }
         let marks_epoch = self.lock_state().marks_epoch.clone();
-        let late = observed.is_open()
-            && marks_epoch
-                .as_deref()
-                .is_some_and(|epoch| epoch != observed.epoch);
-        let base: HashMap<_, _> = if late {
+        // Late: this instance's marks are of an earlier epoch, and the
+        // current one was settled without it (it has a base). Its open key
+        // may be gone again meanwhile (this instance's own heartbeat closes
+        // it when the store lost its heartbeats).
+        let base: HashMap<_, _> = if marks_epoch
+            .as_deref()
+            .is_some_and(|epoch| epoch != observed.epoch)
+        {
             self.store
                 .base(&observed.epoch)
                 .await?
@@ -617,6 +672,7 @@ impl StoreGuard {
         } else {
             HashMap::new()
         };
+        let late = !base.is_empty();
         let current: HashMap<_, _> = self
             .store
             .counters()

@@ -20,9 +20,12 @@ use kxy_server::store::{
 /// settle at once, trust the epoch. The protocol itself is tested with
 /// running servers (tests/tests/never_twice.rs).
 async fn open_alone(store: &dyn Store) {
-    let seen = store.observe("contract-test", None, TIMING).await.unwrap();
+    let seen = store
+        .observe("contract-test", None, TIMING, None)
+        .await
+        .unwrap();
     store
-        .observe("contract-test", Some(&seen.epoch), TIMING)
+        .observe("contract-test", Some(&seen.epoch), TIMING, None)
         .await
         .unwrap();
     let immediately = Settling {
@@ -630,8 +633,9 @@ impl Store for CountingCalls {
         instance: &str,
         v: Option<&str>,
         t: Settling,
+        b: Option<kxy_server::store::Beat<'_>>,
     ) -> Result<Observation, StoreError> {
-        self.inner.observe(instance, v, t).await
+        self.inner.observe(instance, v, t, b).await
     }
     async fn settle(
         &self,
@@ -795,10 +799,10 @@ async fn redis_allocates_only_under_a_settled_trusted_epoch() {
     unsettled(take().await);
 
     // Two instances heartbeat; the epoch is pending from the first sight.
-    let a = store.observe("a", None, TIMING).await.unwrap();
+    let a = store.observe("a", None, TIMING, None).await.unwrap();
     assert!(!a.is_open());
     assert!(a.first_seen_ms.is_some());
-    store.observe("b", None, TIMING).await.unwrap();
+    store.observe("b", None, TIMING, None).await.unwrap();
     let epoch = a.epoch.clone();
 
     // Trusting the epoch is not enough while it is not open.
@@ -809,15 +813,21 @@ async fn redis_allocates_only_under_a_settled_trusted_epoch() {
         period: Duration::from_millis(300),
         lease: Duration::from_secs(60),
     };
-    store.observe("a", Some(&epoch), TIMING).await.unwrap();
-    store.observe("b", Some(&epoch), TIMING).await.unwrap();
+    store
+        .observe("a", Some(&epoch), TIMING, None)
+        .await
+        .unwrap();
+    store
+        .observe("b", Some(&epoch), TIMING, None)
+        .await
+        .unwrap();
     let early = store.settle(&epoch, &[], timing).await.unwrap();
     assert!(
         matches!(&early, Settlement::Wait(why) if why.contains("settle period")),
         "both verified, but the settle period has not passed: {early:?}"
     );
     // b heartbeats again without having compared (it restarted, say).
-    store.observe("b", None, TIMING).await.unwrap();
+    store.observe("b", None, TIMING, None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(350)).await;
     let waiting = store.settle(&epoch, &[], timing).await.unwrap();
     assert!(
@@ -825,7 +835,10 @@ async fn redis_allocates_only_under_a_settled_trusted_epoch() {
         "b heartbeated and has not verified: {waiting:?}"
     );
     unsettled(take().await);
-    store.observe("b", Some(&epoch), TIMING).await.unwrap();
+    store
+        .observe("b", Some(&epoch), TIMING, None)
+        .await
+        .unwrap();
     let base = store.counters().await.unwrap();
     assert_eq!(
         store.settle(&epoch, &base, timing).await.unwrap(),
@@ -872,10 +885,20 @@ async fn a_settle_waits_for_the_slowest_instances_period() {
         period: Duration::from_secs(30),
         lease: Duration::from_secs(30),
     };
-    let epoch = store.observe("quick", None, quick).await.unwrap().epoch;
-    store.observe("slow", None, slow).await.unwrap();
-    store.observe("slow", Some(&epoch), slow).await.unwrap();
-    store.observe("quick", Some(&epoch), quick).await.unwrap();
+    let epoch = store
+        .observe("quick", None, quick, None)
+        .await
+        .unwrap()
+        .epoch;
+    store.observe("slow", None, slow, None).await.unwrap();
+    store
+        .observe("slow", Some(&epoch), slow, None)
+        .await
+        .unwrap();
+    store
+        .observe("quick", Some(&epoch), quick, None)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let waiting = store.settle(&epoch, &[], quick).await.unwrap();
     assert!(

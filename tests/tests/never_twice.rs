@@ -1067,7 +1067,24 @@ async fn an_instance_frozen_through_a_rollback_fences_and_names_the_repeated_ids
     // serves again from 1000: B's IDs, repeated. (This is the gap the
     // settle period cannot close for an instance that does not run.)
     let after = Ledger::new();
-    serve(&after, &http, a.base_url(), "orders", 3).await;
+    let deadline = Instant::now() + OPENS_WITHIN;
+    while after.len() < 3 {
+        // 50304 while the primary was a replica of the copy, 50310 while
+        // the new epoch settles.
+        let answer = allocate(&http, a.base_url(), "orders", "id", 10)
+            .await
+            .unwrap();
+        if answer.status == 200 {
+            after.record(answer.segment());
+        } else {
+            assert!(
+                Instant::now() < deadline,
+                "A never served: {:?}",
+                answer.body
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let repeated = after.segments();
     assert!(
         repeated.iter().all(|s| s.start > 1000 && s.end <= 6000),
@@ -1238,4 +1255,78 @@ async fn a_flushall_makes_every_instance_fence_what_it_handed_out() {
         assert_eq!(answer.status, 503, "{:?}", answer.body);
     }
     ledger.assert_no_overlap();
+}
+
+/// **Attack** (second hostile review of issue 20): a backup taken under the
+/// current epoch is restored into the running Redis, key by key (as a
+/// `DUMP`/`RESTORE` script or a `DEBUG RELOAD` of a fresh `--rdb` copy
+/// would): the counter goes back, the open epoch key is the current one,
+/// the replid never changed.
+///
+/// **Expected**: each instance finds its own last heartbeat missing from the
+/// store at its next beat (the registry went back too, and the backup is
+/// older than one heartbeat), closes the open epoch, and every instance
+/// compares its marks before any serves again: the counter is fenced at the
+/// highest mark. This is detection within one heartbeat interval, not
+/// prevention: an allocation in that interval can repeat IDs
+/// (docs/continuity.md, "What remains uncovered"), so B is asked only after
+/// the next heartbeat.
+///
+/// **Result before the fix** (4ad2c7e, as the review reproduced it): the
+/// epoch key matched, allocation stayed open, and B handed out 101..600, A's
+/// IDs, again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_the_current_epoch_restored_into_a_running_redis_is_caught() {
+    require_redis_server!();
+    let redis = RedisProcess::start(Persistence::AofAlways);
+    register_counter(&str_args(&redis.store_args()), "orders", 0);
+    let a = instance(&redis, "a", &[]).await;
+    let b = instance(&redis, "b", &[]).await;
+    let http = reqwest::Client::new();
+    let ledger = Ledger::new();
+    serve(&ledger, &http, a.base_url(), "orders", 10).await;
+    // The backup, key by key.
+    let counter = redis.get(&counter_key("orders")).unwrap();
+    let registry = redis.command(&["HGETALL", "kxy:id:instances"]);
+    let registry: Vec<&str> = registry.lines().collect();
+    // Older than one heartbeat, as any real backup is.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    serve(&ledger, &http, a.base_url(), "orders", 50).await;
+    assert_eq!(ledger.highest(), Some(600));
+
+    // The restore: every key as it was, the epoch key unchanged.
+    redis.command(&["SET", &counter_key("orders"), &counter]);
+    redis.command(&["DEL", "kxy:id:instances"]);
+    let mut hset = vec!["HSET", "kxy:id:instances"];
+    hset.extend(registry.iter().copied());
+    redis.command(&hset);
+    // The next heartbeats (one interval) find the store went back.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // B is asked: it must not hand out 101..600.
+    let deadline = Instant::now() + OPENS_WITHIN;
+    loop {
+        let answer = allocate(&http, b.base_url(), "orders", "id", 10)
+            .await
+            .unwrap();
+        if answer.status == 200 {
+            ledger.record(answer.segment());
+        }
+        if is_code(&answer, WENT_BACKWARDS) || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (name, server) in [("A", &a), ("B", &b)] {
+        let log = server.logs();
+        let told: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+        eprintln!("current-epoch restore: {name} logged {told:#?}");
+    }
+    eprintln!("registry restored: {registry:?}");
+    ledger.assert_no_overlap();
+    assert_eq!(
+        redis.get(&counter_key("orders")).as_deref(),
+        Some("fenced:600"),
+        "fenced at A's mark"
+    );
 }

@@ -26,8 +26,8 @@ use tokio::sync::oneshot;
 use std::time::Duration;
 
 use super::{
-    CounterState, DurabilityFacts, Expect, Mark, MissingCounter, Observation, Record, Registration,
-    Settlement, Settling, Store, StoreError,
+    Beat, CounterState, DurabilityFacts, Expect, Mark, MissingCounter, Observation, Record,
+    Registration, Settlement, Settling, Store, StoreError,
 };
 
 /// A [`Store`] that merges concurrent allocations per counter; every other
@@ -187,8 +187,12 @@ impl<S: Store> Store for Coalescing<S> {
         instance: &str,
         verified: Option<&str>,
         timing: Settling,
+        beat: Option<Beat<'_>>,
     ) -> Result<Observation, StoreError> {
-        self.shared.inner.observe(instance, verified, timing).await
+        self.shared
+            .inner
+            .observe(instance, verified, timing, beat)
+            .await
     }
 
     async fn settle(

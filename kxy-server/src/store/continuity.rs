@@ -23,6 +23,21 @@ pub struct Observation {
     pub first_seen_ms: Option<u64>,
     /// The store's clock, in milliseconds.
     pub now_ms: u64,
+    /// The store no longer holds this instance's previous heartbeat: it went
+    /// back in time (a backup restored into it, a reload, a crash that lost
+    /// writes), whatever its epoch says. The heartbeat has closed the open
+    /// epoch, so every instance compares its marks again.
+    pub lost_heartbeat: bool,
+}
+
+/// A heartbeat's place in this instance's sequence of heartbeats.
+#[derive(Debug, Clone, Copy)]
+pub struct Beat<'a> {
+    /// The numbers the previous heartbeat in the store may carry (several
+    /// when heartbeats failed without an answer); empty when unknown.
+    pub previous: &'a [u64],
+    /// This heartbeat's number.
+    pub this: u64,
 }
 
 impl Observation {

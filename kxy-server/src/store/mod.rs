@@ -34,7 +34,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kxy_core::{Exhausted, Segment, SegmentCount, SegmentKey};
 
-pub use continuity::{Observation, Settlement, Settling};
+pub use continuity::{Beat, Observation, Settlement, Settling};
 pub use durability::{DurabilityFacts, DurabilityPolicy, RedisFacts};
 pub use records::{Expect, Mark, Record};
 
@@ -235,11 +235,14 @@ pub trait Store: Send + Sync + 'static {
     /// Continuity (docs/continuity.md): reads the store's epoch and writes
     /// this instance's heartbeat, `verified` if `verified` is that epoch,
     /// with its settle period (a settle waits for the longest of them).
+    /// With `beat`, it also checks that the store still holds this
+    /// instance's previous heartbeat.
     async fn observe(
         &self,
         instance: &str,
         verified: Option<&str>,
         timing: Settling,
+        beat: Option<Beat<'_>>,
     ) -> Result<Observation, StoreError>;
 
     /// Opens allocation under `epoch` if the settle rule allows it,

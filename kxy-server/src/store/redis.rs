@@ -35,8 +35,8 @@ use super::durability::{
 use super::records::check_name;
 use super::redis_url;
 use super::{
-    CounterState, Expect, Mark, MissingCounter, Observation, Record, Registration, Settlement,
-    Settling, Store, StoreError,
+    Beat, CounterState, Expect, Mark, MissingCounter, Observation, Record, Registration,
+    Settlement, Settling, Store, StoreError,
 };
 
 mod continuity;
@@ -613,8 +613,9 @@ impl Store for RedisStore {
         instance: &str,
         verified: Option<&str>,
         timing: Settling,
+        beat: Option<Beat<'_>>,
     ) -> Result<Observation, StoreError> {
-        self.observe_epoch(instance, verified, timing).await
+        self.observe_epoch(instance, verified, timing, beat).await
     }
 
     async fn settle(

@@ -27,8 +27,8 @@ use kxy_core::{Segment, SegmentCount, SegmentKey};
 use redb::{Database, ReadableDatabase};
 
 use super::{
-    CounterState, DurabilityFacts, Expect, Mark, MissingCounter, Observation, Record, Registration,
-    Settlement, Settling, Store, StoreError,
+    Beat, CounterState, DurabilityFacts, Expect, Mark, MissingCounter, Observation, Record,
+    Registration, Settlement, Settling, Store, StoreError,
 };
 use jobs::{Job, Pending};
 
@@ -242,6 +242,7 @@ impl Store for EmbeddedStore {
         _instance: &str,
         _verified: Option<&str>,
         _timing: Settling,
+        _beat: Option<Beat<'_>>,
     ) -> Result<Observation, StoreError> {
         let epoch = self.store_id().await?;
         Ok(Observation {
@@ -249,6 +250,7 @@ impl Store for EmbeddedStore {
             epoch,
             first_seen_ms: None,
             now_ms: 0,
+            lost_heartbeat: false,
         })
     }
 

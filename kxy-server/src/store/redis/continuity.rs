@@ -9,7 +9,7 @@
 use kxy_core::SegmentKey;
 
 use super::{RedisStore, parse_counter_value};
-use crate::store::{CounterState, Observation, Settlement, Settling, StoreError};
+use crate::store::{Beat, CounterState, Observation, Settlement, Settling, StoreError};
 
 /// See the script's header.
 pub(super) const OBSERVE: &str = include_str!("observe.lua");
@@ -35,7 +35,15 @@ impl RedisStore {
         instance: &str,
         verified: Option<&str>,
         timing: Settling,
+        beat: Option<Beat<'_>>,
     ) -> Result<Observation, StoreError> {
+        let previous = beat.map_or(String::new(), |b| {
+            b.previous
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        });
         let [registry, open, pending, _] = self.continuity_keys();
         let mut connection = self.connection.clone();
         let reply: Vec<String> = self
@@ -46,6 +54,8 @@ impl RedisStore {
             .arg(instance)
             .arg(verified.unwrap_or(""))
             .arg(timing.period.as_millis() as u64)
+            .arg(previous)
+            .arg(beat.map_or(0, |b| b.this))
             .invoke_async(&mut connection)
             .await
             .map_err(|e| self.failure(e))?;
@@ -54,11 +64,12 @@ impl RedisStore {
             [status, role, _] if status == "role" => Err(StoreError::NotDurable(
                 crate::store::durability::role_refusal(role).unwrap_or_default(),
             )),
-            [status, epoch, open, first, now] if status == "ok" => Ok(Observation {
+            [status, epoch, open, first, now, lost] if status == "ok" => Ok(Observation {
                 epoch: epoch.clone(),
                 open: (!open.is_empty()).then(|| open.clone()),
                 first_seen_ms: number(first),
                 now_ms: number(now).ok_or_else(|| self.unexpected(&reply))?,
+                lost_heartbeat: lost == "1",
             }),
             other => Err(self.unexpected(other)),
         }

@@ -5,9 +5,14 @@
 -- KEYS[1]: the registry hash. KEYS[2]: the open epoch. KEYS[3]: pending.
 -- ARGV[1]: the instance's id. ARGV[2]: the epoch it has verified under.
 -- ARGV[3]: its settle period in ms (a settle waits for the longest).
+-- ARGV[4]: the numbers its previous heartbeat may carry, comma-separated
+-- ("" when unknown). ARGV[5]: this heartbeat's number. A store that no
+-- longer holds the previous heartbeat went back in time, whatever its
+-- epoch: the open epoch is closed, so every instance compares again.
 --
 -- Replies {"role", role, epoch} on a replica (which takes no writes), else
--- {"ok", epoch, open, first_seen_ms, now_ms} (open and first_seen may be "").
+-- {"ok", epoch, open, first_seen_ms, now_ms, lost} (open and first_seen may
+-- be ""; lost is "1" when the previous heartbeat was missing).
 local replication = redis.call('INFO', 'replication')
 local role = string.match(replication, 'role:(%a+)') or '?'
 local epoch = string.match(replication, 'master_replid:(%x+)') or ''
@@ -20,7 +25,17 @@ local state = 'seen'
 if ARGV[2] == epoch then
   state = 'verified'
 end
-redis.call('HSET', KEYS[1], ARGV[1], epoch .. ':' .. state .. ':' .. now .. ':' .. ARGV[3])
+local lost = '0'
+if ARGV[4] ~= '' then
+  local previous = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+  local number = string.match(previous, ':(%d+)$') or 'none'
+  if not string.find(',' .. ARGV[4] .. ',', ',' .. number .. ',', 1, true) then
+    lost = '1'
+    redis.call('DEL', KEYS[2])
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1],
+  epoch .. ':' .. state .. ':' .. now .. ':' .. ARGV[3] .. ':' .. ARGV[5])
 local open = redis.call('GET', KEYS[2]) or ''
 local first = ''
 if open ~= epoch then
@@ -30,4 +45,4 @@ if open ~= epoch then
     redis.call('HSET', KEYS[3], epoch, first)
   end
 end
-return {'ok', epoch, open, first, now}
+return {'ok', epoch, open, first, now, lost}

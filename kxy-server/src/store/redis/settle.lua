@@ -26,7 +26,7 @@ local period = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
-  local seen, state, at, own = string.match(entries[i + 1], '^(%x*):(%a+):(%d+):?(%d*)$')
+  local seen, state, at, own = string.match(entries[i + 1], '^(%x*):(%a+):(%d+):?(%d*):?%d*$')
   -- Each instance's own period: instances may run with other intervals.
   local its_period = tonumber(own) or 0
   local its_lease = math.max(lease, its_period)
