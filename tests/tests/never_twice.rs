@@ -249,7 +249,9 @@ async fn a_is_asked_after_the_rollback(
         on_b.code()
     );
     assert_never_twice(what, ledger);
-    let unexpected = tally.unexpected(&[UNAVAILABLE, UNSETTLED, WENT_BACKWARDS]);
+    // 50304 too: while the primary resyncs from the copy it is a replica,
+    // and an instance that checks then refuses naming `role`.
+    let unexpected = tally.unexpected(&[UNAVAILABLE, NOT_DURABLE, UNSETTLED, WENT_BACKWARDS]);
     assert!(unexpected.is_empty(), "A answered {unexpected:?}");
     assert_eq!(
         tally.last_code(),
