@@ -1302,8 +1302,17 @@ async fn a_backup_of_the_current_epoch_restored_into_a_running_redis_is_caught()
     let mut hset = vec!["HSET", "kxy:id:instances"];
     hset.extend(registry.iter().copied());
     redis.command(&hset);
-    // The next heartbeats (one interval) find the store went back.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The next heartbeats (one interval) find the store went back, and the
+    // instances compare: A fences what it handed out.
+    let deadline = Instant::now() + OPENS_WITHIN;
+    while redis.get(&counter_key("orders")).as_deref() != Some("fenced:600") {
+        assert!(
+            Instant::now() < deadline,
+            "the restore was not caught: the counter stands at {:?}",
+            redis.get(&counter_key("orders"))
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // B is asked: it must not hand out 101..600.
     let deadline = Instant::now() + OPENS_WITHIN;
