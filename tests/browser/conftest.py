@@ -25,7 +25,11 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "python"))
 from kxy_server import KxyServer  # noqa: E402
 
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
@@ -113,7 +117,13 @@ class Page:
     def __init__(self, driver: webdriver.Chrome, base_url: str) -> None:
         self.driver = driver
         self.base_url = base_url
-        self.wait = WebDriverWait(driver, WAIT)
+        # The page re-renders: an element found a moment ago may be replaced
+        # before it is read (a stale reference); a wait tries again.
+        self.wait = WebDriverWait(
+            driver,
+            WAIT,
+            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+        )
         #: API failures the test causes on purpose beyond 4xx: (path part, status).
         self.provoked: list[tuple[str, int]] = []
 
